@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""BACON's demo on built-in defaults: a private demo host, then the wrapper at work.
+
+Starts, all private to a temporary directory and torn down at the end: containerd (+ runc), Debian's
+registry on a loopback port, and builds real images (busybox-static, with and without a ``policy``
+label). It then writes a BACON configuration for that host and runs operator commands through the
+``nerdctl`` wrapper. nerdctl itself cannot be installed here: a stand-in (tests/standin/nerdctl) takes
+its place, records what it is asked and runs containers through ``ctr``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import Host, make_host  # noqa: E402
+from tests.harness import containerd as containerd_h  # noqa: E402
+from tests.harness import images as images_h  # noqa: E402
+from tests.harness import registry as registry_h  # noqa: E402
+
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def step(text: str) -> None:
+    print(f"\n{BOLD}== {text}{RESET}", flush=True)
+
+
+def show(host: Host, argv: list[str], expect: int | None = None) -> int:
+    """Run a command as an operator would, show it, its output and its exit status."""
+    shown = " ".join(shlex.quote(a) for a in ["nerdctl" if a == argv[0] else a for a in argv])
+    cmd = [*host.bacon, *argv[1:]] if argv is not None and argv[0] == "bacon" else [*host.wrapper, *argv[1:]]
+    print(f"$ {shown}", flush=True)
+    before = host.calls.stat().st_size if host.calls.exists() else 0
+    r = subprocess.run(cmd, env=host.env(), capture_output=True, text=True, timeout=300)
+    for line in (r.stdout + r.stderr).rstrip().splitlines():
+        print(f"  {line}")
+    forwarded = []
+    if host.calls.exists():
+        with host.calls.open() as fh:
+            fh.seek(before)
+            forwarded = [json.loads(line)["argv"][1:] for line in fh if line.strip()]
+    verdict = "ok" if r.returncode == 0 else f"exit {r.returncode}"
+    fwd = (" -> real nerdctl got: " + " ".join(shlex.quote(a) for a in forwarded[0])) if forwarded else \
+        " -> nothing forwarded"
+    print(f"  {DIM}[{verdict}{fwd}]{RESET}", flush=True)
+    if expect is not None and r.returncode != expect:
+        raise SystemExit(f"demo: expected exit {expect} from {shown}, got {r.returncode}")
+    return r.returncode
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", action="store_true", help="leave the demo host's directory behind")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("demo: run as root: it starts a private containerd", file=sys.stderr)
+        return 77
+    work = Path(tempfile.mkdtemp(prefix="bacon-demo-", dir="/tmp"))
+    work.chmod(0o755)
+    services: list[registry_h.Registry | containerd_h.Containerd] = []
+    try:
+        step("Starting a private demo host (containerd, registry) in " + str(work))
+        reg = registry_h.start(work)
+        services.append(reg)
+        ctd = containerd_h.start(work)
+        services.append(ctd)
+        print(f"  registry at {reg.url}, containerd at {ctd.socket}")
+        step("Building real images (busybox-static) with umoci, pushing them with skopeo")
+        imgs = images_h.build_and_push(work / "images", reg)
+        for name in ("low", "high", "nolabel", "multi"):
+            images_h.pull(ctd, imgs[name])
+            print(f"  {imgs[name].ref}  {imgs[name].digest}")
+        host = make_host(work / "host", ctd, reg, level="Mid")
+        print(f"  BACON configuration: {host.config}; the real nerdctl is a stand-in: {host.standin}")
+
+        step("Commands that only read are forwarded to the real nerdctl")
+        show(host, ["nerdctl", "version"], expect=0)
+        show(host, ["nerdctl", "images"], expect=0)
+
+        step("containerd's view of an image, read through its gRPC API")
+        show(host, ["bacon", "image", imgs["multi"].ref], expect=0)
+        step("Done")
+        return 0
+    finally:
+        for s in reversed(services):
+            s.stop()
+        if args.keep:
+            print(f"demo: left {work}")
+        else:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per group of ``bacon`` verbs; each function takes the parsed arguments, returns a status."""

@@ -1,0 +1,215 @@
+"""BACON's configuration: where it is, whether it may be trusted, and what it says.
+
+The file is TOML at ``/etc/bacon/config.toml``; ``BACON_CONFIG`` may name another one only when the
+process is not running under sudo (nor set-uid), so a caller cannot bring their own rules to a root
+wrapper. The file, and the directory holding it, must be owned by root (or by the effective user, when
+not root) and writable by nobody else; a symlink is refused. Anything else is a :class:`ConfigError`.
+
+Each area owns the parsing of its own section (``[tpm]`` in ``shim.tpm``, ``[tdx]`` in ``shim.tdx``):
+:attr:`Config.sections` hands them the raw tables.
+
+Standard library only: the forwarding path imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shim.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/bacon/config.toml")
+LEVELS: tuple[str, ...] = ("Low", "Mid", "High")  # ascending
+KNOWN_CHECKS: frozenset[str] = frozenset({"signature", "tpm", "tdx"})
+DEFAULT_REQUIRE: Mapping[str, tuple[str, ...]] = {
+    "High": ("signature", "tpm", "tdx"),
+    "Mid": ("signature", "tpm"),
+    "Low": ("signature",),
+}
+UNRECORDED_START_POLICIES = ("deny", "check-image")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed configuration. ``path`` is where it was read from."""
+
+    path: Path
+    level: str
+    nerdctl: Path
+    state_dir: Path = Path("/var/lib/bacon")
+    audit_log: Path = Path("/var/log/bacon/audit.jsonl")
+    default_level: str = "High"
+    trusted_keys: tuple[Path, ...] = ()
+    insecure_registries: frozenset[str] = frozenset()
+    require: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_REQUIRE))
+    unrecorded_start: str = "deny"
+    signing_key: Path | None = None
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def under_sudo(environ: Mapping[str, str] | None = None) -> bool:
+    """True when the caller's environment must not be trusted: sudo, or a set-uid/set-gid start."""
+    env = os.environ if environ is None else environ
+    if os.getuid() != os.geteuid() or os.getgid() != os.getegid():
+        return True
+    return any(k in env for k in ("SUDO_UID", "SUDO_USER", "SUDO_COMMAND"))
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the configuration is read from (``BACON_CONFIG`` is honoured only outside sudo)."""
+    env = os.environ if environ is None else environ
+    chosen = env.get("BACON_CONFIG")
+    if chosen and not under_sudo(env):
+        return Path(chosen)
+    return DEFAULT_PATH
+
+
+def _check_safe(path: Path, st: os.stat_result, what: str) -> None:
+    owners = {0, os.geteuid()}
+    if st.st_uid not in owners:
+        raise ConfigError(
+            f"{what} {path} is owned by uid {st.st_uid}, not by root",
+            hint=f"chown root:root {path}",
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{what} {path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})",
+            hint=f"chmod go-w {path}",
+        )
+
+
+def read_trusted_file(path: Path, what: str = "configuration") -> bytes:
+    """Read a file that decides what is trusted: no symlink, owned by root, writable by nobody else,
+    and the same for its directory. Opened with O_NOFOLLOW and checked on the open descriptor."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"{what} {path} does not exist",
+            hint="install /etc/bacon/config.toml (see README) or, outside sudo, set BACON_CONFIG",
+        ) from e
+    except OSError as e:
+        if os.path.islink(path):
+            raise ConfigError(f"{what} {path} is a symlink", hint=f"replace {path} by a regular file") from e
+        raise ConfigError(f"cannot open {what} {path}: {e.strerror}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        _check_safe(path, st, what)
+        parent = path.parent
+        _check_safe(parent, os.stat(parent), "directory of " + what)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > 1 << 20:
+                raise ConfigError(f"{what} {path} is larger than 1 MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _str(table: Mapping[str, Any], key: str, default: str | None, where: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: '{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _abs_path(table: Mapping[str, Any], key: str, default: str | None, where: str) -> Path:
+    p = Path(_str(table, key, default, where))
+    if not p.is_absolute():
+        raise ConfigError(f"{where}: '{key}' must be an absolute path, got {str(p)!r}")
+    return p
+
+
+def _str_list(table: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: '{key}' must be a list of strings")
+    return list(value)
+
+
+def parse_level(value: object, where: str) -> str:
+    if value not in LEVELS:
+        raise ConfigError(f"{where}: level must be one of {', '.join(LEVELS)}, got {value!r}")
+    assert isinstance(value, str)
+    return value
+
+
+def parse(data: Mapping[str, Any], path: Path) -> Config:
+    """Build a :class:`Config` from parsed TOML, refusing unknown or ill-typed values."""
+    where = str(path)
+    known = {
+        "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
+        "trust", "registry", "levels", "tpm", "tdx", "signing",
+    }  # fmt: skip
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    trust = data.get("trust", {})
+    registry = data.get("registry", {})
+    levels = data.get("levels", {})
+    signing = data.get("signing", {})
+    for name, table in (("trust", trust), ("registry", registry), ("levels", levels), ("signing", signing)):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+    require: dict[str, tuple[str, ...]] = dict(DEFAULT_REQUIRE)
+    for lvl, table in levels.items():
+        parse_level(lvl, f"{where} [levels]")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [levels.{lvl}] must be a table")
+        checks = _str_list(table, "require", f"{where} [levels.{lvl}]")
+        bad = sorted(set(checks) - KNOWN_CHECKS)
+        if bad:
+            raise ConfigError(
+                f"{where}: [levels.{lvl}] require names unknown check(s) {', '.join(bad)}",
+                hint=f"known checks: {', '.join(sorted(KNOWN_CHECKS))}",
+            )
+        if "signature" not in checks:
+            raise ConfigError(f"{where}: [levels.{lvl}] require must include 'signature'")
+        require[lvl] = tuple(checks)
+    unrecorded = data.get("unrecorded_start", "deny")
+    if unrecorded not in UNRECORDED_START_POLICIES:
+        raise ConfigError(f"{where}: unrecorded_start must be one of {', '.join(UNRECORDED_START_POLICIES)}")
+    keys = tuple(Path(k) for k in _str_list(trust, "keys", f"{where} [trust]"))
+    for k in keys:
+        if not k.is_absolute():
+            raise ConfigError(f"{where}: [trust] keys must be absolute paths, got {str(k)!r}")
+    signing_key = _abs_path(signing, "key", None, f"{where} [signing]") if "key" in signing else None
+    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx") and isinstance(v, dict)}
+    return Config(
+        path=path,
+        level=parse_level(data.get("level", "Low"), where),
+        nerdctl=_abs_path(data, "nerdctl", "/usr/local/libexec/bacon/nerdctl", where),
+        state_dir=_abs_path(data, "state_dir", "/var/lib/bacon", where),
+        audit_log=_abs_path(data, "audit_log", "/var/log/bacon/audit.jsonl", where),
+        default_level=parse_level(data.get("default_level", "High"), f"{where} default_level"),
+        trusted_keys=keys,
+        insecure_registries=frozenset(_str_list(registry, "insecure", f"{where} [registry]")),
+        require=require,
+        unrecorded_start=str(unrecorded),
+        signing_key=signing_key,
+        sections=sections,
+    )
+
+
+def load(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Find, check and parse the configuration. Raises :class:`ConfigError`."""
+    chosen = path or config_path(environ)
+    raw = read_trusted_file(chosen)
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{chosen} is not valid TOML: {e}", hint="fix the file; `bacon doctor` checks it") from e
+    return parse(data, chosen)
+
+
+def require_for(config: Config, level: str) -> Sequence[str]:
+    """The checks a container of ``level`` needs on this host."""
+    return config.require.get(level, DEFAULT_REQUIRE[level])

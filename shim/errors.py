@@ -1,0 +1,102 @@
+"""The one error root of BACON, and the exit statuses of the contract (DESIGN.md).
+
+Only ``main()`` functions turn these into text and an exit status. Every error carries a message saying
+what failed and, where there is one, a ``hint`` saying how to fix it. Third-party errors are wrapped at
+the boundary where they occur (``raise … from e``).
+
+Standard library only: the forwarding path imports this module.
+"""
+
+from __future__ import annotations
+
+EXIT_USAGE = 64
+EXIT_UNAVAILABLE = 69
+EXIT_INTERNAL = 70
+EXIT_DENIED = 77
+EXIT_CONFIG = 78
+
+
+class BaconError(Exception):
+    """Root of every error BACON raises on purpose."""
+
+    exit_code: int = EXIT_INTERNAL
+    prefix: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        """The text for stderr: ``bacon: <prefix>: message`` and, if any, a ``hint:`` line."""
+        text = f"bacon: {self.prefix}: {self.message}"
+        if self.hint:
+            text += f"\nbacon: hint: {self.hint}"
+        return text
+
+
+class UsageError(BaconError):
+    """The command line is wrong (exit 64)."""
+
+    exit_code = EXIT_USAGE
+    prefix = "usage"
+
+
+class ConfigError(BaconError):
+    """The configuration is missing, malformed or unsafe (exit 78)."""
+
+    exit_code = EXIT_CONFIG
+    prefix = "config"
+
+
+class Unavailable(BaconError):
+    """A service the decision needs (containerd, registry, TPM, TDX) cannot be reached (exit 69)."""
+
+    exit_code = EXIT_UNAVAILABLE
+    prefix = "unavailable"
+
+
+class NotFound(BaconError):
+    """A named thing (image, container) does not exist (exit 64: the operator named it)."""
+
+    exit_code = EXIT_USAGE
+    prefix = "not found"
+
+
+class IntegrityError(BaconError):
+    """Data did not match its digest, or exceeded a limit: treated as a denial of the data (exit 77)."""
+
+    exit_code = EXIT_DENIED
+    prefix = "integrity"
+
+
+class Denied(BaconError):
+    """A check failed: the command is refused (exit 77).
+
+    ``check`` names the failed check (``signature``, ``level``, ``tpm``, ``tdx``, ``argv`` …).
+    ``image`` and ``digest`` are filled in by the gate when known, so the first line names all three.
+    """
+
+    exit_code = EXIT_DENIED
+    prefix = "denied"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        check: str,
+        hint: str | None = None,
+        image: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.check = check
+        self.image = image
+        self.digest = digest
+
+    def render(self) -> str:
+        head = f"bacon: denied: image {self.image or '-'} digest {self.digest or '-'}: check {self.check} failed: "
+        text = head + self.message
+        if self.hint:
+            text += f"\nbacon: hint: {self.hint}"
+        return text

@@ -1,0 +1,43 @@
+"""Hand the command to the real nerdctl: exec last, by absolute path, with a cleaned environment.
+
+The real binary is exec'd with its absolute path also as argv[0]: rootless nerdctl re-execs
+``os.Args[0]`` looked up on PATH, which would otherwise run this wrapper again (reference/nerdctl.md §2).
+
+Standard library only: this is the forwarding path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from shim.errors import ConfigError
+
+# Variables that change how an interpreter or the loader behaves, or point BACON elsewhere: never
+# handed on. (nerdctl is a Go binary; these only matter to things it may start, like cosign hooks.)
+DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONINSPECT", "LD_PRELOAD",
+           "LD_LIBRARY_PATH", "LD_AUDIT", "BACON_CONFIG")
+
+
+def clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k not in DROPPED}
+
+
+def check_real_nerdctl(path: Path) -> None:
+    """The configured binary must be an absolute path to an executable file, and not this wrapper."""
+    if not path.is_absolute():
+        raise ConfigError(f"the real nerdctl must be an absolute path, got {path}")
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise ConfigError(
+            f"the real nerdctl {path} does not exist or is not executable",
+            hint="set `nerdctl = \"/path/to/real/nerdctl\"` in /etc/bacon/config.toml, or run `bacon enable`",
+        )
+
+
+def exec_real(nerdctl: Path, args: Sequence[str], environ: Mapping[str, str] | None = None) -> NoReturn:
+    """Replace this process by the real nerdctl with ``args`` (argv without argv[0])."""
+    check_real_nerdctl(nerdctl)
+    env = clean_environment(os.environ if environ is None else environ)
+    os.execve(nerdctl, [str(nerdctl), *args], env)  # noqa: S606 - exec by absolute path, no shell

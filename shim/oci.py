@@ -1,0 +1,253 @@
+"""OCI and Docker image structures: digests, descriptors, manifests, indexes, configs, platforms.
+
+Pure functions over bytes. Every parser here takes untrusted input: it checks types, bounds sizes and
+counts, and raises :class:`shim.errors.IntegrityError` for anything malformed, never a bare exception.
+
+Hand-written rather than taken from a library: the Python OCI libraries (oras, python-dxf) parse into
+dicts without keeping the raw bytes, do not pick a platform the way containerd does, and pull in HTTP
+stacks; what is needed here is ~150 lines of checks over ``json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform as _platform
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shim.errors import IntegrityError
+
+MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = frozenset({MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST})
+MANIFEST_TYPES = frozenset({MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST})
+
+MAX_MANIFEST_BYTES = 4 << 20
+MAX_CONFIG_BYTES = 8 << 20
+MAX_INDEX_ENTRIES = 1000
+MAX_LABELS = 4096
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def is_digest(value: str) -> bool:
+    """A full sha256 digest in canonical form (``sha256:`` + 64 lowercase hex)."""
+    return bool(_DIGEST_RE.match(value))
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def verify_digest(data: bytes, expected: str, what: str) -> None:
+    """Raise unless ``data`` hashes to ``expected`` (only sha256 is accepted)."""
+    if not is_digest(expected):
+        raise IntegrityError(f"{what}: unsupported or malformed digest {expected!r}")
+    actual = sha256_digest(data)
+    if actual != expected:
+        raise IntegrityError(f"{what}: content is {actual}, expected {expected}")
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
+                 "i386": "386", "i686": "386"}
+
+
+def normalize_platform(p: Platform) -> Platform:
+    """containerd's ``platforms.Normalize``: arch aliases; ``amd64/v1`` and ``arm64/v8`` lose the
+    variant; plain ``arm`` means ``arm/v7``."""
+    os_ = p.os.lower()
+    arch = _ARCH_ALIASES.get(p.architecture.lower(), p.architecture.lower())
+    variant = p.variant.lower()
+    if (arch == "amd64" and variant == "v1") or (arch == "arm64" and variant in ("v8", "8")):
+        variant = ""
+    elif arch == "arm" and variant in ("", "7"):
+        variant = "v7"
+    return Platform(os_, arch, variant)
+
+
+def parse_platform(spec: str) -> Platform:
+    """``os/arch[/variant]`` (or just ``arch``, as containerd accepts) into a normalized platform."""
+    parts = spec.strip().split("/")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise IntegrityError(f"invalid platform {spec!r}: expected os/arch[/variant]")
+    if len(parts) == 1:
+        parts = ["linux", parts[0]]
+    return normalize_platform(Platform(*parts))
+
+
+def host_platform() -> Platform:
+    """The platform nerdctl picks by default (containerd's ``platforms.DefaultSpec``)."""
+    return normalize_platform(Platform("linux", _platform.machine()))
+
+
+def _load_json(data: bytes, what: str, limit: int) -> dict[str, Any]:
+    if len(data) > limit:
+        raise IntegrityError(f"{what} is {len(data)} bytes, more than the limit of {limit}")
+    try:
+        obj = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, RecursionError) as e:
+        raise IntegrityError(f"{what} is not valid JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise IntegrityError(f"{what} is not a JSON object")
+    return obj
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            # Two JSON parsers may keep different copies; a decision must not depend on which.
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _descriptor(obj: object, what: str) -> Descriptor:
+    if not isinstance(obj, dict):
+        raise IntegrityError(f"{what}: descriptor is not an object")
+    mt, dg, size = obj.get("mediaType", ""), obj.get("digest"), obj.get("size")
+    if not isinstance(mt, str) or not isinstance(dg, str) or not is_digest(dg):
+        raise IntegrityError(f"{what}: descriptor has a bad mediaType or digest")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise IntegrityError(f"{what}: descriptor has a bad size")
+    plat = None
+    p = obj.get("platform")
+    if p is not None:
+        if not isinstance(p, dict) or not isinstance(p.get("os"), str) or not isinstance(p.get("architecture"), str):
+            raise IntegrityError(f"{what}: descriptor has a bad platform")
+        variant = p.get("variant", "")
+        plat = normalize_platform(Platform(p["os"], p["architecture"], variant if isinstance(variant, str) else ""))
+    ann = obj.get("annotations") or {}
+    if not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()):
+        raise IntegrityError(f"{what}: descriptor has bad annotations")
+    return Descriptor(mt, dg, size, plat, ann)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    annotations: Mapping[str, str]
+    subject: Descriptor | None = None
+    artifact_type: str = ""
+
+
+@dataclass(frozen=True)
+class Index:
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+
+
+def media_type_of(data: bytes, declared: str = "") -> str:
+    """The media type of a manifest: its own ``mediaType`` field, else the declared one, else by shape."""
+    obj = _load_json(data, "manifest", MAX_MANIFEST_BYTES)
+    mt = obj.get("mediaType")
+    if isinstance(mt, str) and mt:
+        if declared and declared != mt and declared in INDEX_TYPES | MANIFEST_TYPES:
+            raise IntegrityError(f"manifest says it is {mt} but was served as {declared}")
+        return mt
+    if declared:
+        return declared
+    return MEDIA_OCI_INDEX if "manifests" in obj else MEDIA_OCI_MANIFEST
+
+
+def parse_manifest(data: bytes, max_layers: int = 10000) -> Manifest:
+    obj = _load_json(data, "image manifest", MAX_MANIFEST_BYTES)
+    mt = obj.get("mediaType", MEDIA_OCI_MANIFEST)
+    if mt not in MANIFEST_TYPES:
+        raise IntegrityError(f"expected an image manifest, got media type {mt!r}")
+    if obj.get("schemaVersion") != 2:
+        raise IntegrityError("image manifest: schemaVersion is not 2")
+    layers = obj.get("layers", [])
+    if not isinstance(layers, list):
+        raise IntegrityError("image manifest: layers is not a list")
+    if len(layers) > max_layers:
+        raise IntegrityError(f"image manifest has {len(layers)} layers, more than the limit of {max_layers}")
+    ann = obj.get("annotations") or {}
+    if not isinstance(ann, dict):
+        raise IntegrityError("image manifest: bad annotations")
+    subject = _descriptor(obj["subject"], "manifest subject") if obj.get("subject") is not None else None
+    at = obj.get("artifactType", "")
+    return Manifest(
+        media_type=mt,
+        config=_descriptor(obj.get("config"), "manifest config"),
+        layers=tuple(_descriptor(x, f"layer {i}") for i, x in enumerate(layers)),
+        annotations=ann,
+        subject=subject,
+        artifact_type=at if isinstance(at, str) else "",
+    )
+
+
+def parse_index(data: bytes) -> Index:
+    obj = _load_json(data, "image index", MAX_MANIFEST_BYTES)
+    mt = obj.get("mediaType", MEDIA_OCI_INDEX)
+    if mt not in INDEX_TYPES:
+        raise IntegrityError(f"expected an image index, got media type {mt!r}")
+    entries = obj.get("manifests")
+    if not isinstance(entries, list):
+        raise IntegrityError("image index: manifests is not a list")
+    if len(entries) > MAX_INDEX_ENTRIES:
+        raise IntegrityError(f"image index has {len(entries)} entries, more than the limit of {MAX_INDEX_ENTRIES}")
+    return Index(mt, tuple(_descriptor(x, f"index entry {i}") for i, x in enumerate(entries)))
+
+
+def select_platform(index: Index, want: Platform) -> Descriptor:
+    """The manifest containerd picks from an index for a strict platform: the first entry, in index
+    order, that is an image manifest whose normalized platform equals ``want``."""
+    want = normalize_platform(want)
+    for d in index.manifests:
+        if d.media_type in MANIFEST_TYPES and d.platform is not None and d.platform == want:
+            return d
+    offered = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
+    raise IntegrityError(f"the image index has no manifest for platform {want} (it offers: {offered})")
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    labels: Mapping[str, str]
+    platform: Platform | None
+
+
+def parse_config(data: bytes) -> ImageConfig:
+    """The parts of an image config the gate reads: ``config.Labels`` and the platform.
+
+    Duplicate keys anywhere make the config invalid (see :func:`_no_duplicate_keys`)."""
+    obj = _load_json(data, "image config", MAX_CONFIG_BYTES)
+    cfg = obj.get("config") or {}
+    if not isinstance(cfg, dict):
+        raise IntegrityError("image config: 'config' is not an object")
+    labels = cfg.get("Labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise IntegrityError("image config: Labels is not a map of strings")
+    if len(labels) > MAX_LABELS:
+        raise IntegrityError(f"image config has {len(labels)} labels, more than the limit of {MAX_LABELS}")
+    plat = None
+    if isinstance(obj.get("os"), str) and isinstance(obj.get("architecture"), str):
+        v = obj.get("variant", "")
+        plat = normalize_platform(Platform(obj["os"], obj["architecture"], v if isinstance(v, str) else ""))
+    return ImageConfig(labels=dict(labels), platform=plat)

@@ -1,0 +1,133 @@
+"""Pure OCI parsing: digests, platform choice, hostile manifests and configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shim import oci
+from shim.errors import IntegrityError
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+D3 = "sha256:" + "3" * 64
+
+
+def index(*entries: tuple[str, str, str]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_INDEX, "manifests": [
+        {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": d, "size": 10,
+         "platform": {"os": "linux", "architecture": a, **({"variant": v} if v else {})}}
+        for d, a, v in entries]}).encode()
+
+
+def test_digest_checks() -> None:
+    data = b"hello"
+    d = oci.sha256_digest(data)
+    oci.verify_digest(data, d, "x")
+    with pytest.raises(IntegrityError, match="expected"):
+        oci.verify_digest(b"hellO", d, "x")
+    for bad in ("sha256:ABC", "sha512:" + "a" * 128, "sha256:" + "A" * 64, d + " ", "md5:x"):
+        with pytest.raises(IntegrityError, match="malformed"):
+            oci.verify_digest(data, bad, "x")
+
+
+@pytest.mark.parametrize(("spec", "want"), [
+    ("linux/amd64", "linux/amd64"), ("linux/x86_64", "linux/amd64"), ("linux/amd64/v1", "linux/amd64"),
+    ("linux/arm64/v8", "linux/arm64"), ("linux/aarch64", "linux/arm64"), ("linux/arm", "linux/arm/v7"),
+    ("arm64", "linux/arm64"), ("Linux/AMD64", "linux/amd64"), ("linux/arm/v6", "linux/arm/v6"),
+])
+def test_platform_normalization(spec: str, want: str) -> None:
+    assert str(oci.parse_platform(spec)) == want
+
+
+@pytest.mark.parametrize("spec", ["", "/", "linux//", "a/b/c/d"])
+def test_bad_platforms(spec: str) -> None:
+    with pytest.raises(IntegrityError):
+        oci.parse_platform(spec)
+
+
+def test_select_platform_first_strict_match() -> None:
+    idx = oci.parse_index(index((D1, "arm64", ""), (D2, "amd64", ""), (D3, "amd64", "")))
+    assert oci.select_platform(idx, oci.Platform("linux", "amd64")).digest == D2
+    assert oci.select_platform(idx, oci.Platform("linux", "arm64", "v8")).digest == D1
+    with pytest.raises(IntegrityError, match="offers: linux/arm64, linux/amd64"):
+        oci.select_platform(idx, oci.Platform("linux", "riscv64"))
+
+
+def test_select_platform_skips_nested_indexes_and_artifacts() -> None:
+    raw = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": oci.MEDIA_OCI_INDEX, "digest": D1, "size": 1,
+         "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": D2, "size": 1},
+        {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": D3, "size": 1,
+         "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}).encode()
+    assert oci.select_platform(oci.parse_index(raw), oci.Platform("linux", "amd64")).digest == D3
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"[]", b"{", b'{"manifests": 3}', b'{"manifests": [{"digest": "sha256:x", "size": 1}]}',
+    b'{"manifests": [{"mediaType": "a", "digest": "' + D1.encode() + b'", "size": -1}]}',
+    b'{"manifests": [{"mediaType": "a", "digest": "' + D1.encode() + b'", "size": true}]}',
+    b'{"mediaType": "application/vnd.oci.image.manifest.v1+json", "manifests": []}',
+    b'{"manifests": [], "manifests": []}',
+])
+def test_bad_indexes(raw: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        oci.parse_index(raw)
+
+
+def test_index_entry_limit() -> None:
+    raw = json.dumps({"manifests": [{"mediaType": "x", "digest": D1, "size": 1}] * 1001}).encode()
+    with pytest.raises(IntegrityError, match="limit"):
+        oci.parse_index(raw)
+
+
+def test_manifest_parse_and_limits() -> None:
+    m = {"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_MANIFEST,
+         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D1, "size": 3},
+         "layers": [{"mediaType": "l", "digest": D2, "size": 5, "annotations": {"a": "b"}}]}
+    parsed = oci.parse_manifest(json.dumps(m).encode())
+    assert parsed.config.digest == D1
+    assert parsed.layers[0].annotations == {"a": "b"}
+    with pytest.raises(IntegrityError, match="limit of 0"):
+        oci.parse_manifest(json.dumps(m).encode(), max_layers=0)
+    with pytest.raises(IntegrityError, match="schemaVersion"):
+        oci.parse_manifest(json.dumps({**m, "schemaVersion": 1}).encode())
+    with pytest.raises(IntegrityError, match="expected an image manifest"):
+        oci.parse_manifest(json.dumps({**m, "mediaType": oci.MEDIA_OCI_INDEX}).encode())
+    with pytest.raises(IntegrityError, match="limit"):
+        oci.parse_manifest(b" " * (oci.MAX_MANIFEST_BYTES + 1))
+
+
+def test_config_labels() -> None:
+    cfg = {"architecture": "amd64", "os": "linux", "config": {"Labels": {"policy": "Low"}}}
+    parsed = oci.parse_config(json.dumps(cfg).encode())
+    assert parsed.labels == {"policy": "Low"}
+    assert parsed.platform == oci.Platform("linux", "amd64")
+    assert oci.parse_config(b'{"config": {}}').labels == {}
+    assert oci.parse_config(b'{"config": {"Labels": null}}').labels == {}
+
+
+@pytest.mark.parametrize("raw", [
+    # A second "policy" key: one JSON parser keeps the first, another the last. Refuse both.
+    b'{"config": {"Labels": {"policy": "Low", "policy": "High"}}}',
+    b'{"config": {"Labels": {"policy": 1}}}',
+    b'{"config": {"Labels": ["policy"]}}',
+    b'{"config": "x"}',
+    b'{"config": {}, "config": {}}',
+    b"\xff\xfe",
+    b"[" * 100000,
+])
+def test_hostile_configs(raw: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        oci.parse_config(raw)
+
+
+def test_media_type_of() -> None:
+    assert oci.media_type_of(index((D1, "amd64", ""))) == oci.MEDIA_OCI_INDEX
+    assert oci.media_type_of(b'{"manifests": []}') == oci.MEDIA_OCI_INDEX
+    assert oci.media_type_of(b'{"layers": []}', oci.MEDIA_DOCKER_MANIFEST) == oci.MEDIA_DOCKER_MANIFEST
+    with pytest.raises(IntegrityError, match="served as"):
+        oci.media_type_of(index((D1, "amd64", "")), oci.MEDIA_OCI_MANIFEST)
