@@ -21,8 +21,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 EPILOG = """\
 examples:
-  bacon status                 where this host stands, with a fix for each unmet requirement
-  bacon version --json         BACON's and containerd's versions, for scripts
+  bacon verify alpine:3.20     would `nerdctl run alpine:3.20` be admitted here, and why
+  bacon policy show            the system level and what each level requires
+  sudo bacon baseline record   record the TPM PCRs of this known-good boot
 
 exit status: 0 ok, 64 usage, 69 a needed service unavailable, 70 internal error, 77 denied,
 78 configuration error.
@@ -50,6 +51,14 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document for scripts")
 
 
+def _verb(sub: argparse._SubParsersAction[_Parser], name: str, handler: str, help_: str, description: str,
+          examples: str) -> _Parser:
+    p = sub.add_parser(name, help=help_, description=description, epilog="examples:\n" + examples,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=handler)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="bacon", description="BACON: the admission layer in front of nerdctl.",
@@ -57,25 +66,129 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"bacon {__version__}")
     sub = ap.add_subparsers(dest="verb", metavar="COMMAND")
 
-    p = sub.add_parser("version", help="BACON's and containerd's versions",
-                       description="Print BACON's version and the version of the containerd nerdctl would use.",
-                       epilog="example:\n  bacon version --json",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _verb(sub, "version", "shim.commands.info:cmd_version", "BACON's and containerd's versions",
+              "Print BACON's version and the version of the containerd nerdctl would use.",
+              "  bacon version --json\n")
     _add_target(p)
     _add_json(p)
-    p.set_defaults(handler="shim.commands.info:cmd_version")
 
-    p = sub.add_parser("image", help="how containerd resolves an image: record, platform manifest, labels",
-                       description="Follow IMAGE through containerd's gRPC API the way nerdctl would: the "
-                                   "record's target, the platform manifest, the config and its labels.",
-                       epilog="example:\n  bacon image --json alpine:3.20",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _verb(sub, "image", "shim.commands.info:cmd_image", "how containerd resolves an image (no checks)",
+              "Follow IMAGE through containerd's gRPC API the way nerdctl would: the record's target, the "
+              "platform manifest, the config and its labels. Checks nothing; see `bacon verify`.",
+              "  bacon image --json alpine:3.20\n")
     p.add_argument("image", metavar="IMAGE", help="image name as stored in containerd")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform (default: this host's)")
     _add_target(p)
     _add_json(p)
-    p.set_defaults(handler="shim.commands.info:cmd_image")
+
+    p = _verb(sub, "verify", "shim.commands.images:cmd_verify", "the full admission decision for IMAGE, explained",
+              "Decide IMAGE exactly as `nerdctl run IMAGE` would be decided (signature, policy level, host "
+              "attestation), print each check, and forward nothing. Exit 0 when it would be admitted, 77 when "
+              "not.",
+              "  bacon verify alpine:3.20\n  bacon verify --json --pull=always 127.0.0.1:5000/team/app:1\n")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
+                   help="as nerdctl run --pull: where the image is looked up (default missing: local first)")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform (default: this host's)")
+    _add_target(p)
+    _add_json(p)
+
+    p = _verb(sub, "sign", "shim.commands.images:cmd_sign", "sign IMAGE in cosign's classic format",
+              "Sign the digest IMAGE names at its registry (or, with --local, the local image's digest) with the "
+              "configured signing key ([signing] key) or --key, appending to existing signatures. The "
+              "password of a cosign key is read from COSIGN_PASSWORD.",
+              "  COSIGN_PASSWORD=... bacon sign --key /etc/bacon/keys/team.key 127.0.0.1:5000/team/app:1\n")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--key", metavar="FILE", help="signing key (cosign.key or PKCS#8 PEM)")
+    p.add_argument("--local", action="store_true", help="sign the digest of the local image, not the registry's")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform for --local (default: this host's)")
+    _add_target(p)
+    _add_json(p)
+
+    pol = _verb(sub, "policy", "", "show or set the host's system level",
+                "The system level decides which images may run: an image runs when its policy label is at most "
+                "the system level (High > Mid > Low).", "  bacon policy show\n  sudo bacon policy set Mid\n")
+    psub = pol.add_subparsers(dest="policy_verb", metavar="ACTION")
+    p = _verb(psub, "show", "shim.commands.policy:cmd_show", "the system level and what each level requires",
+              "Print the system level, where it comes from, and what each level requires.", "  bacon policy show\n")
+    _add_json(p)
+    p = _verb(psub, "set", "shim.commands.policy:cmd_set", "change the system level (root)",
+              "Change the system level (atomically, audited). Containers created at a level above the new one "
+              "are listed, kept or stopped (--running, default from [policy] running_above_level).",
+              "  sudo bacon policy set High\n  sudo bacon policy set Low --running=stop\n")
+    p.add_argument("level", metavar="LEVEL", help="High, Mid or Low")
+    p.add_argument("--running", choices=("keep", "list", "stop"), help="what to do with containers above LEVEL")
+    _add_json(p)
+
+    base = _verb(sub, "baseline", "", "record or show the TPM PCR baseline",
+                 "The TPM check compares the PCRs (firmware, boot loader, Secure Boot) with a recorded baseline.",
+                 "  sudo bacon baseline record\n  bacon baseline show --diff\n")
+    bsub = base.add_subparsers(dest="baseline_verb", metavar="ACTION")
+    _verb(bsub, "record", "shim.commands.attest:cmd_baseline_record",
+          "record the current PCRs as the baseline (root)",
+          "Read the configured PCRs (default sha256 0-5 and 7) with a verified quote and store them, with the "
+          "event log's replay where the kernel exposes one, atomically and root-only.",
+          "  sudo bacon baseline record\n")
+    p = _verb(bsub, "show", "shim.commands.attest:cmd_baseline_show", "show the baseline (and --diff the current PCRs)",
+              "Print the recorded baseline; with --diff compare it with the TPM's current PCRs (exit 1 when they "
+              "differ).", "  bacon baseline show\n  bacon baseline show --diff --json\n")
+    p.add_argument("--diff", action="store_true", help="compare with the current PCR values")
+    _add_json(p)
+
+    q = _verb(sub, "quote", "", "produce a sample TPM or TD quote for an outside verifier",
+              "Produce a fresh quote over NONCE.",
+              "  bacon quote tpm --nonce 00112233 --out /tmp/q\n"
+              "  bacon quote tdx --nonce 00112233 --out /tmp/td.quote\n")
+    qsub = q.add_subparsers(dest="quote_verb", metavar="KIND")
+    p = _verb(qsub, "tpm", "shim.commands.attest:cmd_quote_tpm", "a TPM quote in the files tpm2_checkquote takes",
+              "Quote the configured (or --pcrs) PCRs with NONCE. With --out DIR, writes quote.msg, quote.sig, "
+              "ak.pub.pem, ak.pub and pcrs.bin for `tpm2_checkquote -u DIR/ak.pub.pem -m DIR/quote.msg "
+              "-s DIR/quote.sig -f DIR/pcrs.bin -g sha256 -q NONCE`; without, prints JSON.",
+              "  bacon quote tpm --nonce 00112233 --out /tmp/q\n  bacon quote tpm --nonce 00112233 --pcrs 0,7\n")
+    p.add_argument("--nonce", required=True, metavar="HEX")
+    p.add_argument("--pcrs", metavar="LIST", help='PCRs to quote, "0,7" or "sha256:0,7" (default: configured)')
+    p.add_argument("--out", metavar="DIR", help="directory for the quote files")
+    p = _verb(qsub, "tdx", "shim.commands.attest:cmd_quote_tdx", "a TD quote through configfs-tsm",
+              "Ask the TDX guest's quote provider (configfs-tsm) for a quote whose REPORTDATA is NONCE "
+              "(1-64 bytes, zero-padded). Writes the quote to --out, or prints it as hex.",
+              "  bacon quote tdx --nonce 00112233 --out /tmp/td.quote\n")
+    p.add_argument("--nonce", required=True, metavar="HEX")
+    p.add_argument("--out", metavar="FILE", help="where to write the quote")
+
+    t = _verb(sub, "tdx", "", "verify TD quotes, refresh the TDX collateral",
+              "Intel TDX: verify a quote offline against Intel's root, or refresh the collateral cache.",
+              "  bacon tdx verify --quote td.quote --collateral collateral.json --json\n")
+    tsub = t.add_subparsers(dest="tdx_verb", metavar="ACTION")
+    p = _verb(tsub, "verify", "shim.commands.attest:cmd_tdx_verify", "verify a TD quote file with its collateral",
+              "Verify QUOTE with COLLATERAL (dcap-qvl, chain pinned to the Intel SGX Root CA) at --at (default "
+              "now); print TCB status, advisories and measurements, compared with the configured reference "
+              "values when there are any.",
+              "  bacon tdx verify --quote td.quote --collateral collateral.json --at 1750329147\n")
+    p.add_argument("--quote", required=True, metavar="FILE")
+    p.add_argument("--collateral", required=True, metavar="FILE")
+    p.add_argument("--at", type=int, metavar="UNIXTIME", help="verify as of this time (default: now)")
+    _add_json(p)
+    cr = _verb(tsub, "collateral", "", "the TDX collateral cache", "The local collateral cache.",
+               "  sudo bacon tdx collateral refresh\n")
+    crsub = cr.add_subparsers(dest="collateral_verb", metavar="ACTION")
+    _verb(crsub, "refresh", "shim.commands.attest:cmd_tdx_collateral_refresh",
+          "fetch fresh collateral from Intel's PCS or the configured PCCS (root)",
+          "Fetch the collateral for this TD's quote from [tdx] pccs_url and store it atomically; admission "
+          "checks then never need the network.", "  sudo bacon tdx collateral refresh\n")
     return ap
+
+
+def _help_for(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the deepest group the user named (``bacon policy`` shows policy's help)."""
+    current = parser
+    for dest in ("verb", "policy_verb", "baseline_verb", "quote_verb", "tdx_verb", "collateral_verb"):
+        name = getattr(args, dest, None)
+        if not name:
+            continue
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                current = action.choices[name]
+    return current
 
 
 def resolve_handler(spec: str) -> Handler:
@@ -87,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
-        parser.print_help(sys.stderr)
+        _help_for(parser, args).print_help(sys.stderr)
         return EXIT_USAGE
     try:
         return resolve_handler(args.handler)(args)

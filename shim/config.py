@@ -26,12 +26,14 @@ from shim.errors import ConfigError
 DEFAULT_PATH = Path("/etc/bacon/config.toml")
 LEVELS: tuple[str, ...] = ("Low", "Mid", "High")  # ascending
 KNOWN_CHECKS: frozenset[str] = frozenset({"signature", "tpm", "tdx"})
+KEY_TYPES: frozenset[str] = frozenset({"ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa", "ed25519"})
 DEFAULT_REQUIRE: Mapping[str, tuple[str, ...]] = {
     "High": ("signature", "tpm", "tdx"),
     "Mid": ("signature", "tpm"),
     "Low": ("signature",),
 }
 UNRECORDED_START_POLICIES = ("deny", "check-image")
+RUNNING_ABOVE_LEVEL = ("keep", "list", "stop")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Config:
     require: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_REQUIRE))
     unrecorded_start: str = "deny"
     signing_key: Path | None = None
+    key_types: frozenset[str] = frozenset({"ecdsa-p256"})
+    registry_endpoints: Mapping[str, str] = field(default_factory=dict)
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -147,7 +151,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     where = str(path)
     known = {
         "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
-        "trust", "registry", "levels", "tpm", "tdx", "signing",
+        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -182,7 +186,19 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         if not k.is_absolute():
             raise ConfigError(f"{where}: [trust] keys must be absolute paths, got {str(k)!r}")
     signing_key = _abs_path(signing, "key", None, f"{where} [signing]") if "key" in signing else None
-    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx") and isinstance(v, dict)}
+    key_types = frozenset(_str_list(trust, "key_types", f"{where} [trust]") or ["ecdsa-p256"])
+    if key_types - KEY_TYPES:
+        unknown_types = ", ".join(sorted(key_types - KEY_TYPES))
+        raise ConfigError(f"{where}: [trust] key_types names unknown type(s) {unknown_types}",
+                          hint=f"known: {', '.join(sorted(KEY_TYPES))}")
+    endpoints = registry.get("endpoints", {})
+    if not isinstance(endpoints, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in endpoints.items()):
+        raise ConfigError(f"{where}: [registry] endpoints must be a table of host = \"api-host[:port]\"")
+    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy") and isinstance(v, dict)}
+    running = sections.get("policy", {}).get("running_above_level", "keep")
+    if running not in RUNNING_ABOVE_LEVEL:
+        raise ConfigError(f"{where}: [policy] running_above_level must be one of {', '.join(RUNNING_ABOVE_LEVEL)}")
     return Config(
         path=path,
         level=parse_level(data.get("level", "Low"), where),
@@ -195,6 +211,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         require=require,
         unrecorded_start=str(unrecorded),
         signing_key=signing_key,
+        key_types=key_types,
+        registry_endpoints=dict(endpoints),
         sections=sections,
     )
 

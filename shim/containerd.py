@@ -71,6 +71,7 @@ class ContainerRecord:
     labels: Mapping[str, str]
     snapshotter: str
     snapshot_key: str
+    created_at: float  # seconds since the epoch, set by containerd
 
 
 def _descriptor(d: Any) -> oci.Descriptor:
@@ -252,8 +253,9 @@ class Client:
     @staticmethod
     def _container(c: Any) -> ContainerRecord:
         labels = dict(c.labels)
+        created = c.created_at.seconds + c.created_at.nanos / 1e9
         return ContainerRecord(id=c.id, name=labels.get(NAME_LABEL, ""), image=c.image, labels=labels,
-                               snapshotter=c.snapshotter, snapshot_key=c.snapshot_key)
+                               snapshotter=c.snapshotter, snapshot_key=c.snapshot_key, created_at=created)
 
 
 def _regex_escape(s: str) -> str:

@@ -138,3 +138,86 @@ def make_host(root: Path, containerd: containerd_h.Containerd, registry: registr
 def host(tmp_path: Path, containerd: containerd_h.Containerd, registry: registry_h.Registry) -> Host:
     """A fresh BACON host per test (own config, state, audit log; the shared containerd and registry)."""
     return make_host(Path(str(tmp_path)), containerd, registry)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path  # PKCS#8 PEM, unencrypted
+    public: Path
+
+
+def make_keypair(directory: Path, name: str) -> KeyPair:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+    key = ec.generate_private_key(ec.SECP256R1())
+    priv = directory / f"{name}.key"
+    pub = directory / f"{name}.pub"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    priv.chmod(0o600)
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    pub.chmod(0o644)
+    return KeyPair(priv, pub)
+
+
+@dataclass
+class Signed:
+    """The harness images at the registry, signed: every ``images`` entry by the trusted key, plus
+    ``unsigned`` (no signature), ``untrusted`` (signed by another key) and ``moved`` (signed, then its
+    tag moved to other content)."""
+
+    trusted: KeyPair
+    untrusted: KeyPair
+    images: images_h.ImageSet
+    extra: dict[str, images_h.Image]
+
+    def __getitem__(self, name: str) -> images_h.Image:
+        return self.extra[name] if name in self.extra else self.images[name]
+
+
+def sign_image(image: images_h.Image, key: KeyPair) -> None:
+    from shim import keys, signing
+    from shim import registry as registry_client
+
+    sk = keys.load_signing_key(key.private.read_bytes(), str(key.private))
+    repo_host, repo_path = image.repo.split("/", 1)
+    with registry_client.Client(insecure={repo_host}) as client:
+        signing.sign(client, registry_client.Repository(repo_host, repo_path), image.digest, sk)
+
+
+@pytest.fixture(scope="session")
+def signed(workdir: Path, registry: registry_h.Registry, images: images_h.ImageSet) -> Signed:
+    keydir = workdir / "keys"
+    out = Signed(trusted=make_keypair(keydir, "trusted"), untrusted=make_keypair(keydir, "untrusted"),
+                 images=images, extra={})
+    special = {"unsigned", "untrusted", "moved-before", "moved-after"}
+    for name in images.images:
+        if name not in special:
+            sign_image(images[name], out.trusted)
+    sign_image(images["untrusted"], out.untrusted)
+    layout = images.layout
+    first = images_h.push(layout, registry, "moved-before", repo_path="bacon/moved")
+    sign_image(first, out.trusted)
+    out.extra["moved"] = images_h.push(layout, registry, "moved-after", repo_path="bacon/moved")  # tag moved
+    # Every scenario has its own content, so no signature can stand in for another's.
+    assert len({img.digest for img in images.images.values()}) == len(images.images)
+    return out
+
+
+def trusted_config(host: Host, key: KeyPair, level: str = "Low", extra: str = "") -> None:
+    host.write_config(
+        f'level = "{level}"\nnerdctl = "{host.standin}"\nstate_dir = "{host.state_dir}"\n'
+        f'audit_log = "{host.audit_log}"\n'
+        f'[trust]\nkeys = ["{key.public}"]\n'
+        f'[registry]\ninsecure = ["{host.registry.host}"]\n' + extra
+    )
+
+
+@pytest.fixture
+def gate_host(host: Host, signed: Signed) -> Host:
+    """A Low host trusting the harness's trusted key."""
+    trusted_config(host, signed.trusted)
+    return host

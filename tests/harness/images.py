@@ -31,6 +31,11 @@ SINGLE: dict[str, tuple[dict[str, str], str]] = {
     "badlabel": ({"policy": "high"}, "amd64"),
     "lookalike": ({"policy": "Hіgh"}, "amd64"),  # Cyrillic і
     "low2": ({"policy": "Low", "variant": "second"}, "amd64"),
+    # Distinct content for the signature scenarios (a signature binds a digest, whatever the repository).
+    "unsigned": ({"policy": "Low", "variant": "unsigned"}, "amd64"),
+    "untrusted": ({"policy": "Low", "variant": "untrusted"}, "amd64"),
+    "moved-before": ({"policy": "Low", "variant": "moved-before"}, "amd64"),
+    "moved-after": ({"policy": "Low", "variant": "moved-after"}, "amd64"),
     "arm64-high": ({"policy": "High"}, "arm64"),
 }
 

@@ -1,0 +1,253 @@
+"""What the parse of a nerdctl command line yields, and what the wrapper decides about it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shim.argv.grammar import GATED
+from shim.errors import UsageError
+
+Pairs = tuple[tuple[str, str], ...]
+DecisionKind = Literal["forward", "gate", "refuse"]
+
+
+def _csv(flag: str, value: str) -> list[str]:
+    """pflag's StringSlice ``Set``: one CSV record (``""`` is no element)."""
+    if value == "":
+        return []
+    import csv  # only the gate reads slice values
+
+    try:
+        rows = list(csv.reader([value], strict=True))
+    except csv.Error as e:
+        raise UsageError(f'invalid argument {value!r} for "--{flag}" flag: {e}') from e
+    return rows[0] if rows else []
+
+
+class MountSpec:
+    """One ``--mount`` value split as nerdctl splits it (on ``,``; keys case-insensitive)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: tuple[tuple[str, str | None], ...]) -> None:
+        self.fields = fields  # (key as written, value or None for a bare option)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MountSpec) and other.fields == self.fields
+
+    def __hash__(self) -> int:
+        return hash(self.fields)
+
+    def __repr__(self) -> str:
+        return f"MountSpec({self.fields!r})"
+
+    @classmethod
+    def parse(cls, value: str) -> MountSpec:
+        out: list[tuple[str, str | None]] = []
+        for f in value.split(","):
+            k, eq, v = f.partition("=")
+            out.append((k, v if eq else None))
+        return cls(tuple(out))
+
+    def get(self, *keys: str) -> str | None:
+        """The last value of any of ``keys`` (lower case), as nerdctl's loop keeps the last."""
+        found = None
+        for k, v in self.fields:
+            if k.lower() in keys and v is not None:
+                found = v
+        return found
+
+    @property
+    def is_image(self) -> bool:
+        return self.get("type") == "image"
+
+    @property
+    def source(self) -> str | None:
+        return self.get("source", "src")
+
+    def with_source(self, source: str) -> str:
+        """The value with every ``source=``/``src=`` replaced by ``source``."""
+        parts = []
+        for k, v in self.fields:
+            if v is not None and k.lower() in ("source", "src"):
+                v = source
+            parts.append(k if v is None else f"{k}={v}")
+        return ",".join(parts)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A nerdctl command line as nerdctl itself reads it.
+
+    ``path`` is the command path in primary names (``("container", "ls")`` for ``container list``);
+    ``globals`` every global flag in order of appearance, at any level, as (canonical long name, value),
+    booleans as ``"true"``/``"false"``; ``group_flags`` compose's own flags; ``flags`` the command's own.
+    ``args`` are the positionals for a parsed command, or, when ``opaque``, the command's raw tokens
+    (commands BACON only forwards are not parsed beyond their name). ``leaf`` is false when nerdctl
+    would execute a group (the root, ``container``, ``image``, ``compose``) itself: help, version, or an
+    unknown subcommand in ``args``. ``argv`` is the original command line (not compared).
+    """
+
+    globals: Pairs
+    path: tuple[str, ...]
+    flags: Pairs = ()
+    args: tuple[str, ...] = ()
+    group_flags: Pairs = ()
+    opaque: bool = False
+    leaf: bool = True
+    argv: tuple[str, ...] = field(default=(), compare=False)
+
+    # --- what the command is ---------------------------------------------------------------------
+
+    @property
+    def command(self) -> str:
+        """``run``, ``pull`` … for gated commands (any spelling); else the path joined by spaces."""
+        if self.leaf and self.path and self.path[-1] in GATED and self.path[:-1] in ((), ("container",), ("image",)):
+            return self.path[-1]
+        return " ".join(self.path)
+
+    def _last(self, pairs: Pairs, name: str) -> str | None:
+        value = None
+        for k, v in pairs:
+            if k == name:
+                value = v
+        return value
+
+    def _all(self, pairs: Pairs, name: str) -> Iterator[str]:
+        return (v for k, v in pairs if k == name)
+
+    def flag(self, name: str) -> str | None:
+        """The command flag's last value (``None`` if not given)."""
+        return self._last(self.flags, name)
+
+    def global_flag(self, name: str) -> str | None:
+        """The global flag's last value (``None`` if not given: environment, TOML or default apply)."""
+        return self._last(self.globals, name)
+
+    @property
+    def help(self) -> bool:
+        """nerdctl would only print help or its version."""
+        return self.flag("help") == "true" or self.flag("version") == "true"
+
+    @property
+    def image(self) -> str | None:
+        """The image argument of run/create/pull/push, as written."""
+        if self.command in ("run", "create", "pull", "push") and self.args:
+            return self.args[0]
+        return None
+
+    @property
+    def container_args(self) -> tuple[str, ...]:
+        """run/create: the container's command and arguments after the image."""
+        return self.args[1:] if self.command in ("run", "create") else ()
+
+    @property
+    def containers(self) -> tuple[str, ...]:
+        """start/restart: the container names or ID prefixes."""
+        return self.args if self.command in ("start", "restart") else ()
+
+    @property
+    def mounts(self) -> tuple[MountSpec, ...]:
+        if self.command not in ("run", "create"):
+            return ()
+        return tuple(MountSpec.parse(v) for v in self._all(self.flags, "mount"))
+
+    @property
+    def mount_images(self) -> tuple[str, ...]:
+        """The ``--mount type=image,source=REF`` images of run/create, in order."""
+        return tuple(m.source for m in self.mounts if m.is_image and m.source is not None)
+
+    # --- the values the gate needs -----------------------------------------------------------------
+
+    @property
+    def address(self) -> str | None:
+        return self.global_flag("address")
+
+    @property
+    def namespace(self) -> str | None:
+        return self.global_flag("namespace")
+
+    @property
+    def snapshotter(self) -> str | None:
+        return self.global_flag("snapshotter")
+
+    @property
+    def insecure_registry(self) -> bool | None:
+        v = self.global_flag("insecure-registry")
+        return None if v is None else v == "true"
+
+    @property
+    def hosts_dir(self) -> tuple[str, ...] | None:
+        """``--hosts-dir`` (a CSV slice, accumulated); ``None`` if not given.
+
+        Raises:
+            UsageError: a value is not valid CSV (nerdctl would reject it too).
+        """
+        values = list(self._all(self.globals, "hosts-dir"))
+        if not values:
+            return None
+        return tuple(x for v in values for x in _csv("hosts-dir", v))
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """``--platform`` values (run/create: the last one; pull/push: the CSV slice). Empty: the host's."""
+        if self.command in ("run", "create"):
+            p = self.flag("platform")
+            return (p,) if p else ()
+        if self.command in ("pull", "push"):
+            return tuple(x for v in self._all(self.flags, "platform") for x in _csv("platform", v))
+        return ()
+
+    @property
+    def platform(self) -> str | None:
+        """The one platform asked for, or ``None`` (the host's; or several, see ``platforms``)."""
+        p = self.platforms
+        return p[0] if len(p) == 1 else None
+
+    @property
+    def all_platforms(self) -> bool:
+        return self.flag("all-platforms") == "true"
+
+    @property
+    def pull_policy(self) -> str | None:
+        """``--pull`` for run/create (default ``missing``); ``always`` for pull; ``None`` otherwise."""
+        if self.command in ("run", "create"):
+            return self.flag("pull") or "missing"
+        if self.command == "pull":
+            return "always"
+        return None
+
+    @property
+    def name(self) -> str | None:
+        """run/create ``--name``."""
+        return self.flag("name") if self.command in ("run", "create") else None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """run/create ``-l/--label`` values (``KEY=VALUE`` or ``KEY``), in order."""
+        return tuple(self._all(self.flags, "label")) if self.command in ("run", "create") else ()
+
+    @property
+    def label_files(self) -> tuple[str, ...]:
+        """run/create ``--label-file`` paths (a CSV slice).
+
+        Raises:
+            UsageError: a value is not valid CSV.
+        """
+        if self.command not in ("run", "create"):
+            return ()
+        return tuple(x for v in self._all(self.flags, "label-file") for x in _csv("label-file", v))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``forward`` (exec the real nerdctl), ``gate`` (admit first) or ``refuse``, with the reason.
+
+    For ``refuse`` the reason says why and what to do instead; ``hint`` repeats the remedy on its own.
+    """
+
+    kind: DecisionKind
+    reason: str
+    hint: str | None = None

@@ -1,0 +1,484 @@
+"""The admission gate: for a command that brings in or starts a container, find exactly the image
+nerdctl will use, decide (``shim.admission``), audit, and hand nerdctl an argv pinned to what was checked.
+
+IO lives here and in the modules it calls (containerd, registry, signature cache, TPM, TDX); the rule
+lives in ``shim.admission``. Per command:
+
+- ``run``/``create``: the local record nerdctl would pick (``shim.imagewalk``) unless ``--pull=always`` or
+  nothing local matches, then the registry. Forwarded as ``--pull=never … -- sha256:<digest>`` for a
+  local image (after checking that no forged name can divert that lookup) or ``--pull=missing …
+  -- repo@sha256:<digest>`` otherwise, plus ``--label=bacon/admission=<token>`` for ``start``.
+  ``--mount type=image,source=…`` images are decided the same way and pinned too.
+- ``start``/``restart``: the container's admission record (``shim.records``) names the digest.
+- ``pull``: resolved at the registry; nerdctl pulls ``repo@digest`` and the wrapper then tags it with
+  the name asked for, so the tag points at what was checked. Signatures are kept for offline ``run``.
+- ``push``: forwarded, then the pushed digest is signed in cosign's classic format.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from shim import admission, audit, imagewalk, levels, oci, records, signature_cache
+from shim import argv as nargv
+from shim import reference as nref
+from shim.checks import CheckResult
+from shim.config import Config, require_for
+from shim.containerd import Client, ResolvedImage
+from shim.errors import BaconError, Denied, IntegrityError, NotFound, Unavailable, UsageError
+from shim.exec import clean_environment, exec_real
+from shim.nerdctl_env import Target, resolve
+from shim.signatures import Material
+
+
+@dataclass(frozen=True)
+class Subject:
+    """An image to decide: what the operator named, the digest nerdctl will use, where its signatures
+    and content live, and how to read its labels."""
+
+    asked: str
+    digest: str
+    repository: str | None  # host/path at the registry, for signatures
+    platform_digest: str | None  # the platform manifest, when ``digest`` is an index
+    labels: Callable[[], Mapping[str, str]]
+    local: bool
+
+
+@dataclass
+class Context:
+    cfg: Config
+    target: Target
+    system_level: str
+    argv: Sequence[str]
+    platform: oci.Platform
+    _client: Client | None = None
+    _registry: Any = None
+    verdicts: list[admission.Verdict] = field(default_factory=list)
+
+    @property
+    def containerd(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.target)
+        return self._client
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            from shim import registry
+
+            self._registry = registry.Client(insecure=self.cfg.insecure_registries,
+                                             credentials=registry.DockerCredentials(environ=credential_environ()),
+                                             endpoints=self.cfg.registry_endpoints)
+        return self._registry
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._registry is not None:
+            self._registry.close()
+
+
+def credential_environ() -> dict[str, str]:
+    """Where registry credentials are read from: the caller's ``DOCKER_CONFIG``/``HOME`` normally; under
+    sudo only the effective user's home (the caller's environment must not change anything)."""
+    from shim.config import under_sudo
+
+    if not under_sudo():
+        return dict(os.environ)
+    import pwd
+
+    return {"HOME": pwd.getpwuid(os.geteuid()).pw_dir}
+
+
+# -- signatures ---------------------------------------------------------------------------------------
+
+def _repository(name: str) -> Any:
+    from shim import registry
+
+    ref = nref.parse(name)
+    return registry.Repository(ref.domain, ref.path)
+
+
+def _digests(subject: Subject) -> list[str]:
+    return [subject.digest] + ([subject.platform_digest] if subject.platform_digest else [])
+
+
+def _cached(ctx: Context, subject: Subject) -> list[Material]:
+    """Signature material kept for the subject's digest(s) (at an earlier pull or decision)."""
+    out = []
+    for d in _digests(subject):
+        m = signature_cache.load(ctx.cfg.state_dir, d)
+        if m is not None and not m.empty:
+            out.append(m)
+    return out
+
+
+def _fetched(ctx: Context, subject: Subject) -> list[Material]:
+    """Signature material from the image's registry (referrers, fallback tag, classic ``.sig``)."""
+    if subject.repository is None:
+        raise Unavailable(f"no signatures are kept for {subject.digest} and the image names no registry "
+                          "to fetch them from", hint="pull the image through the nerdctl wrapper")
+    from shim import registry
+
+    repo = _repository(subject.repository)
+    return [registry.fetch_signatures(ctx.registry, repo, d) for d in _digests(subject)]
+
+
+def _keep(ctx: Context, materials: Sequence[Material]) -> None:
+    for m in materials:
+        if not m.empty:
+            try:
+                signature_cache.store(ctx.cfg.state_dir, m)
+            except OSError as e:
+                raise Unavailable(f"cannot keep signatures under {ctx.cfg.state_dir}: {e.strerror}") from e
+
+
+def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]:
+    def run() -> CheckResult:
+        from shim import keys, signatures
+
+        trusted = keys.load_trusted_keys(list(ctx.cfg.trusted_keys), allowed=ctx.cfg.key_types)
+        # The cache only saves fetching: whatever it holds is verified again, every time.
+        materials = _cached(ctx, subject)
+        try:
+            verified = signatures.verify(materials, trusted) if materials else None
+        except Denied:
+            if subject.repository is None:
+                raise
+            verified = None  # kept material no longer passes (a key rotated?): ask the registry
+        if verified is None:
+            materials = _fetched(ctx, subject)
+            verified = signatures.verify(materials, trusted)
+        _keep(ctx, materials)
+        return verified.check_result()
+
+    return run
+
+
+# -- host checks --------------------------------------------------------------------------------------
+
+def host_checks(ctx: Context, digest: str) -> dict[str, Callable[[], CheckResult]]:
+    def tpm() -> CheckResult:
+        from shim.tpm.check import run_tpm_check
+
+        return run_tpm_check(ctx.cfg.sections.get("tpm", {}), Path(ctx.cfg.state_dir))
+
+    def tdx() -> CheckResult:
+        from shim.tdx.check import report_data_for, run_tdx_check
+
+        nonce = secrets.token_bytes(32)
+        return run_tdx_check(ctx.cfg.sections.get("tdx", {}), report_data_for(nonce, digest))
+
+    return {"tpm": tpm, "tdx": tdx}
+
+
+def decide(ctx: Context, subject: Subject) -> admission.Verdict:
+    verdict = admission.decide(
+        image=subject.asked, digest=subject.digest, system_level=ctx.system_level,
+        default_level=ctx.cfg.default_level,
+        require={lvl: require_for(ctx.cfg, lvl) for lvl in levels.RANK},
+        signature=signature_check(ctx, subject), labels=subject.labels,
+        host_checks=host_checks(ctx, subject.digest),
+    )
+    ctx.verdicts.append(verdict)
+    return verdict
+
+
+# -- finding the image --------------------------------------------------------------------------------
+
+def local_subject(ctx: Context, asked: str, resolved: ResolvedImage) -> Subject:
+    name = resolved.record.name
+    repo = None
+    try:
+        parsed = nref.parse(name)
+        if parsed.kind != "digest":
+            repo = f"{parsed.domain}/{parsed.path}"
+    except UsageError:
+        repo = None
+    platform_digest = resolved.manifest.digest if resolved.manifest.digest != resolved.digest else None
+    labels = dict(resolved.labels)
+    return Subject(asked=asked, digest=resolved.digest, repository=repo, platform_digest=platform_digest,
+                   labels=lambda: labels, local=True)
+
+
+def remote_subject(ctx: Context, asked: str) -> Subject:
+    """Resolve ``asked`` at its registry: digest, platform manifest, config labels (all digest-checked)."""
+    from shim import registry
+
+    ref = nref.parse(asked)
+    if ref.kind == "digest":
+        raise NotFound(f"image {asked} is not present locally and a bare digest names no registry",
+                       hint="pull it by name first: nerdctl pull REPOSITORY@sha256:…")
+    repo = registry.Repository(ref.domain, ref.path)
+    top = ctx.registry.get_manifest(repo, ref.digest or ref.tag or "latest")
+    if ref.digest and top.digest != ref.digest:
+        raise IntegrityError(f"the registry served {top.digest} for {asked}")
+    platform_digest = None
+    manifest_bytes = top.data
+    mt = oci.media_type_of(top.data, top.media_type)
+    if mt in oci.INDEX_TYPES:
+        chosen = oci.select_platform(oci.parse_index(top.data), ctx.platform)
+        platform_digest = chosen.digest
+        manifest_bytes = ctx.registry.get_manifest(repo, chosen.digest).data
+        oci.verify_digest(manifest_bytes, chosen.digest, f"platform manifest of {asked}")
+    manifest = oci.parse_manifest(manifest_bytes)
+
+    def labels() -> Mapping[str, str]:
+        raw = ctx.registry.get_blob(repo, manifest.config.digest, oci.MAX_CONFIG_BYTES)
+        return oci.parse_config(raw).labels
+
+    return Subject(asked=asked, digest=top.digest, repository=f"{ref.domain}/{ref.path}",
+                   platform_digest=platform_digest, labels=labels, local=False)
+
+
+def find_image(ctx: Context, asked: str, pull: str) -> Subject:
+    """The image nerdctl would use for ``asked`` under pull policy ``pull`` (always|missing|never)."""
+    if pull not in ("always", "missing", "never"):
+        raise UsageError(f"--pull must be always, missing or never, got {pull!r}")
+    special = nref.special_kind(asked)
+    if special:
+        raise Denied(f"{special} references cannot be checked", check="image", image=asked,
+                     hint="pull the image from a registry by name so its signature can be verified")
+    if pull != "always":
+        try:
+            normalized = str(nref.parse(asked))
+        except UsageError:
+            normalized = None
+        found = imagewalk.pick(ctx.containerd, asked, normalized, ctx.platform)
+        if found is not None:
+            return local_subject(ctx, asked, found)
+        if pull == "never":
+            raise NotFound(f"image {asked} is not present locally (and --pull=never)",
+                           hint=f"nerdctl pull {asked}")
+    return remote_subject(ctx, asked)
+
+
+def pinned(ctx: Context, subject: Subject) -> str:
+    """The reference nerdctl is handed for a decided subject."""
+    if subject.local:
+        imagewalk.check_pinned(ctx.containerd, subject.digest)
+        return imagewalk.pinned_reference(subject.digest)
+    assert subject.repository is not None
+    pin = f"{subject.repository}@{subject.digest}"
+    stale = [r for r in imagewalk.matches(ctx.containerd, pin, pin) if r.target.digest != subject.digest]
+    if stale:
+        raise Denied(f"a local image named {stale[0].name} points at {stale[0].target.digest}, not at the "
+                     "checked digest", check="image", image=subject.asked, digest=subject.digest,
+                     hint=f"remove it with `nerdctl rmi {stale[0].name}`")
+    return pin
+
+
+# -- audit --------------------------------------------------------------------------------------------
+
+def audit_decision(ctx: Context, verdict_word: str, *, image: str | None = None, digest: str | None = None,
+                   level: str | None = None, extra_checks: Sequence[Mapping[str, Any]] = (), **extra: Any) -> None:
+    checks: list[Mapping[str, Any]] = []
+    for v in ctx.verdicts:
+        for o in v.outcomes:
+            checks.append({"image": v.image, "digest": v.digest, **o.as_dict()})
+    checks.extend(extra_checks)
+    first = ctx.verdicts[0] if ctx.verdicts else None
+    audit.record(ctx.cfg.audit_log, argv=list(ctx.argv), verdict=verdict_word,
+                 image=image or (first.image if first else None), digest=digest or (first.digest if first else None),
+                 level=level or (first.level if first else None), system_level=ctx.system_level, checks=checks,
+                 **extra)
+
+
+# -- the forwarded argv ------------------------------------------------------------------------------
+
+def rewrite(inv: nargv.Invocation, target: Target, *, image: str | None = None,
+            mounts: Mapping[str, str] | None = None, set_flags: Mapping[str, str] | None = None,
+            add_flags: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The argv nerdctl gets: re-serialized from the parse, with the containerd address and namespace
+    the checks used made explicit, the image (and image mounts) pinned, and flags set or added."""
+    set_flags = dict(set_flags or {})
+    globals_ = tuple((k, v) for k, v in inv.globals if k not in ("address", "host", "namespace"))
+    globals_ += (("address", target.address), ("namespace", target.namespace))
+    flags = tuple((k, v) for k, v in inv.flags if k not in set_flags) + tuple(set_flags.items()) + tuple(add_flags)
+    return nargv.serialize(replace(inv, globals=globals_, flags=flags), image_override=image,
+                           mount_overrides=dict(mounts) if mounts else None)
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+def _label_guard(inv: nargv.Invocation) -> None:
+    for lab in inv.labels:
+        if lab.split("=", 1)[0].startswith(records.LABEL_PREFIX):
+            raise Denied(f"labels in the {records.LABEL_PREFIX} namespace are BACON's own: {lab!r}",
+                         check="argv", hint="drop that --label")
+    for path in inv.label_files:
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise Denied(f"cannot read --label-file {path}: {e.strerror}", check="argv") from e
+        for line in text.splitlines():
+            if line.strip().split("=", 1)[0].startswith(records.LABEL_PREFIX):
+                raise Denied(f"--label-file {path} sets a label in the {records.LABEL_PREFIX} namespace",
+                             check="argv", hint="remove that line")
+
+
+def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
+    _label_guard(inv)
+    assert inv.image is not None
+    pull = inv.pull_policy or "missing"
+    subject = find_image(ctx, inv.image, pull)
+    mounts: dict[str, Subject] = {src: find_image(ctx, src, pull) for src in inv.mount_images}
+    for s in (subject, *mounts.values()):
+        decide(ctx, s).raise_if_denied()
+    image_pin = pinned(ctx, subject)
+    mount_pins = {src: pinned(ctx, s) for src, s in mounts.items()}
+    main = ctx.verdicts[0]
+    rec = records.new_record(ctx.cfg.state_dir, digest=subject.digest, image=inv.image, level=main.level or "",
+                             address=ctx.target.address, namespace=ctx.target.namespace)
+    all_local = subject.local and all(s.local for s in mounts.values())
+    return rewrite(inv, ctx.target, image=image_pin, mounts=mount_pins,
+                   set_flags={"pull": "never" if all_local else "missing"},
+                   add_flags=[("label", f"{records.LABEL}={rec.token}")])
+
+
+def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
+    for name in inv.containers:
+        container = ctx.containerd.find_container(name)
+        token = container.labels.get(records.LABEL)
+        rec = records.load(ctx.cfg.state_dir, token) if token else None
+        if rec is None:
+            if ctx.cfg.unrecorded_start != "check-image" or not container.image:
+                raise Denied(f"container {name} ({container.id[:12]}) was not created through the nerdctl "
+                             "wrapper: there is no admission record for it", check="record", image=container.image,
+                             hint="recreate it with `nerdctl run`/`nerdctl create` through the wrapper")
+            subject = find_image(ctx, container.image, "never")
+        else:
+            if rec.namespace != ctx.target.namespace:
+                raise Denied(f"the admission record of {name} is for namespace {rec.namespace}", check="record")
+            records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
+            subject = record_subject(ctx, rec)
+        decide(ctx, subject).raise_if_denied()
+    return rewrite(inv, ctx.target)
+
+
+def record_subject(ctx: Context, rec: records.AdmissionRecord) -> Subject:
+    """The image a recorded container was created from, by digest (its name may point elsewhere now)."""
+    try:
+        local = [r for r in imagewalk.matches(ctx.containerd, rec.digest, None) if r.target.digest == rec.digest]
+    except NotFound:
+        local = []
+    for r in local:
+        try:
+            resolved = ctx.containerd.resolve_record(r, ctx.platform)
+        except (NotFound, IntegrityError):
+            continue
+        s = local_subject(ctx, rec.image, resolved)
+        return Subject(asked=rec.image, digest=s.digest, repository=s.repository or _repo_of(rec.image),
+                       platform_digest=s.platform_digest, labels=s.labels, local=True)
+    raise Denied(f"the image {rec.digest} this container was created from is no longer present locally",
+                 check="image", image=rec.image, digest=rec.digest,
+                 hint=f"pull it again (nerdctl pull {rec.image}) or recreate the container")
+
+
+def _repo_of(name: str) -> str | None:
+    try:
+        p = nref.parse(name)
+    except UsageError:
+        return None
+    return None if p.kind == "digest" else f"{p.domain}/{p.path}"
+
+
+def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str]]]:
+    assert inv.image is not None
+    subject = find_image(ctx, inv.image, "always")
+    decide(ctx, subject).raise_if_denied()
+    pin = pinned(ctx, subject)
+    first = rewrite(inv, ctx.target, image=pin)
+    then: list[list[str]] = []
+    ref = nref.parse(inv.image)
+    if ref.kind == "name" and not ref.digest:
+        then.append(rewrite(nargv.parse(["tag", pin, f"{ref.name}:{ref.tag}"]), ctx.target))
+    return first, then
+
+
+def run_child(ctx: Context, args: Sequence[str]) -> int:
+    return subprocess.run([str(ctx.cfg.nerdctl), *args], env=clean_environment(os.environ), check=False).returncode
+
+
+def do_push(ctx: Context, inv: nargv.Invocation) -> int:
+    from shim import keys, registry, signing
+
+    assert inv.image is not None
+    if ctx.cfg.signing_key is None:
+        raise Denied("push signs what it pushes, and no signing key is configured", check="sign", image=inv.image,
+                     hint="set [signing] key = \"/etc/bacon/keys/team.key\" in /etc/bacon/config.toml")
+    key = keys.load_signing_key_file(Path(ctx.cfg.signing_key))
+    ref = nref.parse(inv.image)
+    local = imagewalk.pick(ctx.containerd, inv.image, str(ref), ctx.platform)
+    if local is None:
+        raise NotFound(f"image {inv.image} is not present locally", hint="nerdctl images lists what can be pushed")
+    rc = run_child(ctx, rewrite(inv, ctx.target))
+    if rc != 0:
+        audit_decision(ctx, "push-failed", image=inv.image, digest=local.digest, exit_code=rc)
+        return rc
+    repo = registry.Repository(ref.domain, ref.path)
+    pushed = ctx.registry.resolve(repo, ref.digest or ref.tag or "latest")
+    if pushed != local.digest:
+        raise IntegrityError(f"the registry holds {pushed} for {inv.image}, not the pushed {local.digest}; "
+                             "nothing was signed", hint="push again, or sign the right digest with bacon sign")
+    signed = signing.sign(ctx.registry, repo, pushed, key)
+    audit_decision(ctx, "pushed-and-signed", image=inv.image, digest=pushed,
+                   extra_checks=[{"check": "sign", "passed": True, "signature_tag": signed.tag,
+                                  "key_id": signed.key_id}])
+    print(f"bacon: signed {repo}@{pushed} ({signed.tag}, {signed.layers} signature(s))", file=sys.stderr)
+    return 0
+
+
+def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> int:
+    """Decide the gated invocation ``inv``; exec the real nerdctl when admitted. Raises on denial."""
+    target = resolve(inv.address, inv.namespace)
+    platform = oci.parse_platform(inv.platform) if inv.platform else oci.host_platform()
+    ctx = Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["nerdctl", *raw_args],
+                  platform=platform)
+    try:
+        try:
+            if inv.command == "push":
+                return do_push(ctx, inv)
+            then: list[list[str]] = []
+            if inv.command in ("run", "create"):
+                forward = gate_run(ctx, inv)
+            elif inv.command in ("start", "restart"):
+                forward = gate_start(ctx, inv)
+            elif inv.command == "pull":
+                forward, then = gate_pull(ctx, inv)
+            else:
+                raise Denied(f"the gate does not handle {inv.command!r}", check="argv")
+        except BaconError as e:
+            denial = e if isinstance(e, Denied) else Denied(e.message, check=_failed_check(ctx, e), hint=e.hint)
+            if isinstance(denial, Denied):
+                denial.image = denial.image or inv.image or (ctx.verdicts[-1].image if ctx.verdicts else None)
+                denial.digest = denial.digest or (ctx.verdicts[-1].digest if ctx.verdicts else None)
+            audit_decision(ctx, "denied", image=denial.image, digest=denial.digest,
+                           reason=denial.message, failed_check=denial.check, error=type(e).__name__)
+            if isinstance(e, UsageError | NotFound | Unavailable) and not ctx.verdicts:
+                raise
+            raise denial from (e if denial is not e else None)
+        audit_decision(ctx, "admitted", forwarded=forward)
+        if not then:
+            exec_real(cfg.nerdctl, forward)
+        rc = run_child(ctx, forward)
+        for args in then:
+            if rc != 0:
+                break
+            rc = run_child(ctx, args)
+        return rc
+    finally:
+        ctx.close()
+
+
+def _failed_check(ctx: Context, e: BaconError) -> str:
+    if ctx.verdicts and ctx.verdicts[-1].outcomes:
+        return ctx.verdicts[-1].outcomes[-1].check
+    return "image"

@@ -1,0 +1,109 @@
+"""The ``tdx`` admission check: a fresh quote from this TD, verified, compared, or a refusal.
+
+The gate calls :func:`run_tdx_check` with the ``[tdx]`` table and the 64 bytes of REPORTDATA it wants
+the quote to carry (a fresh nonce, or :func:`report_data_for` binding a nonce to the image digest being
+admitted). IO happens here and only here: the provider (configfs-tsm), the collateral cache, and, only
+to explain an RTMR mismatch, the event log. The decision is :func:`shim.tdx.verify.verify_quote`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from shim.checks import CheckResult
+from shim.errors import ConfigError, Denied, Unavailable
+from shim.tdx import ccel, collateral, settings, verify
+from shim.tdx.configfs import REPORTDATA_SIZE, ConfigfsQuoteProvider
+
+REPORTDATA_DOMAIN = b"BACON-TDX-REPORTDATA-v1\x00"
+MAX_CCEL = 16 << 20
+
+
+class QuoteProvider(Protocol):
+    def get_quote(self, report_data: bytes) -> bytes: ...
+
+
+def report_data_for(nonce: bytes, subject: str) -> bytes:
+    """REPORTDATA binding a fresh nonce to what is being admitted (e.g. an image digest): SHA-512 over a
+    domain tag, the nonce and the subject, so a quote made for one admission cannot serve another."""
+    if len(nonce) < 16:
+        raise ValueError("the nonce must be at least 16 random bytes")
+    return hashlib.sha512(REPORTDATA_DOMAIN + len(nonce).to_bytes(2, "big") + nonce + subject.encode()).digest()
+
+
+def provider_for(s: settings.TdxSettings) -> ConfigfsQuoteProvider:
+    return ConfigfsQuoteProvider(root=s.configfs_root, busy_retries=s.busy_retries, busy_wait=s.busy_wait,
+                                 max_quote_size=s.max_quote_size)
+
+
+def read_event_log(path: Path) -> list[ccel.Event] | None:
+    """The parsed event log at ``path``, or ``None`` when it is absent or unreadable (it only explains)."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CCEL)
+        return ccel.parse(raw)
+    except (OSError, ccel.EventLogError):
+        return None
+
+
+def explained(err: verify.MeasurementMismatch, s: settings.TdxSettings) -> verify.MeasurementMismatch:
+    """Re-raise-ready: the mismatch with the events that explain any RTMR difference."""
+    if not any(m.field.startswith("rtmr") for m in err.mismatches):
+        return err
+    events = read_event_log(s.ccel)
+    ref_events: Sequence[ccel.Event] | None = read_event_log(s.reference_ccel) if s.reference_ccel else None
+    names = ", ".join(verify.FIELD_LABELS[m.field] for m in err.mismatches)
+    msg = f"{names} differ from the reference: " + verify.mismatch_message(
+        err.mismatches, err.quote.measurements, events, ref_events
+    )
+    return verify.MeasurementMismatch(msg, err.mismatches, err.quote, hint=err.hint or "")
+
+
+def run_tdx_check(
+    section: Mapping[str, Any],
+    report_data: bytes,
+    *,
+    now: int | None = None,
+    provider: QuoteProvider | None = None,
+) -> CheckResult:
+    """Admit only when a fresh quote of this TD verifies and measures the reference values.
+
+    Raises :class:`Denied` (the host fails), :class:`Unavailable` (no quote or no collateral: the gate
+    denies too), :class:`ConfigError` (bad ``[tdx]`` table, or no reference MRTD to compare with).
+    """
+    s = settings.parse(section)
+    if s.trust_authority.enabled:
+        raise ConfigError(
+            "[tdx.trust_authority] is enabled, but remote appraisal through Intel Trust Authority is not "
+            "implemented in this version: refusing rather than silently skipping it",
+            hint="set [tdx.trust_authority] enabled = false (local verification with dcap-qvl still applies)",
+        )
+    if "mrtd" not in s.reference:
+        raise ConfigError(
+            "[tdx.reference] has no mrtd: without reference values any TD would be admitted",
+            hint="record the reference values from `bacon tdx verify` on a known-good TD into [tdx.reference]",
+        )
+    if len(report_data) != REPORTDATA_SIZE:
+        raise ValueError(f"report_data must be {REPORTDATA_SIZE} bytes, got {len(report_data)}")
+    at = int(time.time()) if now is None else now
+    text = collateral.load(s.collateral)
+    quote = (provider or provider_for(s)).get_quote(report_data)
+    try:
+        appraisal = verify.verify_quote(quote, text, at, report_data, s)
+    except verify.MeasurementMismatch as e:
+        raise explained(e, s) from None
+    details: dict[str, Any] = appraisal.to_json()
+    details["quote_sha256"] = hashlib.sha256(quote).hexdigest()
+    test = " with a TEST root" if appraisal.root_is_test else ""
+    summary = (
+        f"TD quote verified{test}: TCB {appraisal.status}, "
+        f"{', '.join(verify.FIELD_LABELS[f] for f in appraisal.matched)} match the reference"
+    )
+    return CheckResult(name="tdx", summary=summary, details=details)
+
+
+__all__ = ["Denied", "QuoteProvider", "Unavailable", "report_data_for", "run_tdx_check"]

@@ -1,0 +1,161 @@
+"""The IO edge to the TPM: tpm2-pytss ESAPI over the configured TCTI.
+
+Three operations, nothing else: read PCRs, create the attestation key, quote. Every tpm2-pytss error (and
+any OS error underneath it) becomes :class:`shim.errors.Unavailable` with a hint, so callers fail closed
+with a message instead of a traceback. tpm2-pytss is imported only here, inside :func:`open_tpm` (it costs
+~110 ms and needs the native tss2 libraries).
+
+The AK is a primary key created under the endorsement hierarchy (``TPM2_CreatePrimary(ENDORSEMENT)``)
+with a restricted signing template: the TPM derives it from the endorsement primary seed, so the same TPM
+gives the same AK every time (the baseline pins it) and a cleared or different TPM gives another one. It
+is a transient object and is flushed after each quote: without a resource manager (swtpm, mssim) a leaked
+handle would stay in the TPM's few object slots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shim.errors import Unavailable
+from shim.tpm.settings import Tcti, TpmSettings, format_selection
+
+PCR_BATCH = 8  # TPM2_PCR_Read returns at most 8 digests per call
+AK_TEMPLATES = {"ecc256": "ecc256:ecdsa-sha256:null", "rsa2048": "rsa2048:rsassa-sha256:null"}
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the TPM gave: the ``TPMS_ATTEST`` bytes, the marshalled ``TPMT_SIGNATURE``, the AK's public key
+    (PEM and marshalled ``TPM2B_PUBLIC``), and the PCR values read right after quoting."""
+
+    message: bytes
+    signature: bytes
+    ak_pem: bytes
+    ak_tss: bytes
+    pcrs: dict[int, bytes]
+
+
+def _hint(tcti: Tcti) -> str:
+    if tcti.name == "device":
+        return (f"check that the TPM is enabled in firmware and {tcti.conf} exists and is readable by this user "
+                "(root, or the tss group); or point [tpm] tcti at another TPM")
+    if tcti.name == "tabrmd":
+        return "start tpm2-abrmd (systemctl start tpm2-abrmd) or use tcti = \"device:/dev/tpmrm0\""
+    return f"start the TPM simulator at {tcti.conf or 'its default address'} or fix [tpm] tcti"
+
+
+def _unavailable(tcti: Tcti, what: str, e: BaseException) -> Unavailable:
+    return Unavailable(f"TPM ({tcti}) error while {what}: {e}", hint=_hint(tcti))
+
+
+class Device:
+    """An open ESAPI context. Use :func:`open_tpm`."""
+
+    def __init__(self, esapi: Any, tcti: Tcti) -> None:
+        self._e = esapi
+        self.tcti = tcti
+
+    def read_pcrs(self, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
+        """The current values of ``pcrs`` in ``bank``. Raises :class:`Unavailable`."""
+        wanted = sorted(set(pcrs))
+        out: dict[int, bytes] = {}
+        try:
+            for i in range(0, len(wanted), PCR_BATCH):
+                batch = wanted[i : i + PCR_BATCH]
+                _counter, sel_out, digests = self._e.pcr_read(format_selection(bank, batch))
+                got = _selected(sel_out)
+                if len(got) != len(digests) or not set(got) <= set(batch):
+                    raise Unavailable(f"TPM ({self.tcti}) returned {len(digests)} values for PCRs {got}, "
+                                      f"asked {batch}", hint=_hint(self.tcti))
+                out.update({p: bytes(d) for p, d in zip(got, digests, strict=True)})
+        except Unavailable:
+            raise
+        except Exception as e:  # tpm2-pytss raises TSS2_Exception, cffi errors, OSError
+            raise _unavailable(self.tcti, f"reading PCRs {format_selection(bank, wanted)}", e) from e
+        missing = [p for p in wanted if p not in out]
+        if missing:
+            raise Unavailable(f"TPM ({self.tcti}) does not have PCR(s) {missing} in the {bank} bank",
+                              hint=f"enable the {bank} PCR bank (tpm2_pcrallocate) or choose another [tpm] bank")
+        return out
+
+    def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256") -> Quote:
+        """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, read the PCRs, flush
+        the AK. Raises :class:`Unavailable`."""
+        from tpm2_pytss.constants import ESYS_TR, TPMA_OBJECT
+        from tpm2_pytss.types import TPM2B_DATA, TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC
+
+        selection = format_selection(bank, pcrs)
+        handle = None
+        try:
+            attrs = (TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
+                     | TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.RESTRICTED | TPMA_OBJECT.SIGN_ENCRYPT)
+            template = TPM2B_PUBLIC(TPMT_PUBLIC.parse(alg=AK_TEMPLATES[ak], objectAttributes=attrs))
+            handle, ak_pub, *_ = self._e.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
+            attest, sig = self._e.quote(handle, selection, TPM2B_DATA(nonce))
+            message, signature = bytes(attest), bytes(sig.marshal())
+            ak_pem, ak_tss = bytes(ak_pub.to_pem()), bytes(ak_pub.marshal())
+        except Exception as e:  # wrapped at the boundary
+            what = "creating the attestation key under the endorsement hierarchy" if handle is None else "quoting"
+            err = _unavailable(self.tcti, what, e)
+            if handle is None and "auth" in str(e).lower():
+                err.hint = "the endorsement hierarchy has a password; BACON needs it empty (tpm2_changeauth -c e)"
+            raise err from e
+        finally:
+            if handle is not None:
+                with contextlib.suppress(Exception):  # best effort; the quote result already stands or fails
+                    self._e.flush_context(handle)
+        values = self.read_pcrs(bank, pcrs)
+        return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
+
+
+def _selected(sel_out: Any) -> list[int]:
+    """PCR indices in a returned TPML_PCR_SELECTION, ascending."""
+    out: list[int] = []
+    for s in sel_out.pcrSelections[: sel_out.count]:
+        bits = bytes(s.pcrSelect)[: s.sizeofSelect]
+        out.extend(i * 8 + b for i, byte in enumerate(bits) for b in range(8) if byte >> b & 1)
+    return sorted(out)
+
+
+def _precheck(tcti: Tcti) -> None:
+    if tcti.name != "device":
+        return
+    path = Path(tcti.conf)
+    if not path.exists():
+        raise Unavailable(f"no TPM: {path} does not exist",
+                          hint="enable the TPM in firmware (and the tpm_tis/tpm_crb driver), or set [tpm] tcti")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise Unavailable(f"TPM {path} is not accessible to uid {os.geteuid()}",
+                          hint="run bacon as root (sudo) or add the user to the tss group")
+
+
+@contextmanager
+def open_tpm(settings: TpmSettings) -> Iterator[Device]:
+    """Open the TPM named by ``settings.tcti``. Raises :class:`Unavailable` when it cannot be reached."""
+    tcti = settings.tcti
+    _precheck(tcti)
+    os.environ.setdefault("TSS2_LOG", "all+NONE")  # tss2 logs to stderr; our errors say what failed
+    try:
+        from tpm2_pytss import ESAPI, TCTILdr
+    except ImportError as e:
+        raise Unavailable(f"tpm2-pytss cannot be loaded: {e}",
+                          hint="install the tpm extra (pip install 'bacon-shim[tpm]') and libtss2") from e
+    try:
+        esapi = ESAPI(TCTILdr(tcti.name, tcti.conf))
+    except Exception as e:  # TSS2_Exception, OSError: the TPM is not there
+        msg = str(e)
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM):
+            msg = "permission denied"
+        raise Unavailable(f"cannot reach the TPM at {tcti}: {msg}", hint=_hint(tcti)) from e
+    try:
+        yield Device(esapi, tcti)
+    finally:
+        with contextlib.suppress(Exception):  # closing a dead connection must not mask the real error
+            esapi.close()

@@ -1,0 +1,65 @@
+"""``nerdctl``: the wrapper operators type instead of the real nerdctl.
+
+Parse argv with nerdctl's grammar; forward what only reads or manages containers; refuse what cannot
+be checked; send what brings in or starts a container through the admission gate; then exec the real
+nerdctl with an argv re-serialized from the parse.
+
+The forwarding path imports only the standard library and ``shim``'s stdlib-only modules (a unit test
+checks this). The gate, with grpc, cryptography and structlog, is imported only when a command needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from shim import argv as nargv
+from shim import config as bconfig
+from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied
+from shim.exec import exec_real
+
+
+def _is_self(path: str) -> bool:
+    try:
+        return os.path.samefile(path, sys.argv[0])
+    except OSError:
+        return False
+
+
+def run(args: Sequence[str]) -> int:
+    cfg = bconfig.load()
+    if _is_self(str(cfg.nerdctl)):
+        raise ConfigError(
+            f"the configured real nerdctl {cfg.nerdctl} is this wrapper itself",
+            hint="point `nerdctl` in the configuration at the real binary (bacon enable records it)",
+        )
+    inv = nargv.parse(args)
+    decision = nargv.classify(inv)
+    if decision.kind == "forward":
+        exec_real(cfg.nerdctl, nargv.serialize(inv))
+    if decision.kind == "refuse":
+        raise Denied(decision.reason, check="argv", image=inv.image)
+    from shim import gate  # heavy: only for commands that bring in or start a container
+
+    return gate.admit_and_exec(cfg, inv, list(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args)
+    except BaconError as e:
+        print(e.render(), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bacon: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, never a traceback
+        print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print("bacon: hint: nothing was forwarded; please report this with the command line", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
