@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import Host, make_host  # noqa: E402
+from tests.conftest import Host, make_host, make_keypair, sign_image, trusted_config  # noqa: E402
 from tests.harness import containerd as containerd_h  # noqa: E402
 from tests.harness import images as images_h  # noqa: E402
 from tests.harness import registry as registry_h  # noqa: E402
+from tests.harness import swtpm as swtpm_h  # noqa: E402
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -36,8 +37,8 @@ def step(text: str) -> None:
 
 def show(host: Host, argv: list[str], expect: int | None = None) -> int:
     """Run a command as an operator would, show it, its output and its exit status."""
-    shown = " ".join(shlex.quote(a) for a in ["nerdctl" if a == argv[0] else a for a in argv])
-    cmd = [*host.bacon, *argv[1:]] if argv is not None and argv[0] == "bacon" else [*host.wrapper, *argv[1:]]
+    shown = " ".join(shlex.quote(a) for a in argv)
+    cmd = [*host.bacon, *argv[1:]] if argv[0] == "bacon" else [*host.wrapper, *argv[1:]]
     print(f"$ {shown}", flush=True)
     before = host.calls.stat().st_size if host.calls.exists() else 0
     r = subprocess.run(cmd, env=host.env(), capture_output=True, text=True, timeout=300)
@@ -66,29 +67,58 @@ def main() -> int:
         return 77
     work = Path(tempfile.mkdtemp(prefix="bacon-demo-", dir="/tmp"))
     work.chmod(0o755)
-    services: list[registry_h.Registry | containerd_h.Containerd] = []
+    services: list[registry_h.Registry | containerd_h.Containerd | swtpm_h.Swtpm] = []
     try:
-        step("Starting a private demo host (containerd, registry) in " + str(work))
+        step("Starting a private demo host in " + str(work))
         reg = registry_h.start(work)
         services.append(reg)
         ctd = containerd_h.start(work)
         services.append(ctd)
-        print(f"  registry at {reg.url}, containerd at {ctd.socket}")
-        step("Building real images (busybox-static) with umoci, pushing them with skopeo")
-        imgs = images_h.build_and_push(work / "images", reg)
-        for name in ("low", "high", "nolabel", "multi"):
-            images_h.pull(ctd, imgs[name])
-            print(f"  {imgs[name].ref}  {imgs[name].digest}")
-        host = make_host(work / "host", ctd, reg, level="Mid")
-        print(f"  BACON configuration: {host.config}; the real nerdctl is a stand-in: {host.standin}")
+        tpm = swtpm_h.start(work, "swtpm")
+        services.append(tpm)
+        print(f"  registry   {reg.url}\n  containerd {ctd.socket}\n  TPM        swtpm at {tpm.tcti}")
 
-        step("Commands that only read are forwarded to the real nerdctl")
+        step("Building real images (busybox-static) with umoci and pushing them with skopeo")
+        imgs = images_h.build_and_push(work / "images", reg)
+        team = make_keypair(work / "keys", "team")
+        stranger = make_keypair(work / "keys", "stranger")
+        for name in ("low", "mid", "high", "multi"):
+            sign_image(imgs[name], team)
+        sign_image(imgs["untrusted"], stranger)
+        for name, what in (("low", "policy=Low, signed by the team key"),
+                           ("mid", "policy=Mid, signed by the team key"),
+                           ("high", "policy=High, signed by the team key"),
+                           ("unsigned", "policy=Low, not signed"),
+                           ("untrusted", "policy=Low, signed by a key the host does not trust")):
+            print(f"  {imgs[name].ref:<45} {what}")
+
+        host = make_host(work / "host", ctd, reg, level="Mid")
+        trusted_config(host, team, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
+        print(f"\n  BACON configuration {host.config}: system level Mid, trusts {team.public.name}")
+        print(f"  the real nerdctl is a stand-in (nerdctl cannot be installed here): {host.standin}")
+
+        step("Commands that only read are forwarded, re-serialized from nerdctl's grammar")
         show(host, ["nerdctl", "version"], expect=0)
         show(host, ["nerdctl", "images"], expect=0)
 
-        step("containerd's view of an image, read through its gRPC API")
-        show(host, ["bacon", "image", imgs["multi"].ref], expect=0)
-        step("Done")
+        step("A signed Low image: admitted, pinned to its digest, and run")
+        show(host, ["nerdctl", "run", "--rm", imgs["low"].ref], expect=0)
+
+        step("Refused: unsigned, signed by an untrusted key, and a High image on this Mid host")
+        show(host, ["nerdctl", "run", "--rm", imgs["unsigned"].ref], expect=77)
+        show(host, ["nerdctl", "pull", imgs["untrusted"].ref], expect=77)
+        show(host, ["nerdctl", "run", "--rm", imgs["high"].ref], expect=77)
+
+        step("A Mid image needs measured boot: refused until the PCR baseline is recorded")
+        show(host, ["nerdctl", "run", "--rm", imgs["mid"].ref], expect=77)
+        show(host, ["bacon", "baseline", "record"], expect=0)
+        show(host, ["nerdctl", "run", "--rm", imgs["mid"].ref], expect=0)
+
+        step("Explaining a decision, and the audit log")
+        show(host, ["bacon", "verify", imgs["high"].ref], expect=77)
+        decisions = len(host.audit_log.read_text().splitlines())
+        print(f"  audit log {host.audit_log}: {decisions} decisions, one JSON line each")
+        step("Done: every expected admission and refusal happened")
         return 0
     finally:
         for s in reversed(services):

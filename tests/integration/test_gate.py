@@ -208,3 +208,49 @@ def test_missing_config_is_a_clear_error(gate_host: Host, signed: Signed, tmp_pa
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 78
     assert "does not exist" in r.stderr
+
+
+# -- forwarding and refusals ----------------------------------------------------------------------------
+
+def test_version_and_images_are_forwarded_to_the_real_nerdctl(gate_host: Host, signed: Signed) -> None:
+    r = nerdctl(gate_host, "version")
+    assert r.rc == 0, r.stderr
+    assert "stand-in" in r.stdout
+    assert "Server:" in r.stdout
+    assert r.forwarded == [["version"]]
+    r = nerdctl(gate_host, "--namespace", "default", "images")
+    assert r.rc == 0, r.stderr
+    assert signed["low"].ref in r.stdout
+    assert r.forwarded == [["--namespace=default", "images"]]
+    assert audit_lines(gate_host) == []  # forwarding decides nothing
+
+
+def test_real_nerdctls_exit_status_is_passed_through(gate_host: Host) -> None:
+    r = nerdctl(gate_host, "rm", "no-such-container")
+    assert r.rc == 1
+    assert r.forwarded == [["rm", "no-such-container"]]
+
+
+@pytest.mark.parametrize("args", [
+    ["compose", "up"],
+    ["run", "--rootfs", "/tmp", "/bin/sh"],
+    ["run", "oci-archive:///tmp/x.tar"],
+    ["pull", "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"],
+    ["frobnicate"],
+    ["run", "--no-such-flag", "alpine"],
+])
+def test_refusals_forward_nothing(gate_host: Host, args: list[str]) -> None:
+    r = nerdctl(gate_host, *args)
+    assert r.rc in (64, 77), (r.rc, r.stderr)
+    assert r.stderr.startswith("bacon: "), r.stderr
+    assert r.forwarded == []
+
+
+def test_a_global_flag_that_swallows_the_next_token_is_parsed_as_nerdctl_does(gate_host: Host, signed: Signed) -> None:
+    # `--bridge-ip images` is a flag and its value: the command is `run`, which is gated, not `images`.
+    r = nerdctl(gate_host, "--bridge-ip", "images", "run", "--rm", signed["low"].ref)
+    assert r.rc == 0, r.stderr
+    [fwd] = r.forwarded
+    assert "--bridge-ip=images" in fwd
+    assert fwd[fwd.index("--bridge-ip=images") + 1:][2] == "run"
+    assert fwd[-1] == signed["low"].digest
