@@ -197,9 +197,7 @@ def local_subject(ctx: Context, asked: str, resolved: ResolvedImage) -> Subject:
     name = resolved.record.name
     repo = None
     try:
-        parsed = nref.parse(name)
-        if parsed.kind != "digest":
-            repo = f"{parsed.domain}/{parsed.path}"
+        repo = nref.parse(name).name or None
     except UsageError:
         repo = None
     platform_digest = resolved.manifest.digest if resolved.manifest.digest != resolved.digest else None
@@ -234,7 +232,7 @@ def remote_subject(ctx: Context, asked: str) -> Subject:
         raw = ctx.registry.get_blob(repo, manifest.config.digest, oci.MAX_CONFIG_BYTES)
         return oci.parse_config(raw).labels
 
-    return Subject(asked=asked, digest=top.digest, repository=f"{ref.domain}/{ref.path}",
+    return Subject(asked=asked, digest=top.digest, repository=ref.name,
                    platform_digest=platform_digest, labels=labels, local=False)
 
 
@@ -387,7 +385,7 @@ def _repo_of(name: str) -> str | None:
         p = nref.parse(name)
     except UsageError:
         return None
-    return None if p.kind == "digest" else f"{p.domain}/{p.path}"
+    return p.name or None
 
 
 def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str]]]:
