@@ -19,37 +19,8 @@ if [ -x "$DEST/cosign" ] && "$DEST/cosign" version >/dev/null 2>&1; then
     exit 0
 fi
 
-# The archive URI of the host's main Debian source (not the security archive): deb822 first, then the
-# one-line format. Never a hard-coded host.
-archive_uri() {
-    f=/etc/apt/sources.list.d/debian.sources
-    if [ -r "$f" ]; then
-        awk '
-            function flush() {
-                if (uri != "" && types ~ /(^|[ \t])deb([ \t]|$)/ && suites !~ /-security/ && found == "") found = uri
-                uri = ""; types = ""; suites = ""
-            }
-            /^[ \t]*$/ { flush(); next }
-            /^[ \t]*#/ { next }
-            tolower($1) == "uris:"   { uri = $2 }
-            tolower($1) == "types:"  { $1 = ""; types = $0 }
-            tolower($1) == "suites:" { $1 = ""; suites = $0 }
-            END { flush(); if (found != "") print found }
-        ' "$f"
-        return
-    fi
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -r "$f" ] || continue
-        # deb [options] URI suite components...
-        sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" | awk '$1 == "deb" && $3 !~ /-security/ { print $2; exit }'
-    done | head -n 1
-}
-
-URI=$(archive_uri)
-if [ -z "$URI" ]; then
-    echo "fetch-cosign: no Debian archive URI found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list" >&2
-    exit 1
-fi
+# The archive URI of the host's main Debian source: never a hard-coded host.
+URI=$("$(dirname "$0")/archive-uri")
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT INT TERM
