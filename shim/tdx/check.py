@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from shim.checks import CheckResult
 from shim.errors import ConfigError, Denied, Unavailable
-from shim.tdx import ccel, collateral, settings, verify
+from shim.tdx import ccel, collateral, settings, trust_authority, verify
 from shim.tdx.configfs import REPORTDATA_SIZE, ConfigfsQuoteProvider
 
 REPORTDATA_DOMAIN = b"BACON-TDX-REPORTDATA-v1\x00"
@@ -69,19 +69,15 @@ def run_tdx_check(
     *,
     now: int | None = None,
     provider: QuoteProvider | None = None,
+    ita_transport: trust_authority.Transport | None = None,
 ) -> CheckResult:
-    """Admit only when a fresh quote of this TD verifies and measures the reference values.
+    """Admit only when a fresh quote of this TD verifies and measures the reference values (and, when
+    ``[tdx.trust_authority]`` is enabled, Intel Trust Authority appraises the same quote alike).
 
     Raises :class:`Denied` (the host fails), :class:`Unavailable` (no quote or no collateral: the gate
     denies too), :class:`ConfigError` (bad ``[tdx]`` table, or no reference MRTD to compare with).
     """
     s = settings.parse(section)
-    if s.trust_authority.enabled:
-        raise ConfigError(
-            "[tdx.trust_authority] is enabled, but remote appraisal through Intel Trust Authority is not "
-            "implemented in this version: refusing rather than silently skipping it",
-            hint="set [tdx.trust_authority] enabled = false (local verification with dcap-qvl still applies)",
-        )
     if "mrtd" not in s.reference:
         raise ConfigError(
             "[tdx.reference] has no mrtd: without reference values any TD would be admitted",
@@ -91,16 +87,29 @@ def run_tdx_check(
         raise ValueError(f"report_data must be {REPORTDATA_SIZE} bytes, got {len(report_data)}")
     at = int(time.time()) if now is None else now
     text = collateral.load(s.collateral)
-    quote = (provider or provider_for(s)).get_quote(report_data)
+    ita = trust_authority.Client(s.trust_authority, ita_transport) if s.trust_authority.enabled else None
+    ita_nonce = ita.nonce() if ita else None
+    asked = trust_authority.report_data(ita_nonce, report_data) if ita_nonce else report_data
+    quote = (provider or provider_for(s)).get_quote(asked)
     try:
-        appraisal = verify.verify_quote(quote, text, at, report_data, s)
+        appraisal = verify.verify_quote(quote, text, at, asked, s)
     except verify.MeasurementMismatch as e:
         raise explained(e, s) from None
     details: dict[str, Any] = appraisal.to_json()
+    if ita and ita_nonce:
+        claims = ita.verify_token(ita.attest(quote, ita_nonce, report_data), at)
+        m = appraisal.measurements
+        trust_authority.check_claims(
+            claims, report_data=asked, nonce=ita_nonce,
+            measurements={f: m.get(f) for f in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")},
+            accept_tcb_status=s.accept_tcb_status, policy_ids=s.trust_authority.policy_ids)
+        details["trust_authority"] = {"tcb_status": claims.get("attester_tcb_status"), "jti": claims.get("jti"),
+                                      "url": s.trust_authority.url}
     details["quote_sha256"] = hashlib.sha256(quote).hexdigest()
     test = " with a TEST root" if appraisal.root_is_test else ""
+    remote = ", appraised by Intel Trust Authority" if ita else ""
     summary = (
-        f"TD quote verified{test}: TCB {appraisal.status}, "
+        f"TD quote verified{test}{remote}: TCB {appraisal.status}, "
         f"{', '.join(verify.FIELD_LABELS[f] for f in appraisal.matched)} match the reference"
     )
     return CheckResult(name="tdx", summary=summary, details=details)

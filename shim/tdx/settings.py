@@ -18,6 +18,9 @@ rtmr0 = "…"   # rtmr1, rtmr2, rtmr3, mrconfigid, mrowner, mrownerconfig
 enabled = false
 url = "https://api.trustauthority.example"
 api_key_file = "/etc/bacon/tdx/ita.key"              # owned by root, mode 0600
+root_ca = "/etc/bacon/tdx/ita-root.pem"              # ITA's token signing root, pinned (no default)
+policy_ids = []                                      # ITA policies that must match
+# jwks_url (default {url}/certs), token_signing_alg ("PS384" or "RS256"), timeout (seconds)
 ```
 
 The Intel SGX Root CA ships inside the package and is checked against its published SHA-256 fingerprint
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from shim.errors import ConfigError
 
@@ -57,7 +61,9 @@ KNOWN_KEYS = frozenset({
     "configfs_root", "accept_tcb_status", "collateral", "pccs_url", "root_ca", "ccel", "reference_ccel",
     "busy_retries", "busy_wait", "max_quote_size", "reference", "trust_authority",
 })  # fmt: skip
-TA_KEYS = frozenset({"enabled", "url", "api_key_file", "policy_ids", "timeout", "jwks_url", "token_signing_alg"})
+TA_KEYS = frozenset({"enabled", "url", "api_key_file", "root_ca", "policy_ids", "timeout", "jwks_url",
+                     "token_signing_alg"})
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class TrustAuthoritySettings:
     enabled: bool = False
     url: str = ""
     api_key_file: Path | None = None
+    root_ca: Path | None = None
     policy_ids: tuple[str, ...] = ()
     timeout: float = 10.0
     jwks_url: str = ""
@@ -173,8 +180,9 @@ def _trust_authority(value: object) -> TrustAuthoritySettings:
         raise ConfigError(f"{where} 'enabled' must be true or false")
     if not enabled:
         return TrustAuthoritySettings()
-    if "url" not in value or "api_key_file" not in value:
-        raise ConfigError(f"{where}: 'url' and 'api_key_file' are required when enabled")
+    if "url" not in value or "api_key_file" not in value or "root_ca" not in value:
+        raise ConfigError(f"{where}: 'url', 'api_key_file' and 'root_ca' are required when enabled",
+                          hint="root_ca is the PEM of Intel Trust Authority's root CA, which BACON pins")
     policy_ids = value.get("policy_ids", [])
     if not isinstance(policy_ids, list) or not all(isinstance(p, str) for p in policy_ids):
         raise ConfigError(f"{where} 'policy_ids' must be a list of strings")
@@ -182,10 +190,13 @@ def _trust_authority(value: object) -> TrustAuthoritySettings:
     if alg not in ("PS384", "RS256"):
         raise ConfigError(f"{where} 'token_signing_alg' must be PS384 or RS256, got {alg!r}")
     url = _url(value["url"], "url", where)
+    if url.startswith("http://") and urlsplit(url).hostname not in LOOPBACK_HOSTS:
+        raise ConfigError(f"{where} 'url' must be https (the API key is sent to it), got {url}")
     return TrustAuthoritySettings(
         enabled=True,
         url=url,
         api_key_file=_path(value, "api_key_file", None, where),
+        root_ca=_path(value, "root_ca", None, where),
         policy_ids=tuple(policy_ids),
         timeout=_number(value, "timeout", 10.0, 0.1, 120.0, where),
         jwks_url=_url(value["jwks_url"], "jwks_url", where) if "jwks_url" in value else url + "/certs",

@@ -149,9 +149,3 @@ def test_debug_td_is_refused(env: TdxEnv) -> None:
     body = chain.TdBody(td_attributes=chain.TD_ATTR_DEBUG)
     with pytest.raises(Denied, match="DEBUG"):
         check.run_tdx_check(env.section(), RD, now=env.now, provider=MemProvider(env, body))
-
-
-def test_enabled_trust_authority_fails_closed_until_implemented(env: TdxEnv) -> None:
-    sec = env.section(trust_authority={"enabled": True, "url": "https://127.0.0.1:1", "api_key_file": "/k"})
-    with pytest.raises(ConfigError, match="not implemented"):
-        check.run_tdx_check(sec, RD, now=env.now, provider=MemProvider(env))

@@ -92,7 +92,8 @@ def test_a_writable_test_root_is_refused(tmp_path: Path) -> None:
 
 
 def test_trust_authority_enabled() -> None:
-    s = settings.parse({"trust_authority": {"enabled": True, "url": "https://ita.test/", "api_key_file": "/k"}})
+    s = settings.parse({"trust_authority": {"enabled": True, "url": "https://ita.test/", "api_key_file": "/k",
+                                            "root_ca": "/r.pem"}})
     ta = s.trust_authority
     assert ta.enabled
     assert ta.url == "https://ita.test"
