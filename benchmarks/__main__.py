@@ -1,0 +1,240 @@
+"""``python -m benchmarks`` (``tox -e bench``): BACON against its peers, side by side, on the harness.
+
+Starts the test harness's real parts (:mod:`benchmarks.host`), then measures (:mod:`benchmarks.measure`):
+
+1. forwarding: ``nerdctl images`` / ``nerdctl version`` through the wrapper vs the stand-in directly;
+2. a ``Low`` admission (signature, label, level) of an image already in containerd: the wrapper's
+   ``nerdctl run --rm IMAGE`` (real nerdctl: ``/bin/true``) vs ``cosign verify --key`` of the same image;
+3. the same for a ``Mid`` image, with a fresh quote from the swtpm;
+4. ``nerdctl pull`` through the wrapper (stand-in: ``ctr`` pull of the pinned digest, then tag) vs
+   ``ctr images pull --plain-http`` of the same image (removed from containerd before each run);
+5. 100 admissions, 8 at a time: throughput and p99 latency, vs as many ``cosign verify``;
+6. peak memory (max RSS incl. waited-for children) of one admission, vs ``cosign verify``.
+
+Prints a table (stdout) and writes it as JSON (``bench-results.json``); progress goes to stderr.
+Numbers depend on the machine and its load: the ratios, measured in the same run, are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import host as host_m
+from benchmarks.measure import Command, Load, Pair, side_by_side, under_load
+
+FORWARD_BUDGET_MS = 15.0
+LOW_BUDGET = 1.0
+MID_BUDGET = 2.0
+MEMORY_BUDGET_MB = 60.0
+
+
+def progress(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class Row:
+    key: str
+    what: str
+    bacon: str
+    peer_name: str
+    peer: str
+    result: str
+    budget: str
+    ok: bool | None
+    data: dict[str, Any]
+
+
+def _ms(s: Any) -> str:
+    return f"{s.median:.1f} ms (p90 {s.p90:.1f})"
+
+
+def _stats(s: Any) -> dict[str, float]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in dataclasses.asdict(s).items()}
+
+
+def _pair_data(p: Pair) -> dict[str, Any]:
+    def side(c: Command, ms: Any, rss: Any) -> dict[str, Any]:
+        return {"label": c.label, "argv": list(c.argv), "ms": _stats(ms), "maxrss_mb": _stats(rss)}
+
+    return {"bacon": side(p.a, p.a_ms, p.a_rss_mb), "peer": side(p.b, p.b_ms, p.b_rss_mb)}
+
+
+def _audit_count(h: Any, verdict: str) -> int:
+    if not h.audit_log.exists():
+        return 0
+    return sum(1 for line in h.audit_log.read_text().splitlines() if f'"verdict": "{verdict}"' in line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=30, help="timed runs per command (default 30)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs per command first (default 3)")
+    ap.add_argument("--quick", action="store_true", help="5 runs, 1 warm-up, 24 admissions under load")
+    ap.add_argument("--load", type=int, default=100, help="admissions under load (default 100)")
+    ap.add_argument("--parallel", type=int, default=8, help="admissions at a time under load (default 8)")
+    ap.add_argument("--output", type=Path, default=Path("bench-results.json"),
+                    help="where to write the JSON (default ./bench-results.json)")
+    ap.add_argument("--keep", action="store_true", help="leave the harness's directory behind")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.runs, args.warmup, args.load = 5, 1, 24
+    if os.geteuid() != 0:
+        print("bench: run as root: the harness starts a private containerd", file=sys.stderr)
+        return 77
+    lacking = host_m.missing()
+    if lacking:
+        print(f"bench: missing {', '.join(lacking)} (scripts/install-deps installs them)", file=sys.stderr)
+        return 69
+    load_before = os.getloadavg()
+    started = datetime.datetime.now(datetime.UTC)
+    bh = host_m.start(progress, keep=args.keep)
+    try:
+        rows = run_all(bh, args)
+    finally:
+        bh.stop()
+    load_after = os.getloadavg()
+    meta = {
+        "time": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
+        "runs": args.runs, "warmup": args.warmup, "wrapper": bh.hosts["low"].wrapper,
+        "peer_nerdctl": "tests/standin/nerdctl (a stand-in: nerdctl cannot be installed here)",
+        "cosign": _version([bh.cosign, "version"]), "containerd": _version(["containerd", "--version"]),
+    }
+    print(render(rows, meta))
+    args.output.write_text(json.dumps({"meta": meta, "rows": [dataclasses.asdict(r) for r in rows]}, indent=2) + "\n")
+    progress(f"wrote {args.output}")
+    return 0
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except OSError as e:
+        return str(e)
+    for line in (r.stdout + r.stderr).splitlines():
+        if "ersion" in line:
+            return line.strip()
+    return (r.stdout + r.stderr).strip()[:80]
+
+
+def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    fwd = bh.hosts["forward"]
+
+    def pair(a: Command, b: Command) -> Pair:
+        progress(f"{a.label} vs {b.label}")
+        return side_by_side(a, b, args.runs, args.warmup, progress)
+
+    for sub in ("images", "version"):
+        p = pair(Command(f"wrapper nerdctl {sub}", [*fwd.wrapper, sub], fwd.env()),
+                 Command(f"stand-in nerdctl {sub}", [str(fwd.standin), sub], fwd.env()))
+        added = p.a_ms.median - p.b_ms.median
+        rows.append(Row(f"forward_{sub}", f"forwarded: nerdctl {sub}", _ms(p.a_ms),
+                        f"stand-in nerdctl {sub}", _ms(p.b_ms),
+                        f"+{added:.1f} ms ({p.a_ms.median / p.b_ms.median:.2f}×)", f"≤ +{FORWARD_BUDGET_MS:.0f} ms",
+                        added <= FORWARD_BUDGET_MS, {**_pair_data(p), "added_ms": round(added, 3)}))
+
+    cosign = {name: Command(f"cosign verify {name}", [bh.cosign, "verify", "--key", str(bh.key.public),
+                                                      "--insecure-ignore-tlog=true", "--allow-insecure-registry",
+                                                      img.ref], fwd.env())
+              for name, img in bh.images.items()}
+    admissions: dict[str, Pair] = {}
+    for name, budget in (("low", LOW_BUDGET), ("mid", MID_BUDGET)):
+        h = bh.hosts[name]
+        img = bh.images[name]
+        before = _audit_count(h, "admitted")
+        p = pair(Command(f"wrapper run {name}", [*h.wrapper, "run", "--rm", img.ref], h.env()), cosign[name])
+        admitted = _audit_count(h, "admitted") - before
+        if admitted != args.runs + args.warmup:
+            raise RuntimeError(f"{name}: {admitted} admissions audited for {args.runs + args.warmup} runs")
+        admissions[name] = p
+        ratio = p.a_ms.median / p.b_ms.median
+        what = "admission: Low image" if name == "low" else "admission: Mid image + TPM quote"
+        rows.append(Row(f"admission_{name}", what, _ms(p.a_ms), "cosign verify --key", _ms(p.b_ms), f"{ratio:.2f}×",
+                        f"≤ {budget:.1f}× cosign", ratio <= budget, {**_pair_data(p), "ratio": round(ratio, 3)}))
+
+    ph = bh.hosts["pull"]
+    img = bh.images["pull"]
+
+    def forget() -> None:
+        names = [img.ref, img.pinned]
+        bh.containerd.ctr("images", "rm", "--sync", *names, check=False)
+
+    p = pair(Command("wrapper pull", [*ph.wrapper, "pull", img.ref], ph.env(), prepare=forget),
+             Command("ctr images pull", ["ctr", "--address", str(bh.containerd.socket), "--namespace", "default",
+                                         "images", "pull", "--plain-http", img.ref], ph.env(), prepare=forget))
+    rows.append(Row("pull", "pull: signed Low image", _ms(p.a_ms), "ctr images pull", _ms(p.b_ms),
+                    f"{p.a_ms.median / p.b_ms.median:.2f}× (+{p.a_ms.median - p.b_ms.median:.0f} ms)",
+                    "(none)", None, {**_pair_data(p), "ratio": round(p.a_ms.median / p.b_ms.median, 3)}))
+
+    h = bh.hosts["low"]
+    progress(f"{args.load} admissions, {args.parallel} at a time: wrapper, then cosign")
+    wl = under_load(Command("wrapper run low", [*h.wrapper, "run", "--rm", bh.images["low"].ref], h.env()),
+                    args.load, args.parallel)
+    cl = under_load(cosign["low"], args.load, args.parallel)
+    tput = wl.per_second / cl.per_second
+
+    def load_text(x: Load) -> str:
+        return f"{x.per_second:.1f}/s, p99 {x.latency.p99:.0f} ms"
+
+    rows.append(Row("load", f"{args.load} admissions, {args.parallel} at a time", load_text(wl),
+                    "as many cosign verify", load_text(cl), f"{tput:.2f}× throughput", "(none; ≥ 1.0×?)", None,
+                    {"bacon": _load_data(wl), "peer": _load_data(cl), "throughput_ratio": round(tput, 3)}))
+
+    for name, p in admissions.items():
+        peak = p.a_rss_mb.max
+        rows.append(Row(f"memory_{name}", f"peak RSS: {name.capitalize()} admission",
+                        f"{p.a_rss_mb.median:.1f} MB (max {peak:.1f})", "cosign verify", f"{p.b_rss_mb.median:.1f} MB",
+                        f"{peak:.1f} MB", f"< {MEMORY_BUDGET_MB:.0f} MB", peak < MEMORY_BUDGET_MB,
+                        {"bacon_maxrss_mb": _stats(p.a_rss_mb), "peer_maxrss_mb": _stats(p.b_rss_mb)}))
+    return rows
+
+
+def _load_data(x: Load) -> dict[str, Any]:
+    return {"label": x.command.label, "total": x.total, "parallel": x.parallel, "wall_s": round(x.wall_s, 3),
+            "per_second": round(x.per_second, 3), "latency_ms": _stats(x.latency)}
+
+
+NOTES = (
+    "BACON = the `nerdctl` console script of this environment; the real nerdctl is the stand-in",
+    "(tests/standin/nerdctl: nerdctl cannot be installed here), or for admissions a copy of /bin/true, so an",
+    "admission is timed from start to the exec of the admitted command (the image is already in containerd,",
+    "its signature kept from the first run). pull: both sides pull into an empty image store (layers shared",
+    "with other images stay), the wrapper's stand-in pulls the pinned digest with ctr and tags it. Peak RSS:",
+    "ru_maxrss from wait4 (the process and the children it waited for). load: wrapper batch, then cosign batch.",
+)
+
+
+def render(rows: list[Row], meta: dict[str, Any]) -> str:
+    head = (f"BACON benchmark {meta['time']}: {meta['cpus']} CPUs, load {meta['loadavg_before'][0]:.2f} → "
+            f"{meta['loadavg_after'][0]:.2f}; {meta['runs']} runs (+{meta['warmup']} warm-up) per command, "
+            "interleaved with the peer; median (p90)")
+    cols = ("#", "measure", "BACON", "peer", "peer result", "result", "budget", "ok")
+    table = [cols] + [(str(i), r.what, r.bacon, r.peer_name, r.peer, r.result, r.budget,
+                       "—" if r.ok is None else ("yes" if r.ok else "NO")) for i, r in enumerate(rows, 1)]
+    widths = [max(len(row[c]) for row in table) for c in range(len(cols))]
+    width_of: Callable[[int], int] = lambda c: widths[c]  # noqa: E731
+    lines = [head, ""]
+    for n, row in enumerate(table):
+        lines.append("  ".join(cell.ljust(width_of(c)) for c, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines += ["", *NOTES, f"cosign: {meta['cosign']}; {meta['containerd']}; Python {meta['python']}"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
