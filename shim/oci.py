@@ -108,12 +108,18 @@ def _load_json(data: bytes, what: str, limit: int) -> dict[str, Any]:
     if len(data) > limit:
         raise IntegrityError(f"{what} is {len(data)} bytes, more than the limit of {limit}")
     try:
-        obj = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+        # UTF-8 only, and no NaN/Infinity: what Go's decoder (containerd, nerdctl) accepts. json.loads
+        # would also take UTF-16/32 and a BOM from bytes.
+        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:
         raise IntegrityError(f"{what} is not valid JSON: {e}") from e
     if not isinstance(obj, dict):
         raise IntegrityError(f"{what} is not a JSON object")
     return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -126,9 +132,39 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# Go's encoding/json (containerd, nerdctl) matches an object key to a struct field case-insensitively,
+# with two non-ASCII letters folding to ASCII ones, and decodes every key that matches in order (the
+# last value wins; maps merge). So ``"labels"`` or ``"Label\u017f"`` sets ``Labels`` there, and
+# ``"config"`` next to ``"Config"`` is one field with two values. We read struct fields the same way and
+# refuse an object where two keys name the same field: a decision must not depend on which one is read.
+_GO_FOLD = {"\u017f": "s", "\u212a": "k"}  # LATIN SMALL LETTER LONG S, KELVIN SIGN
+
+
+def _go_fold(key: str) -> str:
+    return "".join(c.lower() if c.isascii() else _GO_FOLD.get(c, c) for c in key)
+
+
+def _struct(obj: dict[str, Any], fields: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The ``fields`` (as spelled in the OCI spec) present in ``obj``, matched as Go matches them."""
+    want = {f.lower(): f for f in fields}
+    out: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for key, value in obj.items():
+        field = want.get(_go_fold(key))
+        if field is None:
+            continue
+        if field in seen:
+            raise IntegrityError(f"{what}: keys {seen[field]!r} and {key!r} both set the field {field!r} "
+                                 "(Go's decoder matches keys case-insensitively)")
+        seen[field] = key
+        out[field] = value
+    return out
+
+
 def _descriptor(obj: object, what: str) -> Descriptor:
     if not isinstance(obj, dict):
         raise IntegrityError(f"{what}: descriptor is not an object")
+    obj = _struct(obj, ("mediaType", "digest", "size", "platform", "annotations"), what)
     mt, dg, size = obj.get("mediaType", ""), obj.get("digest"), obj.get("size")
     if not isinstance(mt, str) or not isinstance(dg, str) or not is_digest(dg):
         raise IntegrityError(f"{what}: descriptor has a bad mediaType or digest")
@@ -137,11 +173,14 @@ def _descriptor(obj: object, what: str) -> Descriptor:
     plat = None
     p = obj.get("platform")
     if p is not None:
+        if isinstance(p, dict):
+            p = _struct(p, ("os", "architecture", "variant"), f"{what} platform")
         if not isinstance(p, dict) or not isinstance(p.get("os"), str) or not isinstance(p.get("architecture"), str):
             raise IntegrityError(f"{what}: descriptor has a bad platform")
         variant = p.get("variant", "")
         plat = normalize_platform(Platform(p["os"], p["architecture"], variant if isinstance(variant, str) else ""))
-    ann = obj.get("annotations") or {}
+    ann = obj.get("annotations")
+    ann = {} if ann is None else ann
     if not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()):
         raise IntegrityError(f"{what}: descriptor has bad annotations")
     return Descriptor(mt, dg, size, plat, ann)
@@ -165,7 +204,7 @@ class Index:
 
 def media_type_of(data: bytes, declared: str = "") -> str:
     """The media type of a manifest: its own ``mediaType`` field, else the declared one, else by shape."""
-    obj = _load_json(data, "manifest", MAX_MANIFEST_BYTES)
+    obj = _struct(_load_json(data, "manifest", MAX_MANIFEST_BYTES), ("mediaType", "manifests"), "manifest")
     mt = obj.get("mediaType")
     if isinstance(mt, str) and mt:
         if declared and declared != mt and declared in INDEX_TYPES | MANIFEST_TYPES:
@@ -177,7 +216,9 @@ def media_type_of(data: bytes, declared: str = "") -> str:
 
 
 def parse_manifest(data: bytes, max_layers: int = 10000) -> Manifest:
-    obj = _load_json(data, "image manifest", MAX_MANIFEST_BYTES)
+    obj = _struct(_load_json(data, "image manifest", MAX_MANIFEST_BYTES),
+                  ("mediaType", "schemaVersion", "config", "layers", "annotations", "subject", "artifactType"),
+                  "image manifest")
     mt = obj.get("mediaType", MEDIA_OCI_MANIFEST)
     if mt not in MANIFEST_TYPES:
         raise IntegrityError(f"expected an image manifest, got media type {mt!r}")
@@ -188,8 +229,9 @@ def parse_manifest(data: bytes, max_layers: int = 10000) -> Manifest:
         raise IntegrityError("image manifest: layers is not a list")
     if len(layers) > max_layers:
         raise IntegrityError(f"image manifest has {len(layers)} layers, more than the limit of {max_layers}")
-    ann = obj.get("annotations") or {}
-    if not isinstance(ann, dict):
+    ann = obj.get("annotations")
+    ann = {} if ann is None else ann
+    if not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()):
         raise IntegrityError("image manifest: bad annotations")
     subject = _descriptor(obj["subject"], "manifest subject") if obj.get("subject") is not None else None
     at = obj.get("artifactType", "")
@@ -204,7 +246,7 @@ def parse_manifest(data: bytes, max_layers: int = 10000) -> Manifest:
 
 
 def parse_index(data: bytes) -> Index:
-    obj = _load_json(data, "image index", MAX_MANIFEST_BYTES)
+    obj = _struct(_load_json(data, "image index", MAX_MANIFEST_BYTES), ("mediaType", "manifests"), "image index")
     mt = obj.get("mediaType", MEDIA_OCI_INDEX)
     if mt not in INDEX_TYPES:
         raise IntegrityError(f"expected an image index, got media type {mt!r}")
@@ -237,11 +279,14 @@ def parse_config(data: bytes) -> ImageConfig:
     """The parts of an image config the gate reads: ``config.Labels`` and the platform.
 
     Duplicate keys anywhere make the config invalid (see :func:`_no_duplicate_keys`)."""
-    obj = _load_json(data, "image config", MAX_CONFIG_BYTES)
-    cfg = obj.get("config") or {}
+    obj = _struct(_load_json(data, "image config", MAX_CONFIG_BYTES), ("config", "os", "architecture", "variant"),
+                  "image config")
+    cfg = obj.get("config")
+    cfg = {} if cfg is None else cfg
     if not isinstance(cfg, dict):
         raise IntegrityError("image config: 'config' is not an object")
-    labels = cfg.get("Labels") or {}
+    labels = _struct(cfg, ("Labels",), "image config: config").get("Labels")
+    labels = {} if labels is None else labels
     if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise IntegrityError("image config: Labels is not a map of strings")
     if len(labels) > MAX_LABELS:
