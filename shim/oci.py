@@ -220,7 +220,7 @@ def parse_manifest(data: bytes, max_layers: int = 10000) -> Manifest:
                   ("mediaType", "schemaVersion", "config", "layers", "annotations", "subject", "artifactType"),
                   "image manifest")
     mt = obj.get("mediaType", MEDIA_OCI_MANIFEST)
-    if mt not in MANIFEST_TYPES:
+    if not isinstance(mt, str) or mt not in MANIFEST_TYPES:
         raise IntegrityError(f"expected an image manifest, got media type {mt!r}")
     if obj.get("schemaVersion") != 2:
         raise IntegrityError("image manifest: schemaVersion is not 2")
@@ -248,7 +248,7 @@ def parse_manifest(data: bytes, max_layers: int = 10000) -> Manifest:
 def parse_index(data: bytes) -> Index:
     obj = _struct(_load_json(data, "image index", MAX_MANIFEST_BYTES), ("mediaType", "manifests"), "image index")
     mt = obj.get("mediaType", MEDIA_OCI_INDEX)
-    if mt not in INDEX_TYPES:
+    if not isinstance(mt, str) or mt not in INDEX_TYPES:
         raise IntegrityError(f"expected an image index, got media type {mt!r}")
     entries = obj.get("manifests")
     if not isinstance(entries, list):

@@ -577,14 +577,15 @@ def _bundle_descriptors(index: bytes, digest: str, limits: Limits) -> list[str]:
     """Digests of the referrers that are Sigstore bundles (by ``artifactType``), at most ``max_bundles``."""
     try:
         doc = json.loads(index)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise IntegrityError(f"referrers index for {digest} is not JSON") from e
     entries = doc.get("manifests") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise IntegrityError(f"referrers index for {digest} has no manifests list")
     out = []
     for entry in entries[: oci.MAX_INDEX_ENTRIES]:
-        if (isinstance(entry, dict) and entry.get("artifactType") in BUNDLE_MEDIA_TYPES
+        if (isinstance(entry, dict) and isinstance(entry.get("artifactType"), str)
+                and entry["artifactType"] in BUNDLE_MEDIA_TYPES
                 and isinstance(entry.get("digest"), str) and oci.is_digest(entry["digest"])):
             out.append(entry["digest"])
     return out[: limits.max_bundles]

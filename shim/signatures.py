@@ -246,7 +246,7 @@ def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], limits: 
     if len(raw) > limits.max_bundle_bytes:
         raise _Reject(_MALFORMED, f"{what} is {len(raw)} bytes, more than the limit of {limits.max_bundle_bytes}")
     doc = _load_json(raw, what)
-    if doc.get("mediaType") not in BUNDLE_MEDIA_TYPES:
+    if not isinstance(doc.get("mediaType"), str) or doc["mediaType"] not in BUNDLE_MEDIA_TYPES:
         raise _Reject(_MALFORMED, f"{what} has media type {str(doc.get('mediaType'))[:80]!r}, not a v0.3 bundle")
     material = doc.get("verificationMaterial")
     if isinstance(material, dict) and ("certificate" in material or "x509CertificateChain" in material):
@@ -275,7 +275,7 @@ def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], limits: 
     if key is None:
         raise _Reject(_UNTRUSTED, f"{what} is not signed by a trusted key")
     statement = _load_json(payload, f"{what}: in-toto statement")
-    if statement.get("_type") not in INTOTO_STATEMENT_TYPES:
+    if not isinstance(statement.get("_type"), str) or statement["_type"] not in INTOTO_STATEMENT_TYPES:
         raise _Reject(_MALFORMED, f"{what}: not an in-toto statement")
     if statement.get("predicateType") != COSIGN_SIGN_PREDICATE:
         raise _Reject(_NONE, f"{what}: predicate {str(statement.get('predicateType'))[:80]!r} is an attestation, "

@@ -69,7 +69,10 @@ def _signature() -> list[bytes]:
     bundle = make_bundle(key, targets.SIG_DIGEST, payload=targets.STATEMENT)
     other = signatures.classic_payload("sha256:" + "00" * 32, targets.SIG_REPO)
     wrong, _ = signing.signature_manifest(None, other, key.sign(other))
-    return [b"\x00" + manifest + SEP + targets.CLASSIC_PAYLOAD, b"\x01" + bundle, b"\x00" + wrong + SEP + other]
+    referrers = json.dumps({"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_INDEX, "manifests": [
+        {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": D, "size": 10, "artifactType": signatures.BUNDLE_MEDIA_TYPE}]})
+    return [b"\x00" + manifest + SEP + targets.CLASSIC_PAYLOAD, b"\x01" + bundle, b"\x00" + wrong + SEP + other,
+            b"\x02" + referrers.encode()]
 
 
 def _tpm() -> list[bytes]:

@@ -313,15 +313,28 @@ def fuzz_trusted() -> tuple[PublicKey, ...]:
 
 
 def signature(data: bytes) -> None:
-    """First byte even: classic (``.sig`` manifest SEP payload); odd: one Sigstore bundle."""
+    """First byte 0 mod 3: classic (``.sig`` manifest SEP payload); 1: one Sigstore bundle; 2: a referrers
+    index (the registry side picks bundle descriptors from it)."""
     if not data:
         return
     body = data[1:]
-    if data[0] % 2 == 0:
+    if data[0] % 3 == 0:
         manifest, _, payload = body.partition(SEP)
         check_classic(manifest, payload)
-    else:
+    elif data[0] % 3 == 1:
         check_bundle(body)
+    else:
+        check_referrers(body)
+
+
+def check_referrers(index: bytes) -> None:
+    from shim import registry
+
+    try:
+        found = registry._bundle_descriptors(index, SIG_DIGEST, signatures.DEFAULT_LIMITS)
+    except IntegrityError:
+        return
+    _require(all(oci.is_digest(d) for d in found), f"bundle descriptors {found!r}")
 
 
 def check_classic(manifest: bytes, payload: bytes) -> None:

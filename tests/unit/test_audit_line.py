@@ -1,0 +1,69 @@
+"""The audit line is what structlog rendered before (``TimeStamper(fmt="iso", utc=True, key="time")`` and
+``JSONRenderer()``), so readers of existing logs see no change; structlog is compared when installed."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shim import audit
+
+
+class Odd:
+    def __repr__(self) -> str:
+        return "<odd>"
+
+
+FIELDS: dict[str, Any] = {"verdict": "admitted", "user": "root", "uid": 0, "argv": ["nerdctl", "run", "x"],
+                          "image": "127.0.0.1:5000/a:1", "digest": None, "level": "Low", "system_level": "Mid",
+                          "checks": [{"check": "signature", "passed": True, "summary": "ok ü"}], "pid": 7,
+                          "odd": Odd(), "path": Path("/x")}
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
+
+
+def test_render_matches_structlog() -> None:
+    structlog = pytest.importorskip("structlog")
+    lines: list[str] = []
+
+    class Sink:
+        def msg(self, line: str) -> None:
+            lines.append(line)
+
+        info = msg
+
+    logger = structlog.wrap_logger(Sink(), processors=[
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        structlog.processors.JSONRenderer(sort_keys=False)])
+    logger.info(event="decision", **FIELDS)
+    theirs = json.loads(lines[0])
+    now = datetime.fromisoformat(theirs["time"].replace("Z", "+00:00"))
+    assert audit.render(FIELDS, now=now) == lines[0]
+
+
+def test_render_time_and_order() -> None:
+    line = json.loads(audit.render(FIELDS, now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)))
+    assert list(line)[-2:] == ["event", "time"]
+    assert line["time"] == "2026-01-02T03:04:05Z"
+    assert ISO_Z.match(json.loads(audit.render(FIELDS))["time"])
+    assert line["odd"] == "<odd>"
+
+
+def test_record_appends_one_line_and_refuses_duplicate_keys(tmp_path: Path) -> None:
+    log = tmp_path / "log" / "audit.jsonl"
+    audit.record(log, argv=["nerdctl"], verdict="denied", image=None, digest=None, level=None, system_level="Low",
+                 checks=[], reason="r")
+    (line,) = log.read_text().splitlines()
+    doc = json.loads(line)
+    assert (doc["verdict"], doc["reason"], doc["event"]) == ("denied", "r", "decision")
+    with pytest.raises(TypeError):
+        audit.record(log, argv=[], verdict="x", image=None, digest=None, level=None, system_level=None, checks=[],
+                     pid=1)
+    with pytest.raises(TypeError):
+        audit.record(log, argv=[], verdict="x", image=None, digest=None, level=None, system_level=None, checks=[],
+                     event="e")
+    assert len(log.read_text().splitlines()) == 1
