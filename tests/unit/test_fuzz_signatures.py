@@ -6,6 +6,7 @@ message the key really signed, for the digest admitted. Mutated signature bytes 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from functools import cache
 from typing import Any
@@ -145,11 +146,12 @@ def test_mutated_signature_bytes_never_verify(data: st.DataObject) -> None:
     bad = data.draw(mutated(sig).filter(lambda b: b != sig))
     if classic:
         ann[signatures.SIGNATURE_ANNOTATION] = base64.b64encode(bad).decode()
-        material = signatures.Material(targets.SIG_DIGEST, json.dumps(doc).encode(), {oci.sha256_digest(payload): payload})
+        material = signatures.Material(targets.SIG_DIGEST, json.dumps(doc).encode(),
+                                       {oci.sha256_digest(payload): payload})
     else:
         doc["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bad).decode()
         material = signatures.Material(targets.SIG_DIGEST, bundles=(json.dumps(doc).encode(),))
-    with pytest.raises(Denied, match="signed only by untrusted keys|malformed"):
+    with pytest.raises(Denied, match=r"signed only by untrusted keys|malformed"):
         signatures.verify([material], targets.fuzz_trusted())
 
 
@@ -184,7 +186,5 @@ def test_unhashable_media_types_in_manifests_are_integrity_errors(doc: bytes) ->
 def test_hostile_referrers_index(index: bytes) -> None:
     from shim import registry
 
-    try:
+    with contextlib.suppress(IntegrityError):
         assert registry._bundle_descriptors(index, targets.SIG_DIGEST, signatures.DEFAULT_LIMITS) == []
-    except IntegrityError:
-        pass
