@@ -68,7 +68,7 @@ def parse_document(text: str) -> dict[str, Any]:
     """The collateral JSON as a dict with every required key. Raises :class:`Denied` (bad collateral)."""
     try:
         doc = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise Denied(f"TDX collateral is not JSON: {e}", check="tdx", hint=HINT_REFRESH) from e
     if not isinstance(doc, dict):
         raise Denied("TDX collateral is not a JSON object", check="tdx", hint=HINT_REFRESH)
@@ -102,7 +102,8 @@ def validity_window(text: str) -> Window:
                 cn = cert.subject.rfc4514_string()
                 starts.append((int(cert.not_valid_before_utc.timestamp()), f"certificate {cn} notBefore"))
                 ends.append((int(cert.not_valid_after_utc.timestamp()), f"certificate {cn} notAfter"))
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as e:
+        # AttributeError: a date that is not a string; RecursionError: a signed JSON string nested too deep
         raise Denied(f"TDX collateral is malformed: {e}", check="tdx", hint=HINT_REFRESH) from e
     start = max(starts)
     end = min(ends)

@@ -32,7 +32,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -188,7 +188,7 @@ def load_public_key(data: bytes) -> AkPublicKey:
     try:
         key = (serialization.load_pem_public_key(data) if data.lstrip().startswith(b"-----")
                else serialization.load_der_public_key(data))
-    except ValueError as e:
+    except (ValueError, UnsupportedAlgorithm) as e:  # UnsupportedAlgorithm: e.g. an EC key on an unknown curve
         raise QuoteError(f"the AK public key is not a PEM or DER public key: {e}") from e
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:

@@ -1,9 +1,9 @@
 """Write the seed corpus of every fuzz target into ``tests/fuzz/corpus/<target>/seed-*``.
 
-``python -m tests.fuzz.seeds`` (from the repository root) rewrites the ``seed-*`` files; inputs the
-fuzzers found (``found-*``, ``crash-*``) are kept. The seeds come from the real vectors in
-``tests/vectors`` and from the argv grammar table; signatures are made with the fixed fuzz key, so the
-saved ones keep verifying.
+``python -m tests.fuzz.seeds [--force]`` (from the repository root) writes the missing ``seed-*``
+files (``--force``: all of them); inputs the fuzzers found (``found-*``, ``crash-*``) are kept. The
+seeds come from the real vectors in ``tests/vectors`` and from the argv grammar table; signatures are
+made with the fixed fuzz key, so the saved ones keep verifying.
 """
 
 from __future__ import annotations
@@ -102,16 +102,17 @@ SEEDS = {"argv": _argv, "reference": _reference, "oci": _oci, "signature": _sign
          "eventlog": _eventlog, "ccel": _ccel, "tdx": _tdx}
 
 
-def write(root: Path = targets.CORPUS) -> None:
+def write(root: Path = targets.CORPUS, *, force: bool = False) -> None:
+    """Write missing seeds (all of them with ``force``: ECDSA signatures differ at every run)."""
     for name, make in SEEDS.items():
         d = root / name
         d.mkdir(parents=True, exist_ok=True)
-        for old in d.glob("seed-*"):
-            old.unlink()
         for i, data in enumerate(make()):
-            (d / f"seed-{i:03d}").write_bytes(data)
+            path = d / f"seed-{i:03d}"
+            if force or not path.exists():
+                path.write_bytes(data)
 
 
 if __name__ == "__main__":
-    write()
+    write(force="--force" in sys.argv[1:])
     sys.exit(0)

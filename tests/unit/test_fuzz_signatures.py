@@ -25,10 +25,13 @@ from tests.harness.sigimages import make_bundle
 
 @cache
 def genuine() -> tuple[bytes, bytes, bytes]:
-    """(classic .sig manifest, its payload, a bundle), all signed by the fuzz key for SIG_DIGEST."""
-    key = targets.fuzz_signing_key()
-    manifest, _ = signing.signature_manifest(None, targets.CLASSIC_PAYLOAD, key.sign(targets.CLASSIC_PAYLOAD))
-    return manifest, targets.CLASSIC_PAYLOAD, make_bundle(key, targets.SIG_DIGEST, payload=targets.STATEMENT)
+    """(classic .sig manifest, its payload, a bundle), all signed by the fuzz key for SIG_DIGEST: the saved
+    seeds, so that the mutations (derandomized) start from the same bytes on every run."""
+    classic, bundle = (targets.CORPUS / "signature" / "seed-000").read_bytes(), (
+        targets.CORPUS / "signature" / "seed-001").read_bytes()
+    manifest, _, payload = classic[1:].partition(targets.SEP)
+    assert payload == targets.CLASSIC_PAYLOAD
+    return manifest, payload, bundle[1:]
 
 
 def test_genuine_material_verifies() -> None:
