@@ -14,6 +14,7 @@ Standard library only: the forwarding path imports this module.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,23 @@ DEFAULT_REQUIRE: Mapping[str, tuple[str, ...]] = {
 }
 UNRECORDED_START_POLICIES = ("deny", "check-image")
 RUNNING_ABOVE_LEVEL = ("keep", "list", "stop")
+IDENTITY_KEYS = frozenset({"issuer", "subject", "subject_regexp"})
+
+
+@dataclass(frozen=True)
+class TrustedIdentity:
+    """A keyless signer to trust: the OIDC ``issuer`` (exact) and either the certificate's ``subject``
+    (exact, one of its SANs: an email or URI) or ``subject_regexp`` (a Python regular expression that must
+    match a whole SAN; cosign's ``--certificate-identity-regexp`` is unanchored, ours is anchored)."""
+
+    issuer: str
+    subject: str | None = None
+    subject_regexp: str | None = None
+
+    @property
+    def name(self) -> str:
+        shown = self.subject if self.subject is not None else f"~{self.subject_regexp}"
+        return f"{shown} (issuer {self.issuer})"
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,8 @@ class Config:
     key_types: frozenset[str] = frozenset({"ecdsa-p256"})
     registry_endpoints: Mapping[str, str] = field(default_factory=dict)
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    identities: tuple[TrustedIdentity, ...] = ()
+    trusted_root: Path | None = None
 
 
 def under_sudo(environ: Mapping[str, str] | None = None) -> bool:
@@ -139,6 +159,40 @@ def _str_list(table: Mapping[str, Any], key: str, where: str) -> list[str]:
     return list(value)
 
 
+def _identities(trust: Mapping[str, Any], where: str) -> tuple[TrustedIdentity, ...]:
+    value = trust.get("identities", [])
+    example = '{ issuer = "https://accounts.example.com", subject = "ops@example.com" }'
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: 'identities' must be a list of tables", hint=f"identities = [{example}]")
+    out = []
+    for i, item in enumerate(value):
+        at = f"{where} identities[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at} must be a table", hint=f"identities = [{example}]")
+        unknown = sorted(set(item) - IDENTITY_KEYS)
+        if unknown:
+            raise ConfigError(f"{at}: unknown key(s) {', '.join(unknown)}",
+                              hint="an identity has issuer and one of subject, subject_regexp")
+        issuer = item.get("issuer")
+        if not isinstance(issuer, str) or not issuer:
+            raise ConfigError(f"{at}: 'issuer' (the OIDC issuer URL, matched exactly) is required",
+                              hint=f"identities = [{example}]")
+        if ("subject" in item) == ("subject_regexp" in item):
+            raise ConfigError(f"{at}: give exactly one of 'subject' and 'subject_regexp'")
+        subject, pattern = item.get("subject"), item.get("subject_regexp")
+        if "subject" in item and (not isinstance(subject, str) or not subject):
+            raise ConfigError(f"{at}: 'subject' must be a non-empty string (an email or URI)")
+        if "subject_regexp" in item:
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigError(f"{at}: 'subject_regexp' must be a non-empty string")
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ConfigError(f"{at}: 'subject_regexp' is not a valid regular expression: {e}") from e
+        out.append(TrustedIdentity(issuer=issuer, subject=subject, subject_regexp=pattern))
+    return tuple(out)
+
+
 def parse_level(value: object, where: str) -> str:
     if value not in LEVELS:
         raise ConfigError(f"{where}: level must be one of {', '.join(LEVELS)}, got {value!r}")
@@ -191,6 +245,11 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         unknown_types = ", ".join(sorted(key_types - KEY_TYPES))
         raise ConfigError(f"{where}: [trust] key_types names unknown type(s) {unknown_types}",
                           hint=f"known: {', '.join(sorted(KEY_TYPES))}")
+    identities = _identities(trust, f"{where} [trust]")
+    trusted_root = _abs_path(trust, "trusted_root", None, f"{where} [trust]") if "trusted_root" in trust else None
+    if identities and trusted_root is None:
+        raise ConfigError(f"{where}: [trust] identities need a trusted_root (a Sigstore trusted_root.json)",
+                          hint='set [trust] trusted_root = "/etc/bacon/trusted_root.json"')
     endpoints = registry.get("endpoints", {})
     if not isinstance(endpoints, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in endpoints.items()):
@@ -214,6 +273,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         key_types=key_types,
         registry_endpoints=dict(endpoints),
         sections=sections,
+        identities=identities,
+        trusted_root=trusted_root,
     )
 
 

@@ -145,17 +145,19 @@ def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]
         from shim import keys, signatures
 
         trusted = keys.load_trusted_keys(list(ctx.cfg.trusted_keys), allowed=ctx.cfg.key_types)
+        keyless = (signatures.KeylessTrust(ctx.cfg.identities, ctx.cfg.trusted_root)
+                   if ctx.cfg.identities and ctx.cfg.trusted_root else None)
         # The cache only saves fetching: whatever it holds is verified again, every time.
         materials = _cached(ctx, subject)
         try:
-            verified = signatures.verify(materials, trusted) if materials else None
+            verified = signatures.verify(materials, trusted, keyless=keyless) if materials else None
         except Denied:
             if subject.repository is None:
                 raise
             verified = None  # kept material no longer passes (a key rotated?): ask the registry
         if verified is None:
             materials = _fetched(ctx, subject)
-            verified = signatures.verify(materials, trusted)
+            verified = signatures.verify(materials, trusted, keyless=keyless)
         _keep(ctx, materials)
         return verified.check_result()
 

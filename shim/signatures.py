@@ -1,4 +1,4 @@
-"""Cosign-compatible image signatures with trusted keys: pure functions over bytes (reference/signatures.md).
+"""Cosign-compatible image signatures by trusted keys or keyless identities (reference/signatures.md).
 
 Two formats, either of which admits a digest:
 
@@ -10,15 +10,21 @@ Two formats, either of which admits a digest:
 - **bundle**: a Sigstore bundle v0.3 (found as an OCI 1.1 referrer) whose DSSE envelope has payload type
   in-toto, a signature by a trusted key over the PAE, and an in-toto statement with cosign's sign
   predicate type whose subject sha256 equals the digest.
+- **keyless bundle**: the same bundle with a Fulcio certificate instead of a key, verified offline by
+  sigstore-python (:mod:`shim.keyless`) for a ``[trust] identities`` entry against ``[trust]
+  trusted_root``; then the same statement checks (:func:`_check_statement`). A classic ``.sig`` layer
+  signed keyless (certificate and SET annotations) is refused: it cannot become a verifiable bundle.
 
 :func:`verify` raises :class:`shim.errors.Denied` (check ``signature``) saying what was wrong, or returns
 :class:`Verified`. Limits are explicit (:class:`Limits`). Nothing here does IO: the registry side
 (:func:`shim.registry.fetch_signatures`) and the cache (:mod:`shim.signature_cache`) hand in
 :class:`Material`; its ``blobs`` may be a lazy mapping that fetches a payload when first asked for.
 
-Hand-written rather than taken from sigstore-python: it cannot verify a bundle signed with a bare key
-(sigstore-python#1244), does not read the classic ``.sig`` format, and costs 0.4 s to import. The checks
-are the ones cosign makes with ``--key`` (reference/signatures.md §1-2), and a few lines each.
+The key path is hand-written rather than taken from sigstore-python: it cannot verify a bundle signed
+with a bare key (sigstore-python#1244), does not read the classic ``.sig`` format, and costs 0.4 s to
+import. The checks are the ones cosign makes with ``--key`` (reference/signatures.md §1-2), and a few
+lines each. sigstore-python is imported only for a certificate-bearing bundle when identities are
+configured; nothing else here needs it.
 """
 
 from __future__ import annotations
@@ -28,15 +34,21 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shim import oci
 from shim.checks import CheckResult
+from shim.config import TrustedIdentity
 from shim.errors import Denied, IntegrityError
 from shim.keys import PublicKey
 
+if TYPE_CHECKING:
+    from shim.keyless import Signer
+
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 CLAIM_TYPE = "cosign container image signature"
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_MEDIA_TYPES = frozenset({BUNDLE_MEDIA_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3"})
@@ -46,6 +58,9 @@ COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 CLASSIC = "classic"
 BUNDLE = "bundle"
+KEYLESS_BUNDLE = "keyless bundle"
+RESIGN_HINT = ("re-sign it in the bundle format (cosign sign --new-bundle-format, the default from cosign 3), "
+               "which BACON verifies offline for the identities under [trust] identities")
 
 
 @dataclass(frozen=True)
@@ -123,21 +138,42 @@ class Material:
 
 
 @dataclass(frozen=True)
+class KeylessTrust:
+    """Who may sign keyless (``[trust] identities``) and the Sigstore trusted root to verify them with."""
+
+    identities: tuple[TrustedIdentity, ...]
+    trusted_root: Path
+
+
+@dataclass(frozen=True)
 class Verified:
-    """Which digest was signed, in which format, by which trusted key."""
+    """Which digest was signed, in which format, by whom: a trusted key, or a keyless signer (the
+    certificate's identity and OIDC issuer)."""
 
     digest: str
     format: str
-    key: PublicKey
+    signer: PublicKey | Signer
+
+    @property
+    def key(self) -> PublicKey:
+        """The trusted key that signed; a keyless signature has none (:class:`TypeError`)."""
+        if not isinstance(self.signer, PublicKey):
+            raise TypeError(f"{self.format} signature on {self.digest} was made keyless, not with a key")
+        return self.signer
 
     def check_result(self) -> CheckResult:
-        return CheckResult("signature", f"{self.format} signature on {self.digest} by {self.key.name}",
-                           {"format": self.format, "signed_digest": self.digest, "key": self.key.name,
-                            "key_id": self.key.key_id})
+        s = self.signer
+        if isinstance(s, PublicKey):
+            return CheckResult("signature", f"{self.format} signature on {self.digest} by {s.name}",
+                               {"format": self.format, "signed_digest": self.digest, "key": s.name,
+                                "key_id": s.key_id})
+        return CheckResult("signature", f"{self.format} signature on {self.digest} by {s.name}",
+                           {"format": self.format, "signed_digest": self.digest, "identity": s.identity,
+                            "issuer": s.issuer, "trusted_identity": s.rule.name})
 
 
 # Why one candidate (layer, bundle) was rejected; the worst kind decides the denial's message.
-_NONE, _UNTRUSTED, _MALFORMED, _OTHER_DIGEST = 0, 1, 2, 3
+_NONE, _UNSUPPORTED, _UNTRUSTED, _MALFORMED, _OTHER_DIGEST = 0, 1, 2, 3, 4
 
 
 class _Reject(Exception):
@@ -202,7 +238,13 @@ def _check_layer(digest: str, layer: oci.Descriptor, blobs: Mapping[str, bytes],
     if len(payload) != layer.size or oci.sha256_digest(payload) != layer.digest:
         raise _Reject(_MALFORMED, f"{what}: payload does not match its digest {layer.digest}")
     signature = _b64(layer.annotations[SIGNATURE_ANNOTATION], f"{what}: signature annotation")
-    key = _verify_with_keys(signature, payload, keys, what)
+    try:
+        key = _verify_with_keys(signature, payload, keys, what)
+    except _Reject:
+        if CERTIFICATE_ANNOTATION in layer.annotations:
+            raise _Reject(_UNSUPPORTED, f"{what} is a keyless signature in cosign's classic .sig format "
+                                        "(certificate and SET), which cannot be verified offline") from None
+        raise
     doc = _load_json(payload, f"{what}: payload")
     critical = doc.get("critical")
     image = critical.get("image") if isinstance(critical, dict) else None
@@ -242,20 +284,70 @@ def _classic_attempts(digest: str, manifest: bytes, blobs: Mapping[str, bytes], 
     return out
 
 
-def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], limits: Limits, what: str) -> Verified:
+def _check_statement(digest: str, payload_type: str, payload: bytes, signer: str, limits: Limits,
+                     what: str) -> None:
+    """What a DSSE envelope signed must be, however it was signed (key or keyless): an in-toto statement
+    with cosign's sign predicate whose subjects include ``digest``. Raises :class:`_Reject`."""
+    if payload_type != INTOTO_PAYLOAD_TYPE:
+        raise _Reject(_MALFORMED, f"{what}: payload type {str(payload_type)[:80]!r} is not in-toto")
+    statement = _load_json(payload, f"{what}: in-toto statement")
+    if not isinstance(statement.get("_type"), str) or statement["_type"] not in INTOTO_STATEMENT_TYPES:
+        raise _Reject(_MALFORMED, f"{what}: not an in-toto statement")
+    if statement.get("predicateType") != COSIGN_SIGN_PREDICATE:
+        raise _Reject(_NONE, f"{what}: signed by {signer}, but its predicate "
+                             f"{str(statement.get('predicateType'))[:80]!r} is an attestation, not an image signature")
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not subjects or len(subjects) > limits.max_subjects:
+        raise _Reject(_MALFORMED, f"{what}: statement has no subject, or too many")
+    hexdigest = digest.removeprefix("sha256:")
+    others = []
+    for s in subjects:
+        d = s.get("digest") if isinstance(s, dict) else None
+        got = d.get("sha256") if isinstance(d, dict) else None
+        if got == hexdigest:
+            return
+        others.append(f"sha256:{str(got)[:64]}")
+    raise _Reject(_OTHER_DIGEST, f"{what}: signed by {signer} for another image, {', '.join(others[:3])}")
+
+
+class _KeylessVerifier:
+    """Loads the trusted root (and sigstore) on the first keyless bundle only, once per decision."""
+
+    def __init__(self, trust: KeylessTrust | None) -> None:
+        self.trust = trust
+        self._verifier: Any = None
+
+    def __call__(self, raw: bytes, what: str) -> tuple[str, bytes, Signer]:
+        if self.trust is None or not self.trust.identities:
+            raise _Reject(_UNTRUSTED, f"{what} is keyless (a certificate) and no keyless identities are "
+                                      "configured ([trust] identities)")
+        from shim import keyless
+
+        if self._verifier is None:
+            self._verifier = keyless.load_verifier(self.trust.trusted_root)
+        try:
+            return keyless.verify_dsse(raw, self._verifier, self.trust.identities)
+        except keyless.Rejected as e:
+            raise _Reject(_MALFORMED if e.malformed else _UNTRUSTED, f"{what} (keyless) {e.reason}") from e
+
+
+def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], keyless: _KeylessVerifier,
+                    limits: Limits, what: str) -> Verified:
     if len(raw) > limits.max_bundle_bytes:
         raise _Reject(_MALFORMED, f"{what} is {len(raw)} bytes, more than the limit of {limits.max_bundle_bytes}")
     doc = _load_json(raw, what)
     if not isinstance(doc.get("mediaType"), str) or doc["mediaType"] not in BUNDLE_MEDIA_TYPES:
         raise _Reject(_MALFORMED, f"{what} has media type {str(doc.get('mediaType'))[:80]!r}, not a v0.3 bundle")
-    material = doc.get("verificationMaterial")
-    if isinstance(material, dict) and ("certificate" in material or "x509CertificateChain" in material):
-        raise _Reject(_UNTRUSTED, f"{what} is keyless (a certificate); only trusted keys are configured")
     env = doc.get("dsseEnvelope")
     if not isinstance(env, dict):
         raise _Reject(_NONE, f"{what} holds no DSSE envelope (a message signature is not an image signature)")
     if env.get("payloadType") != INTOTO_PAYLOAD_TYPE:
         raise _Reject(_MALFORMED, f"{what}: payload type {str(env.get('payloadType'))[:80]!r} is not in-toto")
+    material = doc.get("verificationMaterial")
+    if isinstance(material, dict) and ("certificate" in material or "x509CertificateChain" in material):
+        payload_type, payload, signer = keyless(raw, what)
+        _check_statement(digest, payload_type, payload, signer.name, limits, what)
+        return Verified(digest, KEYLESS_BUNDLE, signer)
     payload = _b64(env.get("payload"), f"{what}: DSSE payload")
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or not sigs:
@@ -274,37 +366,24 @@ def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], limits: 
             continue
     if key is None:
         raise _Reject(_UNTRUSTED, f"{what} is not signed by a trusted key")
-    statement = _load_json(payload, f"{what}: in-toto statement")
-    if not isinstance(statement.get("_type"), str) or statement["_type"] not in INTOTO_STATEMENT_TYPES:
-        raise _Reject(_MALFORMED, f"{what}: not an in-toto statement")
-    if statement.get("predicateType") != COSIGN_SIGN_PREDICATE:
-        raise _Reject(_NONE, f"{what}: predicate {str(statement.get('predicateType'))[:80]!r} is an attestation, "
-                             "not an image signature")
-    subjects = statement.get("subject")
-    if not isinstance(subjects, list) or not subjects or len(subjects) > limits.max_subjects:
-        raise _Reject(_MALFORMED, f"{what}: statement has no subject, or too many")
-    hexdigest = digest.removeprefix("sha256:")
-    others = []
-    for s in subjects:
-        d = s.get("digest") if isinstance(s, dict) else None
-        got = d.get("sha256") if isinstance(d, dict) else None
-        if got == hexdigest:
-            return Verified(digest, BUNDLE, key)
-        others.append(f"sha256:{str(got)[:64]}")
-    raise _Reject(_OTHER_DIGEST, f"{what}: signed by {key.name} for another image, {', '.join(others[:3])}")
+    _check_statement(digest, INTOTO_PAYLOAD_TYPE, payload, key.name, limits, what)
+    return Verified(digest, BUNDLE, key)
 
 
-def verify_bundle(digest: str, bundle: bytes, keys: Sequence[PublicKey], limits: Limits = DEFAULT_LIMITS) -> Verified:
-    """One Sigstore bundle for ``digest``. Raises :class:`Denied`."""
-    return _decide([_bundle_attempts(digest, (bundle,), keys, limits)], digest)
+def verify_bundle(digest: str, bundle: bytes, keys: Sequence[PublicKey], limits: Limits = DEFAULT_LIMITS,
+                  keyless: KeylessTrust | None = None) -> Verified:
+    """One Sigstore bundle for ``digest``, by a trusted key or (with ``keyless``) a trusted identity.
+    Raises :class:`Denied`, or :class:`shim.errors.ConfigError` for an unusable trusted root."""
+    return _decide([_bundle_attempts(digest, (bundle,), keys, _KeylessVerifier(keyless), limits)], digest,
+                   keyless)
 
 
-def _bundle_attempts(digest: str, bundles: Sequence[bytes], keys: Sequence[PublicKey],
+def _bundle_attempts(digest: str, bundles: Sequence[bytes], keys: Sequence[PublicKey], keyless: _KeylessVerifier,
                      limits: Limits) -> list[Verified | _Reject]:
     out: list[Verified | _Reject] = []
     for i, raw in enumerate(bundles[: limits.max_bundles]):
         try:
-            return [_bundle_attempt(digest, raw, keys, limits, f"bundle {i} for {digest}")]
+            return [_bundle_attempt(digest, raw, keys, keyless, limits, f"bundle {i} for {digest}")]
         except _Reject as r:
             out.append(r)
     if len(bundles) > limits.max_bundles:
@@ -312,26 +391,30 @@ def _bundle_attempts(digest: str, bundles: Sequence[bytes], keys: Sequence[Publi
     return out
 
 
-def verify(materials: Sequence[Material], keys: Sequence[PublicKey], limits: Limits = DEFAULT_LIMITS) -> Verified:
+def verify(materials: Sequence[Material], keys: Sequence[PublicKey], limits: Limits = DEFAULT_LIMITS,
+           keyless: KeylessTrust | None = None) -> Verified:
     """Admit when any material (the image index's, the chosen platform manifest's) carries a valid
-    signature by a trusted key for its own digest, in either format; bundles are tried first (cosign 3
-    does the same). Raises :class:`Denied` naming what was wrong; lets :class:`shim.errors.Unavailable`
-    from a lazy blob fetch through (the decision could not be made)."""
-    if not keys:
-        raise Denied("no trusted keys are configured", check="signature",
+    signature for its own digest by a trusted key (either format) or, with ``keyless``, a keyless bundle
+    by a trusted identity; bundles are tried first (cosign 3 does the same). Raises :class:`Denied`
+    naming what was wrong, :class:`shim.errors.ConfigError` for an unusable trusted root; lets
+    :class:`shim.errors.Unavailable` from a lazy blob fetch through (the decision could not be made)."""
+    if not keys and not (keyless and keyless.identities):
+        raise Denied("no trusted keys or keyless identities are configured", check="signature",
                      hint="list the team's public key under [trust] keys in /etc/bacon/config.toml")
+    verifier = _KeylessVerifier(keyless)
     groups: list[list[Verified | _Reject]] = []
     for m in materials:
         if m.bundles:
-            groups.append(_bundle_attempts(m.digest, m.bundles, keys, limits))
+            groups.append(_bundle_attempts(m.digest, m.bundles, keys, verifier, limits))
             if isinstance(groups[-1][0], Verified):
                 return groups[-1][0]
         if m.classic_manifest is not None:
             groups.append(_classic_attempts(m.digest, m.classic_manifest, m.blobs, keys, limits))
-    return _decide(groups, ", ".join(m.digest for m in materials) or "-")
+    return _decide(groups, ", ".join(m.digest for m in materials) or "-", keyless)
 
 
-def _decide(groups: Sequence[Sequence[Verified | _Reject]], digests: str) -> Verified:
+def _decide(groups: Sequence[Sequence[Verified | _Reject]], digests: str, keyless: KeylessTrust | None = None
+            ) -> Verified:
     rejects: list[_Reject] = []
     for g in groups:
         for item in g:
@@ -339,6 +422,8 @@ def _decide(groups: Sequence[Sequence[Verified | _Reject]], digests: str) -> Ver
                 return item
             rejects.append(item)
     hint = "sign it with `bacon sign IMAGE` (or cosign sign --key) using a key listed under [trust] keys"
+    if keyless and keyless.identities:
+        hint += ", or keyless (cosign sign, bundle format) as an identity listed under [trust] identities"
     if not rejects or all(r.kind == _NONE for r in rejects):
         detail = f" ({rejects[0].reason})" if rejects else ""
         raise Denied(f"no signature found for {digests}{detail}", check="signature", hint=hint)
@@ -346,7 +431,8 @@ def _decide(groups: Sequence[Sequence[Verified | _Reject]], digests: str) -> Ver
     shown = [r.reason for r in rejects if r.kind == worst][:3]
     more = len([r for r in rejects if r.kind == worst]) - len(shown)
     reasons = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-    lead = {_UNTRUSTED: "signed only by untrusted keys", _MALFORMED: "malformed signature",
-            _OTHER_DIGEST: "signature for another digest"}[worst]
+    if worst == _UNSUPPORTED:
+        hint = RESIGN_HINT
+    lead = {_UNSUPPORTED: "unsupported signature format", _UNTRUSTED: "signed only by untrusted keys or identities",
+            _MALFORMED: "malformed signature", _OTHER_DIGEST: "signature for another digest"}[worst]
     raise Denied(f"{lead}: {reasons}", check="signature", hint=hint)
-
