@@ -21,9 +21,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 EPILOG = """\
 examples:
-  bacon verify alpine:3.20     would `nerdctl run alpine:3.20` be admitted here, and why
-  bacon policy show            the system level and what each level requires
-  sudo bacon baseline record   record the TPM PCRs of this known-good boot
+  bacon status                            where this host stands: level, keys, Secure Boot, TPM, TDX
+  bacon verify 127.0.0.1:5000/team/app:1  would `nerdctl run` of it be admitted here, and why
+  bacon policy show                       the system level and what each level requires
+  sudo bacon baseline record              record the TPM PCRs of this known-good boot
+  sudo bacon audit --verdict denied --since 1h   what was refused in the last hour
 
 exit status: 0 ok, 64 usage, 69 a needed service unavailable, 70 internal error, 77 denied,
 78 configuration error.
@@ -59,12 +61,78 @@ def _verb(sub: argparse._SubParsersAction[_Parser], name: str, handler: str, hel
     return p
 
 
+def _add_probe_options(p: argparse.ArgumentParser) -> None:
+    _add_target(p)
+    _add_json(p)
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long the probes (TPM, TDX, containerd …) may take in all (default 10)")
+
+
+def _add_wrapper_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--path", default="/usr/local/bin/nerdctl", metavar="FILE",
+                   help="the nerdctl operators run, first on PATH (default /usr/local/bin/nerdctl)")
+    _add_json(p)
+
+
+HOST_EXIT = """
+exit status: 0 everything the levels this host admits need is in place; 1 something needed is missing
+(its line says how to fix it); 78 the configuration cannot be used.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="bacon", description="BACON: the admission layer in front of nerdctl.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"bacon {__version__}")
     sub = ap.add_subparsers(dest="verb", metavar="COMMAND")
+
+    p = _verb(sub, "status", "shim.commands.host:cmd_status", "where this host stands, on one screen",
+              "The system level and where it comes from, the trusted keys, Secure Boot, the TPM (PCRs against "
+              "the baseline), TDX (RTMRs against the reference values), containerd, the real nerdctl, and whether "
+              "each level's requirements are met; every failure with a one-line fix. Each probe is bounded in "
+              "time and never stops the others.",
+              "  bacon status\n  bacon status --json\n  bacon status --timeout 3\n" + HOST_EXIT)
+    _add_probe_options(p)
+    p = _verb(sub, "doctor", "shim.commands.host:cmd_doctor", "check this host's requirements, one line each",
+              "One line per requirement (configuration and its permissions, state and audit log, real nerdctl, "
+              "containerd, trusted keys, TPM device and baseline, TDX provider and collateral): ok or missing, "
+              "and how to fix it. A requirement is needed when a level at or below the system level requires it.",
+              "  sudo bacon doctor\n  bacon doctor --json\n" + HOST_EXIT)
+    _add_probe_options(p)
+
+    p = _verb(sub, "enable", "shim.commands.enable:cmd_enable", "put the wrapper in front of the real nerdctl (root)",
+              "Move the real nerdctl at --path aside to the configured `nerdctl =` path (keeping its bytes, mode "
+              "and owner; when the configuration names --path itself, to --libexec and the configuration is "
+              "updated), record what was there in the state directory, and put a symlink to this package's "
+              "nerdctl wrapper at --path. Harmless when the wrapper is already there.",
+              "  sudo bacon enable --path /usr/local/bin/nerdctl\n"
+              "  sudo bacon enable --path /usr/local/bin/nerdctl --libexec /usr/local/libexec/bacon --json\n")
+    _add_wrapper_path(p)
+    p.add_argument("--libexec", default="/usr/local/libexec/bacon", metavar="DIR",
+                   help="where the real nerdctl goes when the configuration's `nerdctl =` is --path itself")
+    p = _verb(sub, "disable", "shim.commands.enable:cmd_disable", "restore what enable replaced (root)",
+              "Put back exactly what `bacon enable` found at --path (the same bytes, mode and owner; the same "
+              "symlink; or nothing), and the configuration's `nerdctl =` if enable changed it. Refuses when "
+              "--path is no longer the wrapper.",
+              "  sudo bacon disable --path /usr/local/bin/nerdctl\n")
+    _add_wrapper_path(p)
+
+    p = _verb(sub, "audit", "shim.commands.audit:cmd_audit", "the decision log: last entries, filtered, --follow",
+              "Print the last decisions from the audit log (`audit_log`), oldest first, filtered by time, "
+              "verdict and image. Lines that are not decisions (torn, garbage) are reported on stderr with their "
+              "line number (exit 1). Times are UTC.",
+              "  sudo bacon audit\n  sudo bacon audit --verdict denied --since 1h\n"
+              "  sudo bacon audit --image 127.0.0.1:5000/team/app -n 5 --json\n"
+              "  sudo bacon audit --follow --verdict denied\n")
+    p.add_argument("--since", metavar="DURATION|TIME",
+                   help="only decisions since then: 15m, 2h, 1d, 1h30m, or 2026-12-01T08:00Z")
+    p.add_argument("--verdict", choices=("denied", "admitted"),
+                   help="only refusals (denied, verify-denied) or admissions (admitted, verify-admitted)")
+    p.add_argument("--image", metavar="SUBSTR", help="only decisions whose image or digest contains SUBSTR")
+    p.add_argument("-n", "--lines", type=int, default=20, metavar="N", help="the last N matches (default 20, 0: all)")
+    p.add_argument("--follow", "-f", action="store_true", help="then wait for new decisions (Ctrl-C ends)")
+    _add_json(p)
 
     p = _verb(sub, "version", "shim.commands.info:cmd_version", "BACON's and containerd's versions",
               "Print BACON's version and the version of the containerd nerdctl would use.",
@@ -75,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _verb(sub, "image", "shim.commands.info:cmd_image", "how containerd resolves an image (no checks)",
               "Follow IMAGE through containerd's gRPC API the way nerdctl would: the record's target, the "
               "platform manifest, the config and its labels. Checks nothing; see `bacon verify`.",
-              "  bacon image --json alpine:3.20\n")
+              "  bacon image --json 127.0.0.1:5000/team/app:1\n")
     p.add_argument("image", metavar="IMAGE", help="image name as stored in containerd")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform (default: this host's)")
     _add_target(p)
@@ -85,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
               "Decide IMAGE exactly as `nerdctl run IMAGE` would be decided (signature, policy level, host "
               "attestation), print each check, and forward nothing. Exit 0 when it would be admitted, 77 when "
               "not.",
-              "  bacon verify alpine:3.20\n  bacon verify --json --pull=always 127.0.0.1:5000/team/app:1\n")
+              "  bacon verify 127.0.0.1:5000/team/app:1\n"
+              "  bacon verify --json --pull=always 127.0.0.1:5000/team/app:1\n")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
                    help="as nerdctl run --pull: where the image is looked up (default missing: local first)")
@@ -97,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
               "Sign the digest IMAGE names at its registry (or, with --local, the local image's digest) with the "
               "configured signing key ([signing] key) or --key, appending to existing signatures. The "
               "password of a cosign key is read from COSIGN_PASSWORD.",
-              "  COSIGN_PASSWORD=... bacon sign --key /etc/bacon/keys/team.key 127.0.0.1:5000/team/app:1\n")
+              "  bacon sign --key /etc/bacon/keys/team.key 127.0.0.1:5000/team/app:1\n")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--key", metavar="FILE", help="signing key (cosign.key or PKCS#8 PEM)")
     p.add_argument("--local", action="store_true", help="sign the digest of the local image, not the registry's")
@@ -157,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = _verb(sub, "tdx", "", "verify TD quotes, refresh the TDX collateral",
               "Intel TDX: verify a quote offline against Intel's root, or refresh the collateral cache.",
-              "  bacon tdx verify --quote td.quote --collateral collateral.json --json\n")
+              "  bacon tdx verify --quote td.quote --collateral collateral.json --at 1750329147 --json\n")
     tsub = t.add_subparsers(dest="tdx_verb", metavar="ACTION")
     p = _verb(tsub, "verify", "shim.commands.attest:cmd_tdx_verify", "verify a TD quote file with its collateral",
               "Verify QUOTE with COLLATERAL (dcap-qvl, chain pinned to the Intel SGX Root CA) at --at (default "

@@ -23,7 +23,7 @@ from shim.tpm.device import Quote, open_tpm
 from shim.tpm.settings import BANKS, TpmSettings, format_selection, parse, parse_pcrs
 
 EFIVARS = Path("/sys/firmware/efi/efivars")
-SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c"
+SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE
 
 
 def _now() -> str:
