@@ -20,6 +20,7 @@ malformed trusted root.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from cryptography import x509
 from sigstore.errors import Error as SigstoreError
+from sigstore.errors import VerificationError
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier, policy
 
@@ -39,6 +41,10 @@ OIDC_ISSUER_V2_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 OTHERNAME_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 MAX_SAN_CHARS = 4096
+
+# sigstore logs warnings of its own (a bundle that carries a root CA …); with no handler configured Python
+# would print them to stderr, ahead of the denial line that must come first.
+logging.getLogger("sigstore").addHandler(logging.NullHandler())
 
 
 class Rejected(Exception):
@@ -119,8 +125,6 @@ class SubjectRegexp:
         self._issuer = issuer
 
     def verify(self, cert: x509.Certificate) -> None:
-        from sigstore.errors import VerificationError
-
         got = certificate_issuer(cert)
         if got != self._issuer:
             raise VerificationError(f"certificate's OIDC issuer is {got!r}, not {self._issuer!r}")
@@ -192,8 +196,6 @@ def _describe(cert: x509.Certificate) -> str:
 
 def _signer(cert: x509.Certificate, identities: Sequence[TrustedIdentity]) -> Signer:
     """Which configured identity admitted ``cert`` (verified already: one does), and the SAN it matched."""
-    from sigstore.errors import VerificationError
-
     issuer = certificate_issuer(cert) or "?"
     for rule in identities:
         try:
