@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,7 @@ from shim import reference as nref
 from shim.checks import CheckResult
 from shim.config import Config, require_for
 from shim.containerd import Client, ResolvedImage
-from shim.errors import BaconError, Denied, IntegrityError, NotFound, Unavailable, UsageError
+from shim.errors import BaconError, ConfigError, Denied, IntegrityError, NotFound, Unavailable, UsageError
 from shim.exec import clean_environment, exec_real
 from shim.nerdctl_env import Target, resolve
 from shim.signatures import Material
@@ -61,6 +62,7 @@ class Context:
     _client: Client | None = None
     _registry: Any = None
     verdicts: list[admission.Verdict] = field(default_factory=list)
+    new_records: list[str] = field(default_factory=list)  # tokens written by this decision
 
     @property
     def containerd(self) -> Client:
@@ -337,6 +339,7 @@ def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
     main = ctx.verdicts[0]
     rec = records.new_record(ctx.cfg.state_dir, digest=subject.digest, image=inv.image, level=main.level or "",
                              address=ctx.target.address, namespace=ctx.target.namespace)
+    ctx.new_records.append(rec.token)
     all_local = subject.local and all(s.local for s in mounts.values())
     return rewrite(inv, ctx.target, image=image_pin, mounts=mount_pins,
                    set_flags={"pull": "never" if all_local else "missing"},
@@ -436,8 +439,29 @@ def do_push(ctx: Context, inv: nargv.Invocation) -> int:
     return 0
 
 
+def check_state_dir(path: Path) -> None:
+    """The state directory holds admission records, the level set by ``bacon policy set`` and kept
+    signatures: like the configuration, it must belong to root (or the effective user) and be writable by
+    nobody else, or whoever can write it decides. A missing one is created on first write."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ConfigError(f"cannot inspect the state directory {path}: {e.strerror}") from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"the state directory {path} is not a directory", hint="fix state_dir in the configuration")
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(f"the state directory {path} is owned by uid {st.st_uid}, not by root",
+                          hint=f"chown -R root:root {path} (and check what was put there)")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"the state directory {path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})",
+                          hint=f"chmod go-w {path}")
+
+
 def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> int:
     """Decide the gated invocation ``inv``; exec the real nerdctl when admitted. Raises on denial."""
+    check_state_dir(Path(cfg.state_dir))
     target = resolve(inv.address, inv.namespace)
     platform = oci.parse_platform(inv.platform) if inv.platform else oci.host_platform()
     ctx = Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["nerdctl", *raw_args],
@@ -465,7 +489,12 @@ def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> i
             if isinstance(e, UsageError | NotFound | Unavailable) and not ctx.verdicts:
                 raise
             raise denial from (e if denial is not e else None)
-        audit_decision(ctx, "admitted", forwarded=forward)
+        try:
+            audit_decision(ctx, "admitted", forwarded=forward)
+        except BaseException:
+            for token in ctx.new_records:  # not carried out: leave no record a container could claim
+                records.remove(cfg.state_dir, token)
+            raise
         if not then:
             exec_real(cfg.nerdctl, forward)
         rc = run_child(ctx, forward)

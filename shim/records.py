@@ -75,6 +75,13 @@ def save(state_dir: Path, rec: AdmissionRecord) -> None:
     _atomic_write(_dir(state_dir) / f"{rec.token}.json", json.dumps(asdict(rec), sort_keys=True).encode())
 
 
+def remove(state_dir: Path, token: str) -> None:
+    """Delete the record ``token`` (a decision that was not carried out)."""
+    if _TOKEN_RE.match(token):
+        with contextlib.suppress(FileNotFoundError):
+            (_dir(state_dir) / f"{token}.json").unlink()
+
+
 def load(state_dir: Path, token: str) -> AdmissionRecord | None:
     if not _TOKEN_RE.match(token):
         raise Denied(f"the container's {LABEL} label {token!r} is not a token BACON wrote", check="record")

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import http.client
 import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
+import threading
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -313,6 +316,36 @@ class Client:
 
     def _once(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
               max_bytes: int) -> _Response:
+        """One request with its whole answer within ``timeout`` seconds in total. The socket timeout bounds
+        each read only: a server that sends a byte just before every timeout would never be done, so a
+        timer shuts the connection down when the total is up, and that is reported as a timeout."""
+        u = urllib.parse.urlsplit(url)
+        late = threading.Event()
+
+        def expire() -> None:
+            late.set()
+            conn = self._conns.get((u.scheme, u.netloc))
+            sock = conn.sock if conn is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(self.timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._attempt(method, url, headers, body, max_bytes, late)
+        except (Unavailable, IntegrityError) as e:
+            if not late.is_set():
+                raise
+            self._drop(u.scheme, u.netloc)
+            raise Unavailable(f"registry {u.netloc}: {method} {u.path} timed out: no complete answer within "
+                              f"{self.timeout:g}s") from e
+        finally:
+            timer.cancel()
+
+    def _attempt(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                 max_bytes: int, late: threading.Event) -> _Response:
         u = urllib.parse.urlsplit(url)
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         hdrs = {"User-Agent": self.user_agent, **headers}
@@ -340,7 +373,7 @@ class Client:
                 return _Response(resp.status, resp.headers, data, url)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
                 self._drop(u.scheme, u.netloc)
-                if reused and attempt == 0:
+                if reused and attempt == 0 and not late.is_set():
                     continue  # a kept-alive connection the server had closed: retry once on a new one
                 raise Unavailable(f"registry {u.netloc}: {method} {u.path}: {e}") from e
             except ssl.SSLError as e:

@@ -14,12 +14,13 @@ pure over data, so every rule is tested without a TPM:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from shim.checks import CheckResult
-from shim.errors import BaconError, Denied
+from shim.errors import BaconError, Denied, Unavailable
 from shim.tpm import attest
 from shim.tpm import baseline as bl
 from shim.tpm.device import Quote, open_tpm
@@ -157,6 +158,36 @@ def fresh_quote(settings: TpmSettings, nonce: bytes) -> Quote:
     return quote
 
 
+def within_deadline(settings: TpmSettings, quote: Callable[[], Quote]) -> Quote:
+    """``quote()`` in a worker thread, waited for at most ``settings.timeout`` seconds.
+
+    tpm2-tss waits for a TPM's answer without a deadline (the synchronous ESAPI calls retry until one
+    comes), so a TPM or simulator that stops answering mid-command would hold the admission forever. The
+    worker releases the GIL while it waits in the TCTI; when the time is up it is abandoned (a daemon
+    thread: the process exits after the denial) and the check is :class:`Unavailable`."""
+    box: dict[str, Quote | BaseException] = {}
+
+    def work() -> None:
+        try:
+            box["quote"] = quote()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, re-raised there
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="tpm-quote", daemon=True)
+    worker.start()
+    worker.join(settings.timeout)
+    if worker.is_alive():
+        raise Unavailable(f"the TPM ({settings.tcti}) did not answer within {settings.timeout:g}s",
+                          hint="check the TPM (or the simulator / resource manager behind [tpm] tcti); "
+                               "[tpm] timeout sets how long an admission waits")
+    error = box.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    result = box["quote"]
+    assert isinstance(result, Quote)
+    return result
+
+
 def read_eventlog(settings: TpmSettings) -> bytes | None:
     """The event log's bytes, or None when not configured or not readable (it only explains, never decides)."""
     if settings.eventlog is None:
@@ -182,6 +213,6 @@ def run_tpm_check(section: Mapping[str, Any], state_dir: Path, *, nonce: bytes |
         nonce = os.urandom(NONCE_SIZE)
     if not 0 < len(nonce) <= MAX_NONCE_SIZE:
         raise BaconError(f"TPM nonce must be 1..{MAX_NONCE_SIZE} bytes, got {len(nonce)}")
-    quote = fresh_quote(settings, nonce)
+    quote = within_deadline(settings, lambda: fresh_quote(settings, nonce))
     changed = bl.diff(base.pcrs, quote.pcrs, settings.pcrs)
     return decide(settings, base, quote, nonce, read_eventlog(settings) if changed else None)

@@ -8,6 +8,7 @@ pcrs = [0, 1, 2, 3, 4, 5, 7]    # the PCRs recorded, quoted and compared (firmwa
 bank = "sha256"                 # sha256 | sha384 | sha512 (SHA-1 is refused)
 ak = "ecc256"                   # the attestation key: ecc256 (ECDSA P-256) | rsa2048 (RSASSA)
 eventlog = "/sys/kernel/security/tpm0/binary_bios_measurements"   # "" = do not use an event log
+timeout = 30                    # seconds an admission waits for a quote before it is denied
 ```
 
 Standard library only: the admission path parses this before it decides whether it needs the TPM.
@@ -31,7 +32,9 @@ PCR_COUNT = 24
 BANKS: Mapping[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}  # name -> digest size
 AK_KINDS = ("ecc256", "rsa2048")
 TCTI_NAMES = ("device", "tabrmd", "swtpm", "mssim")
-KNOWN_KEYS = frozenset({"tcti", "pcrs", "bank", "ak", "eventlog"})
+KNOWN_KEYS = frozenset({"tcti", "pcrs", "bank", "ak", "eventlog", "timeout"})
+DEFAULT_TIMEOUT = 30.0  # seconds an admission waits for the TPM's quote (a TPM can stall for good)
+MAX_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class TpmSettings:
     bank: str = DEFAULT_BANK
     ak: str = "ecc256"
     eventlog: Path | None = DEFAULT_EVENTLOG
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def digest_size(self) -> int:
@@ -152,6 +156,9 @@ def parse(section: Mapping[str, Any]) -> TpmSettings:
         eventlog = Path(eventlog_value)
     else:
         raise ConfigError(f"{WHERE} 'eventlog' must be an absolute path or \"\", got {eventlog_value!r}")
+    timeout = section.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ConfigError(f"{WHERE} 'timeout' must be a number of seconds in (0, {MAX_TIMEOUT:g}], got {timeout!r}")
     pcrs = section.get("pcrs", list(DEFAULT_PCRS))
     if not isinstance(pcrs, list):
         raise ConfigError(f"{WHERE} 'pcrs' must be a list of numbers 0..{PCR_COUNT - 1}, got {pcrs!r}",
@@ -162,4 +169,5 @@ def parse(section: Mapping[str, Any]) -> TpmSettings:
         bank=parse_bank(section.get("bank", DEFAULT_BANK)),
         ak=str(ak),
         eventlog=eventlog,
+        timeout=float(timeout),
     )
