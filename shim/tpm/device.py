@@ -1,15 +1,17 @@
-"""The IO edge to the TPM: tpm2-pytss ESAPI over the configured TCTI.
+"""The IO edge to the TPM: three operations, nothing else: read PCRs, create the attestation key, quote.
 
-Three operations, nothing else: read PCRs, create the attestation key, quote. Every tpm2-pytss error (and
-any OS error underneath it) becomes :class:`shim.errors.Unavailable` with a hint, so callers fail closed
-with a message instead of a traceback. tpm2-pytss is imported only here, inside :func:`open_tpm` (it costs
-~110 ms and needs the native tss2 libraries).
+Over ``device:`` (the kernel's ``/dev/tpmrm0``) and ``swtpm:`` the commands are marshalled by
+:mod:`shim.tpm.wire` and sent directly (:class:`WireDevice`); over ``tabrmd`` and ``mssim`` by tpm2-pytss's
+ESAPI (:class:`Device`), imported only then (it costs ~110 ms and needs the native tss2 libraries). Both
+give the same :class:`Quote` from the same AK. Every error (and any OS error underneath) becomes
+:class:`shim.errors.Unavailable` with a hint, so callers fail closed with a message instead of a traceback.
 
 The AK is a primary key created under the endorsement hierarchy (``TPM2_CreatePrimary(ENDORSEMENT)``)
 with a restricted signing template: the TPM derives it from the endorsement primary seed, so the same TPM
 gives the same AK every time (the baseline pins it) and a cleared or different TPM gives another one. It
 is a transient object and is flushed after each quote: without a resource manager (swtpm, mssim) a leaked
-handle would stay in the TPM's few object slots.
+handle would stay in the TPM's few object slots. (Keeping it loaded between admissions would save about
+3 ms on swtpm: not worth a TPM object slot held across processes.)
 """
 
 from __future__ import annotations
@@ -115,6 +117,59 @@ class Device:
         return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
 
 
+class WireDevice:
+    """The same operations as :class:`Device`, over :mod:`shim.tpm.wire`. Use :func:`open_tpm`."""
+
+    def __init__(self, tpm: Any, tcti: Tcti) -> None:
+        self._tpm = tpm
+        self.tcti = tcti
+
+    def read_pcrs(self, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
+        """The current values of ``pcrs`` in ``bank``. Raises :class:`Unavailable`."""
+        from shim.tpm.wire import WireError
+
+        wanted = sorted(set(pcrs))
+        out: dict[int, bytes] = {}
+        try:
+            for i in range(0, len(wanted), PCR_BATCH):
+                batch = wanted[i : i + PCR_BATCH]
+                got, digests = self._tpm.pcr_read(bank, batch)
+                if len(got) != len(digests) or not set(got) <= set(batch):
+                    raise Unavailable(f"TPM ({self.tcti}) returned {len(digests)} values for PCRs {got}, "
+                                      f"asked {batch}", hint=_hint(self.tcti))
+                out.update(zip(got, digests, strict=True))
+        except (WireError, OSError) as e:
+            raise _unavailable(self.tcti, f"reading PCRs {format_selection(bank, wanted)}", e) from e
+        missing = [p for p in wanted if p not in out]
+        if missing:
+            raise Unavailable(f"TPM ({self.tcti}) does not have PCR(s) {missing} in the {bank} bank",
+                              hint=f"enable the {bank} PCR bank (tpm2_pcrallocate) or choose another [tpm] bank")
+        return out
+
+    def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256") -> Quote:
+        """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, read the PCRs, flush
+        the AK. Raises :class:`Unavailable`."""
+        from shim.tpm.wire import WireError, public_key_pem
+
+        handle = None
+        try:
+            handle, ak_tss = self._tpm.create_primary_ak(ak)
+            message, signature = self._tpm.quote(handle, nonce, bank, pcrs)
+            ak_pem = public_key_pem(ak_tss)
+        except (WireError, OSError) as e:
+            what = "creating the attestation key under the endorsement hierarchy" if handle is None else "quoting"
+            err = _unavailable(self.tcti, what, e)
+            if handle is None and "auth" in str(e).lower():
+                err.hint = "the endorsement hierarchy has a password; BACON needs it empty (tpm2_changeauth -c e)"
+            raise err from e
+        finally:
+            if handle is not None:
+                with contextlib.suppress(Exception):  # best effort; the quote result already stands or fails
+                    self._tpm.flush(handle)
+        values = self.read_pcrs(bank, pcrs)
+        return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
+
+
 def _selected(sel_out: Any) -> list[int]:
     """PCR indices in a returned TPML_PCR_SELECTION, ascending."""
     out: list[int] = []
@@ -136,11 +191,28 @@ def _precheck(tcti: Tcti) -> None:
                           hint="run bacon as root (sudo) or add the user to the tss group")
 
 
+WIRE_TCTIS = ("device", "swtpm")
+
+
 @contextmanager
-def open_tpm(settings: TpmSettings) -> Iterator[Device]:
+def open_tpm(settings: TpmSettings) -> Iterator[Device | WireDevice]:
     """Open the TPM named by ``settings.tcti``. Raises :class:`Unavailable` when it cannot be reached."""
     tcti = settings.tcti
     _precheck(tcti)
+    if tcti.name in WIRE_TCTIS:
+        from shim.tpm import wire
+
+        try:
+            tpm = wire.Tpm(wire.open_transport(tcti.name, tcti.conf))
+        except (OSError, ValueError, wire.WireError) as e:
+            msg = "permission denied" if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM) else str(e)
+            raise Unavailable(f"cannot reach the TPM at {tcti}: {msg}", hint=_hint(tcti)) from e
+        try:
+            yield WireDevice(tpm, tcti)
+        finally:
+            with contextlib.suppress(Exception):
+                tpm.close()
+        return
     os.environ.setdefault("TSS2_LOG", "all+NONE")  # tss2 logs to stderr; our errors say what failed
     try:
         from tpm2_pytss import ESAPI, TCTILdr
