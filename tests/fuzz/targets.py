@@ -176,7 +176,12 @@ def check_reference(raw: str) -> None:
     _require((p.kind, p.name, p.digest, p.explicit_tag) == ("name", ref.name, PIN, ""),
              f"{raw!r} pins to {pin!r}, which parses to {p}")
     fam = nref.parse(ref.familiar_name)
-    _require(fam.name == ref.name, f"{raw!r}: familiar name {ref.familiar_name!r} is another repository")
+    # Docker's FamiliarName keeps "docker.io/a.b/c" as "a.b/c", which reads as registry a.b: the same
+    # ambiguity as upstream, and no decision uses familiar names.
+    first = ref.path.partition("/")[0]
+    docker_hub_ambiguity = ref.domain == nref.DEFAULT_DOMAIN and ("." in first or ":" in first or first == "localhost")
+    _require(fam.name == ref.name or docker_hub_ambiguity,
+             f"{raw!r}: familiar name {ref.familiar_name!r} is another repository")
 
 
 # --- OCI manifests, indexes, configs, levels ----------------------------------------------------------------

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim import oci
-from shim.errors import IntegrityError
+from shim import admission, oci
+from shim.checks import CheckResult
+from shim.errors import Denied, IntegrityError
 from tests.fuzz import targets
 from tests.fuzz.profile import fuzz
 from tests.fuzz.strategies import case_variants, json_values, mutated
@@ -96,6 +97,32 @@ def test_labels_give_a_level_only_when_exact(labels: dict[str, str]) -> None:
         assert level == (labels["policy"] if labels["policy"] in ("High", "Mid", "Low") else None)
     else:
         assert level == "Low"
+
+
+@fuzz(300)
+@given(st.dictionaries(st.sampled_from(("policy", "Policy", "other")), LABEL_VALUES, max_size=2),
+       st.sampled_from(("High", "Mid", "Low")), st.sampled_from(("High", "Mid", "Low")), st.booleans())
+def test_admission_of_a_config(labels: dict[str, str], system: str, default: str, host_ok: bool) -> None:
+    """The whole rule over a parsed config: admitted exactly when the label (or the default) is a level at
+    most the system level, and the host checks that level requires pass."""
+    cfg = oci.parse_config(json.dumps({"config": {"Labels": labels}}).encode())
+
+    def host_check() -> CheckResult:
+        if not host_ok:
+            raise Denied("the host check failed", check="tpm")
+        return CheckResult("tpm", "ok")
+
+    verdict = admission.decide(
+        image="127.0.0.1:5000/app", digest=D, system_level=system, default_level=default,
+        require={"High": ["signature", "tpm"], "Mid": ["signature"], "Low": ["signature"]},
+        signature=lambda: CheckResult("signature", "ok"), labels=lambda: cfg.labels, host_checks={"tpm": host_check})
+    level = labels.get("policy", default)
+    rank = {"Low": 0, "Mid": 1, "High": 2}
+    expected = level in rank and rank[level] <= rank[system] and (level != "High" or host_ok)
+    assert verdict.admitted == expected, (labels, system, default, host_ok, verdict)
+    if not expected:
+        with pytest.raises(Denied):
+            verdict.raise_if_denied()
 
 
 # -- regressions: Go's case-insensitive field matching (found by the oracle above) -------------------------
