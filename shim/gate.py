@@ -77,7 +77,7 @@ class Context:
 
             self._registry = registry.Client(insecure=self.cfg.insecure_registries,
                                              credentials=registry.DockerCredentials(environ=credential_environ()),
-                                             endpoints=self.cfg.registry_endpoints)
+                                             endpoints=self.cfg.registry_endpoints, ssl_context=tls_context())
         return self._registry
 
     def close(self) -> None:
@@ -85,6 +85,25 @@ class Context:
             self._client.close()
         if self._registry is not None:
             self._registry.close()
+
+
+def tls_context() -> Any:
+    """The CAs registries are verified against. Normally ``None`` (the registry client's default
+    context). Under sudo, only the system's compiled-in CA file and directory: the default context would
+    also honour the caller's ``SSL_CERT_FILE``/``SSL_CERT_DIR``, letting them vouch for any registry."""
+    from shim.config import under_sudo
+
+    if not under_sudo():
+        return None
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check and CERT_REQUIRED
+    cafile = paths.openssl_cafile if os.path.isfile(paths.openssl_cafile) else None
+    capath = paths.openssl_capath if os.path.isdir(paths.openssl_capath) else None
+    if cafile or capath:
+        ctx.load_verify_locations(cafile=cafile, capath=capath)
+    return ctx
 
 
 def credential_environ() -> dict[str, str]:
@@ -160,7 +179,7 @@ def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]
         if verified is None:
             materials = _fetched(ctx, subject)
             verified = signatures.verify(materials, trusted, keyless=keyless)
-        _keep(ctx, materials)
+            _keep(ctx, materials)  # what came from the cache is already kept: no rewrite (and fsync) per run
         return verified.check_result()
 
     return run

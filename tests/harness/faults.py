@@ -297,6 +297,7 @@ class FaultRegistry:
         self.upstream = upstream
         self.rules: list[Rule] = []
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: list[str] = []  # every Authorization header received
         self.streamed = 0
         outer = self
 
@@ -308,6 +309,8 @@ class FaultRegistry:
 
             def _handle(self) -> None:
                 outer.requests.append((self.command, self.path))
+                if self.headers.get("Authorization"):
+                    outer.authorizations.append(self.headers["Authorization"])
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 for rule in outer.rules:
