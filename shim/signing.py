@@ -68,9 +68,14 @@ def signature_manifest(existing: bytes | None, payload: bytes, signature: bytes,
     :class:`IntegrityError` when the existing manifest is malformed or the layer limit would be passed."""
     layers: list[dict[str, Any]] = []
     if existing is not None:
-        oci.parse_manifest(existing, max_layers=limits.max_layers)  # validates every descriptor
+        parsed = oci.parse_manifest(existing, max_layers=limits.max_layers)  # validates every descriptor
         old = json.loads(existing).get("layers") or []
         layers = [dict(x) for x in old]
+        if [x.get("digest") for x in layers] != [d.digest for d in parsed.layers]:
+            # Go's decoder also reads "Layers"/"Digest"…; we keep descriptors verbatim, so only as cosign spells them.
+            raise IntegrityError("the existing signature manifest does not spell its layers as cosign does "
+                                 "(\"layers\", \"digest\"); refusing to rewrite it",
+                                 hint="delete the signature tag and sign again")
     new = _layer(payload, signature)
     if not any(x.get("digest") == new["digest"] and x.get("annotations") == new["annotations"] for x in layers):
         layers.append(new)

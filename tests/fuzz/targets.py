@@ -393,6 +393,8 @@ def check_tpm(message: bytes, sig: bytes, ak: bytes | None) -> None:
     for parse in (attest.parse_attest, attest.parse_signature):
         with contextlib.suppress(attest.QuoteError):
             parse(message if parse is attest.parse_attest else sig)
+    with contextlib.suppress(attest.QuoteError):  # tpm2-tools' serialized PCR file
+        attest.parse_serialized_pcrs(message)
     key = attest.load_public_key(real_ak)
     if ak is not None:
         with contextlib.suppress(attest.QuoteError):

@@ -191,3 +191,14 @@ def test_hostile_referrers_index(index: bytes) -> None:
 
     with contextlib.suppress(IntegrityError):
         assert registry._bundle_descriptors(index, targets.SIG_DIGEST, signatures.DEFAULT_LIMITS) == []
+
+
+@pytest.mark.parametrize("respell", [(b'"size":239,"digest"', b'"size":239,"digesT"'), (b'"layers"', b'"Layers"')])
+def test_appending_to_a_sig_manifest_spelled_unlike_cosign_is_refused(respell: tuple[bytes, bytes]) -> None:
+    """Regression (atheris): a .sig manifest whose layer says "digesT" (Go reads it as digest) made
+    signature_manifest raise KeyError; "Layers" would have dropped the existing signatures."""
+    manifest = genuine()[0]
+    odd = manifest.replace(*respell)
+    assert odd != manifest
+    with pytest.raises(IntegrityError, match="does not spell its layers as cosign does"):
+        signing.signature_manifest(odd, b"{}", b"sig")
