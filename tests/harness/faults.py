@@ -9,7 +9,7 @@ digest, a 2 GB body streamed lazily, a stall).
 - :class:`SocketProxy` forwards a unix or TCP listener to an upstream address. ``trigger`` decides, frame by
   frame (a framer splits the client's byte stream), when to stall or cut: :class:`Http2Requests` counts
   gRPC calls (HTTP/2 HEADERS frames) to containerd, :class:`TpmCommands` reads the swtpm command channel
-  (raw TPM 2.0 commands) and fires on a TPM command code (``TPM2_CC_Quote``).
+  (raw TPM 2.0 commands or the MS simulator's framing) and fires on a command code (``TPM2_CC_Quote``).
 - :class:`FaultRegistry` is an HTTP server on 127.0.0.1 that forwards to the real registry unless a rule
   answers first.
 """
@@ -77,13 +77,29 @@ class Http2Frames(Framer):
         return 9 + int.from_bytes(self.buf[:3], "big")
 
 
+MSSIM_SEND_COMMAND = 8
+
+
 class TpmFrames(Framer):
-    """swtpm's TCP command channel: raw TPM 2.0 commands (tag u16, commandSize u32, command code u32, …)."""
+    """swtpm's TCP command channel, in either protocol it speaks: raw TPM 2.0 commands (tag u16,
+    commandSize u32, command code u32, …; tpm2-tss's swtpm TCTI) or the MS simulator's (u32 8, locality
+    u8, size u32, then the command; other u32 codes carry nothing; shim.tpm.wire)."""
 
     def next_size(self) -> int | None:
         if len(self.buf) < 6:
             return None
+        first = int.from_bytes(self.buf[:4], "big")
+        if first == MSSIM_SEND_COMMAND:
+            return 9 + int.from_bytes(self.buf[5:9], "big") if len(self.buf) >= 9 else None
+        if first < 0x100:
+            return 4
         return max(6, int.from_bytes(self.buf[2:6], "big"))
+
+
+def tpm_command_code(frame: bytes) -> int | None:
+    if int.from_bytes(frame[:4], "big") == MSSIM_SEND_COMMAND:
+        frame = frame[9:]
+    return int.from_bytes(frame[6:10], "big") if len(frame) >= 10 else None
 
 
 Trigger = Callable[[bytes], str]
@@ -123,8 +139,8 @@ class TpmCommands:
         return TpmFrames()
 
     def __call__(self, frame: bytes) -> str:
-        if len(frame) >= 10:
-            cc = int.from_bytes(frame[6:10], "big")
+        cc = tpm_command_code(frame)
+        if cc is not None:
             self.seen.append(cc)
             if cc == self.code:
                 return self.action
