@@ -2,8 +2,8 @@
 
 ``TPM2_CreatePrimary`` (the AK under the endorsement hierarchy), ``TPM2_Quote``, ``TPM2_PCR_Read`` and
 ``TPM2_FlushContext``, with the empty-password session (``TPM_RS_PW``) where the TPM asks for one, over the
-kernel's resource manager (``device:/dev/tpmrm0``: write a command, read the response) or swtpm's socket
-(``swtpm:host=…,port=…``: the ``TPM_SEND_COMMAND`` framing of the TCG simulator protocol).
+kernel's resource manager (``device:/dev/tpmrm0``: write a command, read the response) or swtpm's server socket
+(``swtpm:host=…,port=…``: raw commands, as tpm2-tss's swtpm TCTI sends them).
 
 Why not tpm2-pytss (which :mod:`shim.tpm.device` still uses for ``tabrmd`` and ``mssim``): importing it
 costs ~110 ms and ~9 MB of memory per admission, for four fixed commands of a few dozen bytes each
@@ -44,7 +44,6 @@ AK_TEMPLATES = {
     "rsa2048": bytes.fromhex("00180001000b00050072000000100014000b0800000000000000"),
 }
 MAX_RESPONSE = 4096  # TPM_MAX_COMMAND_SIZE on every TPM in use; a response is never larger
-TPM_SEND_COMMAND = 8  # swtpm/mssim command channel: u32 command, u8 locality, u32 size, bytes
 RC_RETRY, RC_YIELDED, RC_TESTING = 0x922, 0x908, 0x90A
 RETRIES = 5
 SOCKET_TIMEOUT = 30.0
@@ -140,7 +139,8 @@ class DeviceTransport(Transport):
 
 
 class SocketTransport(Transport):
-    """swtpm's command channel (TCP): the TCG simulator framing, locality 0."""
+    """swtpm's server socket (TCP), as tpm2-tss's ``swtpm`` TCTI uses it: the raw command, then the raw
+    response, whose header says how long it is."""
 
     def __init__(self, host: str, port: int) -> None:
         self.sock = socket.create_connection((host, port), timeout=SOCKET_TIMEOUT)
@@ -156,15 +156,12 @@ class SocketTransport(Transport):
         return b"".join(chunks)
 
     def transmit(self, command: bytes) -> bytes:
-        self.sock.sendall(struct.pack(">IBI", TPM_SEND_COMMAND, 0, len(command)) + command)
-        (size,) = struct.unpack(">I", self._recv(4))
-        if size > MAX_RESPONSE:
+        self.sock.sendall(command)
+        head = self._recv(6)  # tag, size
+        (size,) = struct.unpack(">I", head[2:])
+        if not 10 <= size <= MAX_RESPONSE:
             raise WireError(f"the TPM simulator announced a {size}-byte response")
-        response = self._recv(size)
-        (ack,) = struct.unpack(">I", self._recv(4))
-        if ack != 0:
-            raise WireError(f"the TPM simulator acknowledged with {ack}")
-        return response
+        return head + self._recv(size - 6)
 
     def close(self) -> None:
         self.sock.close()
