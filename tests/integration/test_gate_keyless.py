@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 
 import pytest
 
@@ -77,6 +78,11 @@ def test_keyless_signed_image_is_admitted_and_the_signer_audited(host: Host, sig
     r = nerdctl(host, "run", "--rm", img.ref)
     assert r.rc == 0, r.stderr
     assert "hello-from" in r.stdout
+    # explained: the signer, not a key.
+    v = subprocess.run([*host.bacon, "verify", img.ref], env=host.env(), capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stderr
+    assert f"[pass] signature keyless bundle signature on {img.digest} by ops@example.com (issuer {ISSUER})" \
+        in v.stdout, v.stdout
 
 
 def test_keyless_signed_image_is_denied_for_another_identity(host: Host, signed: Signed,
