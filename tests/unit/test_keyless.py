@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -166,6 +167,48 @@ def test_real_bundle_refused_by_other_real_trusted_roots(tmp_path: Path, root: s
     path = root_file(tmp_path, (VECTORS / root).read_bytes())
     with pytest.raises(Denied, match=r"\(keyless\) does not verify for a trusted identity"):
         verify_bundle(REAL_SUBJECT, REAL_BUNDLE, [], keyless=real_trust(path))
+
+
+def _mutate(doc: dict[str, Any], rnd: random.Random) -> None:
+    """Delete, replace or alter one random member of a bundle document."""
+    paths: list[list[str | int]] = []
+
+    def walk(node: Any, at: list[str | int]) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
+            paths.append([*at, k])
+            walk(v, [*at, k])
+
+    walk(doc, [])
+    path = rnd.choice(paths)
+    parent: Any = doc
+    for k in path[:-1]:
+        parent = parent[k]
+    last, roll = path[-1], rnd.random()
+    if roll < 0.2:
+        parent.pop(last)
+    elif roll < 0.4:
+        parent[last] = rnd.choice([None, 0, -1, "", [], {}, "AAAA", 10**30])
+    elif isinstance(parent[last], str) and parent[last]:
+        v = parent[last]
+        i = rnd.randrange(len(v))
+        parent[last] = v[:i] + rnd.choice("AB/+=0z") + v[i + 1:]
+    else:
+        parent[last] = "AAAA"
+
+
+def test_mutated_bundles_are_only_ever_denied(staging_root: Path, fake: FakeSigstore, fake_root: Path) -> None:
+    """Whatever is broken in a keyless bundle, the answer is a denial: never an admission, never a crash."""
+    rnd = random.Random(20260513)
+    good = fake.sign_dsse(statement(D1), "ops@example.com", "https://accounts.example.com")
+    cases = [(REAL_BUNDLE, REAL_SUBJECT, real_trust(staging_root)), (good, D1, KeylessTrust((OPS,), fake_root))]
+    for n in range(200):
+        raw, digest, trust = cases[n % 2]
+        doc = json.loads(raw)
+        for _ in range(rnd.randint(1, 3)):
+            _mutate(doc, rnd)
+        with pytest.raises(Denied):
+            verify_bundle(digest, json.dumps(doc).encode(), [], keyless=trust)
 
 
 # -- trusted root: a configuration error, not a denial ----------------------------------------------------
