@@ -217,6 +217,10 @@ def plan_enable(found: Found, target: Path, configured: Path, libexec: Path, wra
                               hint="set `nerdctl =` in the configuration to the real binary")
         return EnablePlan("install", target, found, real=configured, wrapper=wrapper,
                           notes=(f"nothing was at {target}; the real nerdctl stays at {configured}",))
+    if (found.kind == SYMLINK and not config_names_target and aside_found is not None
+            and aside_found.kind == FILE and found.resolved == os.path.realpath(configured)):
+        return EnablePlan("install", target, found, real=configured, wrapper=wrapper,
+                          notes=(f"{target} pointed at the configured real nerdctl {configured}, which stays there",))
     aside = libexec / "nerdctl" if config_names_target else configured
     if os.path.normpath(aside) == os.path.normpath(target):
         raise ConfigError(f"--libexec {libexec} would put the real nerdctl at {target} itself",

@@ -35,6 +35,16 @@ DEFAULT_TIMEOUT = 10.0
 EFI = Path("/sys/firmware/efi")
 SECURE_BOOT_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE
 CHECK_ITEMS = {"signature": "keys", "tpm": "tpm", "tdx": "tdx"}  # requirement -> the item that satisfies it
+DEFAULT_FIXES = {  # for a failure whose error carries no hint of its own: every failed line says what to do
+    "config": "fix the file named above (`bacon doctor` re-checks it); see README for an example",
+    "level": "sudo bacon policy set High|Mid|Low",
+    "keys": "fix or remove the key in [trust] keys",
+    "tpm": "check [tpm] tcti and the TPM device, then `bacon baseline show --diff`",
+    "tdx": "check [tdx] and that this is a TDX guest; `bacon tdx collateral refresh` for the collateral",
+    "containerd": "start containerd, or point at its socket with --address or CONTAINERD_ADDRESS",
+    "nerdctl": "install the real nerdctl at the configured `nerdctl =` path (sudo bacon enable does it)",
+    "state": "make the state directory and the audit log's directory root-owned and writable by root",
+}
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,9 @@ def build(config_path: Path, cfg: bconfig.Config | None, system_level: str | Non
           items: Sequence[Item]) -> Report:
     """The report: which items are needed, the level table. Pure."""
     checks = needed_checks(cfg, system_level)
-    marked = tuple(replace(i, needed=i.requirement == ALWAYS or (i.requirement in checks)) for i in items)
+    marked = tuple(replace(i, needed=i.requirement == ALWAYS or (i.requirement in checks),
+                           fix=i.fix or (DEFAULT_FIXES.get(i.key) if i.state in (FAIL, WARN) else None))
+                   for i in items)
     return Report(config_path=str(config_path), config_ok=cfg is not None, system_level=system_level,
                   level_source=level_source, needed_checks=checks, items=marked,
                   levels=level_rows(cfg, system_level, marked))
@@ -153,7 +165,7 @@ def _not_needed_note(i: Item, r: Report) -> str:
 
 def format_status(r: Report) -> list[str]:
     """The one-screen text of ``bacon status``."""
-    out = [f"system level  {r.system_level or 'unknown'}" + (f"  (from {r.level_source})" if r.level_source else "")]
+    out = []
     for i in r.items:
         out.append(f"  {_mark(i):<5} {i.label:<14} {i.summary}{_not_needed_note(i, r)}")
         out.extend(f"                       {line}" for line in i.lines)
@@ -244,7 +256,7 @@ def probe_config(path: Path) -> tuple[bconfig.Config | None, Item]:
     try:
         cfg = bconfig.load(path)
     except BaconError as e:
-        return None, Item("config", "configuration", FAIL, e.message, e.hint, ALWAYS)
+        return None, Item("config", "configuration", FAIL, e.message.removeprefix("configuration "), e.hint, ALWAYS)
     return cfg, Item("config", "configuration", OK, f"{path} (owned by root, writable only by root)",
                      requirement=ALWAYS)
 
@@ -323,7 +335,8 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
     s.pop("secure_boot", None)  # reported by its own probe
     where = f" ({s['tcti']})" if s.get("tcti") else ""
     lines = tuple(f"PCR {r['pcr']:<2} {r['state']:<11} current {(r['current'] or '-')[:16]}  "
-                  f"baseline {(r['baseline'] or '-')[:16]}" for r in s["pcrs"] if r["current"] or r["baseline"])
+                  f"baseline {(r['baseline'] or '-')[:16]}" for r in s["pcrs"]
+                  if r["state"] != "match" and (r["current"] or r["baseline"]))  # the matching ones: in --json
     base = s["baseline"]
     if not s["present"]:
         return Item("tpm", "TPM", FAIL, f"not available{where}: {s['error']}", s.get("hint") or

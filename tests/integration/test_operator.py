@@ -74,7 +74,7 @@ def test_status_json_on_a_ready_mid_host(mid_host: Host, signed: Signed) -> None
 
     text = bacon(mid_host, "status")
     assert text.returncode == 0
-    assert "system level  Mid" in text.stdout
+    assert "ok    system level   Mid (from" in text.stdout
     assert "result: ready" in text.stdout
     assert "High  refused here" in text.stdout
 
@@ -253,6 +253,22 @@ def test_enable_over_a_symlink_and_over_nothing(fake_root: tuple[Host, Path, Pat
     assert bacon(host, "disable", "--path", str(target)).returncode == 0
     assert not os.path.lexists(target)
     assert aside.read_bytes() == FAKE_NERDCTL
+
+
+def test_enable_over_a_symlink_to_the_configured_real_nerdctl(fake_root: tuple[Host, Path, Path]) -> None:
+    host, target, aside = fake_root
+    aside.parent.mkdir(parents=True)
+    os.replace(target, aside)  # set up by hand earlier: /usr/local/bin/nerdctl -> the configured real one
+    target.symlink_to(aside)
+    before = snapshot(aside)
+    r = bacon(host, "enable", "--path", str(target))
+    assert r.returncode == 0, r.stderr
+    assert "stays there" in r.stdout
+    assert en.is_wrapper(target)
+    assert snapshot(aside) == before
+    assert bacon(host, "disable", "--path", str(target)).returncode == 0
+    assert os.readlink(target) == str(aside)
+    assert snapshot(aside) == before
 
 
 def test_enable_refuses_what_it_must_not_replace(fake_root: tuple[Host, Path, Path]) -> None:

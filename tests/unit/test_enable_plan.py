@@ -69,6 +69,19 @@ def test_nothing_at_the_target_keeps_the_configured_real_nerdctl() -> None:
         en.plan_enable(Found(str(T), NOTHING), T, T, LIBEXEC, W, None)
 
 
+def test_a_symlink_to_the_configured_real_nerdctl_needs_no_move(tmp_path: Path) -> None:
+    real = tmp_path / "libexec" / "nerdctl"
+    real.parent.mkdir()
+    real.write_bytes(b"#!/bin/sh\n")
+    real.chmod(0o755)
+    target = tmp_path / "bin" / "nerdctl"
+    target.parent.mkdir()
+    target.symlink_to(real)
+    plan = en.plan_enable(en.observe(target), target, real, LIBEXEC, W, en.observe(real))
+    assert (plan.action, plan.aside, plan.real) == ("install", None, real)
+    assert "stays there" in plan.notes[0]
+
+
 def test_disable_plans() -> None:
     wrapper = Found(str(T), WRAPPER, executable=True)
     assert en.plan_disable(T, None, REAL, None).action == "nothing"

@@ -93,6 +93,13 @@ def test_an_unusable_configuration_is_exit_78() -> None:
     assert "the configuration cannot be used" in status.format_status(r)[-1]
 
 
+def test_every_failure_has_a_fix() -> None:
+    bare = [Item("containerd", "containerd", FAIL, "failed version: INTERNAL", requirement=ALWAYS),
+            Item("wrapper", "wrapper", WARN, "odd", "sudo bacon enable"), Item("secure_boot", "Secure Boot", OK, "on")]
+    r = status.build(Path("/c"), cfg("Low"), "Low", "/c", bare)
+    assert [i.fix for i in r.items] == [status.DEFAULT_FIXES["containerd"], "sudo bacon enable", None]
+
+
 def test_secure_boot_states(tmp_path: Path) -> None:
     assert status.probe_secure_boot(tmp_path / "no-efi").summary.startswith("not an EFI boot")
     efi = tmp_path / "efi"
