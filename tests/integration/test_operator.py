@@ -18,6 +18,8 @@ import pytest
 from shim import enable as en
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
+from tests.integration.test_gate_attested import toml_table
+from tests.tdx_provider import FuseProvider, TdxEnv, fuse_unavailable_reason, make_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
 
@@ -96,6 +98,40 @@ def test_status_and_doctor_fail_when_the_pcrs_change_and_say_how_to_fix(mid_host
     assert "fix: " in line
     assert "bacon baseline record" in line
     assert any(x.startswith("ok") and "containerd" in x for x in d.stdout.splitlines())
+
+
+@pytest.fixture
+def tdx(tmp_path: Path) -> Iterator[tuple[TdxEnv, FuseProvider]]:
+    reason = fuse_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    env = make_env(Path(str(tmp_path)) / "tdx")
+    provider = FuseProvider(env)
+    yield env, provider
+    provider.stop()
+
+
+def test_status_on_a_td_compares_the_rtmrs_with_the_reference(gate_host: Host, signed: Signed,
+                                                              tdx: tuple[TdxEnv, FuseProvider]) -> None:
+    env, provider = tdx
+    extra = ('[levels.High]\nrequire = ["signature", "tdx"]\n[levels.Mid]\nrequire = ["signature"]\n'
+             + toml_table("tdx", env.section()))  # a TD without a TPM
+    trusted_config(gate_host, signed.trusted, level="High", extra=extra)
+    r = bacon(gate_host, "status", "--json")
+    assert r.returncode == 0, r.stdout
+    doc = json.loads(r.stdout)
+    tdx_item = next(i for i in doc["items"] if i["key"] == "tdx")
+    assert tdx_item["state"] == "ok"
+    assert tdx_item["needed"] is True
+    assert tdx_item["details"]["measurements"]["rtmr0"]["match"] is True
+    assert tdx_item["details"]["collateral_valid_until"]
+    assert {row["level"]: row["met"] for row in doc["levels"]} == {"High": True, "Mid": True, "Low": True}
+
+    provider.set(body={"rtmr1": "33" * 48})  # the TD booted something else
+    r = bacon(gate_host, "status")
+    assert r.returncode == 1
+    assert "FAIL  TDX            TDX guest: rtmr1 differ from [tdx.reference]" in r.stdout
+    assert "rtmr1  333333" in r.stdout
 
 
 def test_doctor_json_without_keys_or_tpm(host: Host) -> None:
