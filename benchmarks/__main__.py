@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import host as host_m
-from benchmarks.measure import Command, Load, Pair, side_by_side, under_load
+from benchmarks.measure import Command, Load, Pair, Stats, side_by_side, under_load
 
 FORWARD_BUDGET_MS = 15.0
 LOW_BUDGET = 1.0
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=Path("bench-results.json"),
                     help="where to write the JSON (default ./bench-results.json)")
     ap.add_argument("--keep", action="store_true", help="leave the harness's directory behind")
+    ap.add_argument("--bin", type=Path, metavar="DIR",
+                    help="measure DIR/nerdctl and DIR/bacon (another install of BACON) instead of this environment's")
     args = ap.parse_args(argv)
     if args.quick:
         args.runs, args.warmup, args.load = 5, 1, 24
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 69
     load_before = os.getloadavg()
     started = datetime.datetime.now(datetime.UTC)
-    bh = host_m.start(progress, keep=args.keep)
+    bh = host_m.start(progress, keep=args.keep, bin_dir=args.bin)
     try:
         rows = run_all(bh, args)
     finally:
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "time": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
-        "runs": args.runs, "warmup": args.warmup, "wrapper": bh.hosts["low"].wrapper,
+        "runs": args.runs, "warmup": args.warmup, "wrapper": bh.wrapper,
         "peer_nerdctl": "tests/standin/nerdctl (a stand-in: nerdctl cannot be installed here)",
         "cosign": _version([bh.cosign, "version"]), "containerd": _version(["containerd", "--version"]),
     }
@@ -139,13 +141,35 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
         return side_by_side(a, b, args.runs, args.warmup, progress)
 
     for sub in ("images", "version"):
-        p = pair(Command(f"wrapper nerdctl {sub}", [*fwd.wrapper, sub], fwd.env()),
+        p = pair(Command(f"wrapper nerdctl {sub}", [*bh.wrapper, sub], fwd.env()),
                  Command(f"stand-in nerdctl {sub}", [str(fwd.standin), sub], fwd.env()))
         added = p.a_ms.median - p.b_ms.median
         rows.append(Row(f"forward_{sub}", f"forwarded: nerdctl {sub}", _ms(p.a_ms),
                         f"stand-in nerdctl {sub}", _ms(p.b_ms),
                         f"+{added:.1f} ms ({p.a_ms.median / p.b_ms.median:.2f}×)", f"≤ +{FORWARD_BUDGET_MS:.0f} ms",
                         added <= FORWARD_BUDGET_MS, {**_pair_data(p), "added_ms": round(added, 3)}))
+
+    # What no Python wrapper can go below, and what a launcher without ``site`` would save.
+    python = str(args.bin / "python") if args.bin else sys.executable
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    launcher = bh.work / "nerdctl-IS"
+    launcher.write_text(f"#!{python} -IS\nimport sys\nsys.path.append({purelib!r})\n"
+                        "from shim.wrapper import main\nsys.exit(main())\n")
+    launcher.chmod(0o755)
+    true = Command("/bin/true", ["/bin/true"], fwd.env())
+    for key, label, argv_ in (("python", "python -c pass", [python, "-c", "pass"]),
+                              ("python_IS", "python -I -S -c pass", [python, "-I", "-S", "-c", "pass"])):
+        p = pair(Command(label, argv_, fwd.env()), true)
+        added = p.a_ms.median - p.b_ms.median
+        rows.append(Row(f"floor_{key}", f"(info) start-up: {label}", _ms(p.a_ms), "/bin/true", _ms(p.b_ms),
+                        f"+{added:.1f} ms", "(info)", None, {**_pair_data(p), "added_ms": round(added, 3)}))
+    p = pair(Command("wrapper nerdctl version (-I -S launcher)", [str(launcher), "version"], fwd.env()),
+             Command("stand-in nerdctl version", [str(fwd.standin), "version"], fwd.env()))
+    added = p.a_ms.median - p.b_ms.median
+    rows.append(Row("forward_version_IS", "(info) forwarded via a `python -I -S` launcher: nerdctl version",
+                    _ms(p.a_ms), "stand-in nerdctl version", _ms(p.b_ms), f"+{added:.1f} ms", "(info)", None,
+                    {**_pair_data(p), "added_ms": round(added, 3)}))
 
     cosign = {name: Command(f"cosign verify {name}", [bh.cosign, "verify", "--key", str(bh.key.public),
                                                       "--insecure-ignore-tlog=true", "--allow-insecure-registry",
@@ -156,7 +180,7 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
         h = bh.hosts[name]
         img = bh.images[name]
         before = _audit_count(h, "admitted")
-        p = pair(Command(f"wrapper run {name}", [*h.wrapper, "run", "--rm", img.ref], h.env()), cosign[name])
+        p = pair(Command(f"wrapper run {name}", [*bh.wrapper, "run", "--rm", img.ref], h.env()), cosign[name])
         admitted = _audit_count(h, "admitted") - before
         if admitted != args.runs + args.warmup:
             raise RuntimeError(f"{name}: {admitted} admissions audited for {args.runs + args.warmup} runs")
@@ -165,6 +189,15 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
         what = "admission: Low image" if name == "low" else "admission: Mid image + TPM quote"
         rows.append(Row(f"admission_{name}", what, _ms(p.a_ms), "cosign verify --key", _ms(p.b_ms), f"{ratio:.2f}×",
                         f"≤ {budget:.1f}× cosign", ratio <= budget, {**_pair_data(p), "ratio": round(ratio, 3)}))
+        progress(f"the same admission, warm: {args.runs} in one process")
+        r = subprocess.run([python, str(Path(__file__).with_name("warm.py")), str(args.runs), "run", "--rm", img.ref],
+                           env=h.env(), capture_output=True, text=True, timeout=600, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"benchmarks/warm.py failed: {r.stderr[-2000:]}")
+        warm = Stats.of(json.loads(r.stdout))
+        rows.append(Row(f"warm_{name}", f"(info) {what}, in a process already loaded", _ms(warm),
+                        "cosign verify --key", _ms(p.b_ms), f"{warm.median / p.b_ms.median:.2f}×", "(info)", None,
+                        {"bacon_ms": _stats(warm), "ratio": round(warm.median / p.b_ms.median, 3)}))
 
     ph = bh.hosts["pull"]
     img = bh.images["pull"]
@@ -173,7 +206,7 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
         names = [img.ref, img.pinned]
         bh.containerd.ctr("images", "rm", "--sync", *names, check=False)
 
-    p = pair(Command("wrapper pull", [*ph.wrapper, "pull", img.ref], ph.env(), prepare=forget),
+    p = pair(Command("wrapper pull", [*bh.wrapper, "pull", img.ref], ph.env(), prepare=forget),
              Command("ctr images pull", ["ctr", "--address", str(bh.containerd.socket), "--namespace", "default",
                                          "images", "pull", "--plain-http", img.ref], ph.env(), prepare=forget))
     rows.append(Row("pull", "pull: signed Low image", _ms(p.a_ms), "ctr images pull", _ms(p.b_ms),
@@ -182,7 +215,7 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
 
     h = bh.hosts["low"]
     progress(f"{args.load} admissions, {args.parallel} at a time: wrapper, then cosign")
-    wl = under_load(Command("wrapper run low", [*h.wrapper, "run", "--rm", bh.images["low"].ref], h.env()),
+    wl = under_load(Command("wrapper run low", [*bh.wrapper, "run", "--rm", bh.images["low"].ref], h.env()),
                     args.load, args.parallel)
     cl = under_load(cosign["low"], args.load, args.parallel)
     tput = wl.per_second / cl.per_second

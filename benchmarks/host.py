@@ -42,6 +42,8 @@ class BenchHost:
     cosign: str
     images: dict[str, images_h.Image]
     hosts: dict[str, Host]
+    wrapper: list[str]  # the nerdctl wrapper measured (the environment's, or --bin DIR/nerdctl)
+    bacon: list[str]
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -73,7 +75,9 @@ def _noop_nerdctl(host: Host) -> Host:
     return dataclasses.replace(host, standin=noop)
 
 
-def start(progress: Callable[[str], None], keep: bool = False) -> BenchHost:
+def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | None = None) -> BenchHost:
+    """Start everything; ``bin_dir``: measure the ``nerdctl``/``bacon`` installed there (another version of
+    BACON, for a before/after) instead of this environment's."""
     work = Path(tempfile.mkdtemp(prefix="bacon-bench-", dir="/tmp"))
     work.chmod(0o755)
     stops: list[Callable[[], None]] = []
@@ -104,15 +108,17 @@ def start(progress: Callable[[str], None], keep: bool = False) -> BenchHost:
         trusted_config(hosts["mid"], key, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
         hosts["pull"] = make_host(work / "pull", ctd, reg)
         trusted_config(hosts["pull"], key)
+        wrapper = [str(bin_dir / "nerdctl")] if bin_dir else hosts["low"].wrapper
+        bacon = [str(bin_dir / "bacon")] if bin_dir else hosts["low"].bacon
         progress("recording the PCR baseline (bacon baseline record)")
-        r = subprocess.run([*hosts["mid"].bacon, "baseline", "record"], env=hosts["mid"].env(), capture_output=True,
+        r = subprocess.run([*bacon, "baseline", "record"], env=hosts["mid"].env(), capture_output=True,
                            text=True, timeout=120, check=False)
         if r.returncode != 0:
             raise RuntimeError(f"bacon baseline record failed ({r.returncode}): {r.stderr}")
         cosign = sigimages.cosign_binary()
         assert cosign is not None
         return BenchHost(work=work, registry=reg, containerd=ctd, tpm=tpm, key=key, cosign=cosign, images=imgs,
-                         hosts=hosts, _stops=stops)
+                         hosts=hosts, wrapper=wrapper, bacon=bacon, _stops=stops)
     except BaseException:
         for stop in reversed(stops):
             stop()
