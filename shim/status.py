@@ -502,8 +502,16 @@ def collect(config_path: Path, *, address: str | None = None, namespace: str | N
     cfg = loaded.get("cfg") if items[0].state == OK else None
     level = source = None
     if cfg is not None:
-        level, source, level_item = probe_level(cfg)
-        items.append(level_item)
+        level_cfg = cfg
+        found: dict[str, str | None] = {}
+
+        def level_probe() -> Item:
+            found["level"], found["source"], item = probe_level(level_cfg)
+            return item
+
+        items += run_probes([ProbeSpec("level", "system level", ALWAYS, level_probe)],
+                            max(0.5, timeout - (time.monotonic() - start)), timeout)
+        level, source = found.get("level"), found.get("source")
 
     def keys_probe() -> Item:
         if cfg is None:
