@@ -369,8 +369,14 @@ def probe_tdx(cfg: bconfig.Config | None, now: int | None = None) -> Item:
     if s["provider"] != "tdx_guest":
         from shim.tdx.configfs import HINT_NOT_GUEST
 
-        what = f"provider {s['provider']!r}, not tdx_guest" if s["provider"] else (s["error"] or "no provider")
-        return Item("tdx", "TDX", FAIL, f"not a TDX guest: {what}", HINT_NOT_GUEST, "tdx", details=s)
+        root = s.get("configfs_root")
+        if s["provider"]:
+            what = f"the configfs-tsm provider is {s['provider']!r}, not tdx_guest"
+        elif root and not os.path.isdir(root):
+            what = f"no configfs-tsm report directory {root}"
+        else:
+            what = s["error"] or "no quote provider"
+        return Item("tdx", "TDX", FAIL, f"not a TDX guest ({what})", HINT_NOT_GUEST, "tdx", details=s)
     lines = []
     mismatched = []
     for name, m in (s.get("measurements") or {}).items():
