@@ -481,6 +481,9 @@ def check_state_dir(path: Path) -> None:
 def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> int:
     """Decide the gated invocation ``inv``; exec the real nerdctl when admitted. Raises on denial."""
     check_state_dir(Path(cfg.state_dir))
+    # What BACON creates (state and audit directories, records, kept signatures) is never writable by
+    # others, whatever the caller's umask; nerdctl gets the caller's umask back.
+    callers_umask = os.umask(0o022)
     target = resolve(inv.address, inv.namespace)
     platform = oci.parse_platform(inv.platform) if inv.platform else oci.host_platform()
     ctx = Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["nerdctl", *raw_args],
@@ -514,6 +517,7 @@ def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> i
             for token in ctx.new_records:  # not carried out: leave no record a container could claim
                 records.remove(cfg.state_dir, token)
             raise
+        os.umask(callers_umask)
         if not then:
             exec_real(cfg.nerdctl, forward)
         rc = run_child(ctx, forward)
@@ -523,6 +527,7 @@ def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> i
             rc = run_child(ctx, args)
         return rc
     finally:
+        os.umask(callers_umask)
         ctx.close()
 
 

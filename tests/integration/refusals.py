@@ -42,7 +42,7 @@ def wrapper(host: Host, *args: str, env: dict[str, str] | None = None, argv0: li
     """Run the installed ``nerdctl`` wrapper (or ``argv0``) with ``args``; what it forwarded and how long it took."""
     before, records = calls(host), admission_records(host)
     start = time.monotonic()
-    r = subprocess.run([*(argv0 or host.wrapper), *args], env=env if env is not None else host.env(),
+    r = subprocess.run([*(host.wrapper if argv0 is None else argv0), *args], env=env if env is not None else host.env(),
                        capture_output=True, text=True, timeout=timeout)
     seconds = time.monotonic() - start
     forwarded = [json.loads(line)["argv"][1:] for line in calls(host)[len(before):]]

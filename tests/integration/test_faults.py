@@ -456,3 +456,17 @@ def test_fault_count(request: pytest.FixtureRequest) -> None:
     print(f"\nfaults injected: {len(FAULTS)}")
     for f in FAULTS:
         print(f"  - {f}")
+
+
+def test_callers_umask_does_not_loosen_what_bacon_creates(low_host: Host, signed: Signed) -> None:
+    """A caller's umask of 000 (a root shell or a service unit can have one): the state directory, its
+    subdirectories and the audit log's directory are still created writable by root alone."""
+    _injected("caller's umask 000 when the state and audit directories are created")
+    r = wrapper(low_host, "sh", "-c", 'umask 000; exec "$@"', "sh", *low_host.wrapper, "create",
+                signed["low"].ref, argv0=[])
+    assert r.rc == 0, r.stderr
+    made = [low_host.state_dir, *[p for p in low_host.state_dir.rglob("*") if p.is_dir()], low_host.audit_log.parent]
+    loose = {str(p): oct(p.stat().st_mode & 0o777) for p in made if p.stat().st_mode & 0o022}
+    assert loose == {}, f"created writable by others: {loose}"
+    assert low_host.audit_log.stat().st_mode & 0o022 == 0
+    low_host.containerd.ctr("containers", "rm", r.stdout.strip(), check=False)
