@@ -40,7 +40,8 @@ License: Apache-2.0
 # The Apache License 2.0's terms, as many licence files carry them: Debian has them in common-licenses.
 # From the title to the end of section 9 (and the END line, which some copies leave out).
 APACHE_TERMS = re.compile(r"^[ \t]*Apache License\s+Version 2\.0, January 2004.*?"
-                          r"(?:additional liability\.(?:\s*END OF TERMS AND CONDITIONS)?|END OF TERMS AND CONDITIONS)[ \t]*$",
+                          r"(?:additional liability\.(?:\s*END OF TERMS AND CONDITIONS)?"
+                          r"|END OF TERMS AND CONDITIONS)[ \t]*$",
                           re.DOTALL | re.MULTILINE)
 APACHE_POINTER = "[The terms of the Apache License, Version 2.0: see /usr/share/common-licenses/Apache-2.0.]"
 
@@ -64,7 +65,8 @@ def as_field_body(text: str) -> str:
 def license_texts(dist_info: Path) -> list[Path]:
     found = sorted(p for p in (dist_info / "licenses").rglob("*") if p.is_file())
     if not found:
-        found = sorted(p for p in dist_info.iterdir() if p.is_file() and p.name.upper().startswith(("LICEN", "COPYING")))
+        found = sorted(p for p in dist_info.iterdir()
+                       if p.is_file() and p.name.upper().startswith(("LICEN", "COPYING")))
     return found
 
 
