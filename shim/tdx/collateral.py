@@ -102,8 +102,9 @@ def validity_window(text: str) -> Window:
                 cn = cert.subject.rfc4514_string()
                 starts.append((int(cert.not_valid_before_utc.timestamp()), f"certificate {cn} notBefore"))
                 ends.append((int(cert.not_valid_after_utc.timestamp()), f"certificate {cn} notAfter"))
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as e:
-        # AttributeError: a date that is not a string; RecursionError: a signed JSON string nested too deep
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError, x509.InvalidVersion) as e:
+        # AttributeError: a date that is not a string; RecursionError: a signed JSON string nested too deep;
+        # InvalidVersion: a certificate whose version is neither v1 nor v3
         raise Denied(f"TDX collateral is malformed: {e}", check="tdx", hint=HINT_REFRESH) from e
     start = max(starts)
     end = min(ends)

@@ -145,7 +145,7 @@ def verify_chain(x5c: Sequence[object], root: Any, now: datetime) -> Any:
                      check="tdx")
     try:
         certs = [x509.load_der_x509_certificate(_b64(c, "x5c certificate")) for c in x5c]
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise Denied(f"a token signing certificate does not parse: {e}", check="tdx") from e
     if certs[-1].fingerprint(root.signature_hash_algorithm) == root.fingerprint(root.signature_hash_algorithm):
         certs = certs[:-1]  # the chain may end with the root itself

@@ -196,7 +196,7 @@ def require_canonical(quote: bytes, root_der: bytes) -> None:
             raise _strict_fail(f"inner certification data type {pem_type} / size {pem_size} (expected type 5 "
                                "filling the QE certification data)")
         certs = x509.load_pem_x509_certificates(pem.rstrip(b"\x00"))
-    except (struct.error, ValueError) as e:
+    except (struct.error, ValueError, x509.InvalidVersion) as e:  # InvalidVersion: a certificate's version byte
         raise _strict_fail(f"unparsable signature data ({e})") from e
     canonical = b"".join(c.public_bytes(Encoding.PEM) for c in certs)
     if pem not in (canonical, canonical + b"\x00"):

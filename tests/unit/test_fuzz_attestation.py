@@ -185,3 +185,62 @@ def test_hostile_collateral_is_denied(edit: str) -> None:
     with pytest.raises(Denied, match=r"collateral is (malformed|not JSON)"):
         collateral.validity_window(bad)
     targets.tdx(b"\x01" + bad.encode())
+
+
+def _cert_with_version(pem: bytes, version: int, index: int = 0) -> bytes:
+    """``pem`` with its ``index``-th certificate's version field set to ``version`` (same length)."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    cert = x509.load_pem_x509_certificates(pem)[index]
+    der = cert.public_bytes(Encoding.DER)
+    v3 = b"\xa0\x03\x02\x01\x02"
+    bad = der.replace(v3, b"\xa0\x03\x02\x01" + bytes([version]), 1)
+    body = base64.b64encode(bad)
+    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    new = b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
+    old = cert.public_bytes(Encoding.PEM)
+    assert len(new) == len(old)
+    assert old in pem
+    return pem.replace(old, new)
+
+
+def test_td_quote_with_a_certificate_of_invalid_version_is_denied() -> None:
+    """Regression (atheris): cryptography's InvalidVersion escaped require_canonical and appraise."""
+    from shim.tdx import verify
+
+    quote, text, intel = targets.tdx_real()
+    start = quote.index(b"-----BEGIN CERTIFICATE-----")
+    bad = quote[:start] + _cert_with_version(quote[start:].rstrip(b"\x00"), 22, index=1)
+    bad += bytes(len(quote) - len(bad))
+    assert len(bad) == len(quote)
+    assert bad != quote
+    with pytest.raises(Denied, match="not in canonical form"):
+        verify.appraise(bad, text, targets.TDX_NOW, intel)
+    targets.check_td_quote(bad)
+
+
+def test_collateral_with_a_certificate_of_invalid_version_is_denied() -> None:
+    _, text, _ = targets.tdx_real()
+    doc = json.loads(text)
+    doc["tcb_info_issuer_chain"] = _cert_with_version(doc["tcb_info_issuer_chain"].encode(), 22).decode()
+    with pytest.raises(Denied, match="collateral is malformed"):
+        collateral.validity_window(json.dumps(doc))
+
+
+def test_token_certificate_of_invalid_version_is_denied() -> None:
+    """The same InvalidVersion in Intel Trust Authority's token chain (x5c) is a denial too."""
+    import base64
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+
+    from shim.tdx import trust_authority
+
+    der = (targets.VECTORS / "tdx" / "intel_sgx_root_ca.der").read_bytes()
+    root = x509.load_der_x509_certificate(der)
+    bad = der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x16", 1)
+    with pytest.raises(Denied, match="does not parse"):
+        trust_authority.verify_chain([base64.b64encode(bad).decode()], root, datetime(2026, 1, 1, tzinfo=UTC))
