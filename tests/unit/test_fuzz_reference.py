@@ -23,7 +23,7 @@ _PARTS = st.sampled_from((
 ))
 
 
-@fuzz(800)
+@fuzz(500)
 @given(st.lists(st.one_of(_PARTS, st.text(alphabet="abcdef0123456789:/@._-", max_size=6)), max_size=8).map("".join))
 def test_assembled_references(raw: str) -> None:
     targets.check_reference(raw)
