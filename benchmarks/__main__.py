@@ -64,10 +64,12 @@ def _stats(s: Any) -> dict[str, float]:
 
 
 def _pair_data(p: Pair) -> dict[str, Any]:
-    def side(c: Command, ms: Any, rss: Any) -> dict[str, Any]:
-        return {"label": c.label, "argv": list(c.argv), "ms": _stats(ms), "maxrss_mb": _stats(rss)}
+    def side(c: Command, ms: Any, cpu: Any, rss: Any) -> dict[str, Any]:
+        return {"label": c.label, "argv": list(c.argv), "ms": _stats(ms), "cpu_ms": _stats(cpu),
+                "maxrss_mb": _stats(rss)}
 
-    return {"bacon": side(p.a, p.a_ms, p.a_rss_mb), "peer": side(p.b, p.b_ms, p.b_rss_mb)}
+    return {"bacon": side(p.a, p.a_ms, p.a_cpu, p.a_rss_mb), "peer": side(p.b, p.b_ms, p.b_cpu, p.b_rss_mb),
+            "cpu_ratio": round(p.a_cpu.median / p.b_cpu.median, 3) if p.b_cpu.median else None}
 
 
 def _audit_count(h: Any, verdict: str) -> int:
@@ -247,16 +249,25 @@ NOTES = (
     "admission is timed from start to the exec of the admitted command (the image is already in containerd,",
     "its signature kept from the first run). pull: both sides pull into an empty image store (layers shared",
     "with other images stay), the wrapper's stand-in pulls the pinned digest with ctr and tags it. Peak RSS:",
-    "ru_maxrss from wait4 (the process and the children it waited for). load: wrapper batch, then cosign batch.",
+    "ru_maxrss from wait4 (the process and the children it waited for); CPU: user + system time, medians (the",
+    "steadier figure under load from elsewhere). load: wrapper batch, then cosign batch.",
 )
+
+
+def _cpu(r: Row) -> str:
+    try:
+        a, b = r.data["bacon"]["cpu_ms"]["median"], r.data["peer"]["cpu_ms"]["median"]
+    except (KeyError, TypeError):
+        return ""
+    return f"{a:.0f} / {b:.0f}"
 
 
 def render(rows: list[Row], meta: dict[str, Any]) -> str:
     head = (f"BACON benchmark {meta['time']}: {meta['cpus']} CPUs, load {meta['loadavg_before'][0]:.2f} → "
             f"{meta['loadavg_after'][0]:.2f}; {meta['runs']} runs (+{meta['warmup']} warm-up) per command, "
             "interleaved with the peer; median (p90)")
-    cols = ("#", "measure", "BACON", "peer", "peer result", "result", "budget", "ok")
-    table = [cols] + [(str(i), r.what, r.bacon, r.peer_name, r.peer, r.result, r.budget,
+    cols = ("#", "measure", "BACON", "peer", "peer result", "result", "CPU ms BACON/peer", "budget", "ok")
+    table = [cols] + [(str(i), r.what, r.bacon, r.peer_name, r.peer, r.result, _cpu(r), r.budget,
                        "—" if r.ok is None else ("yes" if r.ok else "NO")) for i, r in enumerate(rows, 1)]
     widths = [max(len(row[c]) for row in table) for c in range(len(cols))]
     width_of: Callable[[int], int] = lambda c: widths[c]  # noqa: E731

@@ -3,7 +3,9 @@ peer's (A B B A …) so that load from elsewhere falls on both alike; medians an
 
 Each run is one child process started with :class:`subprocess.Popen` and reaped with :func:`os.wait4`,
 which gives its wall time and its peak resident set size (``ru_maxrss`` of the process and of the
-children it waited for). Output goes to /dev/null; stderr to a file, shown when a run fails.
+children it waited for) and CPU time (user + system, the same). Under load from elsewhere the wall time
+grows with the queue for a CPU while the CPU time barely moves: it is the steadier comparison.
+Output goes to /dev/null; stderr to a file, shown when a run fails.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Command:
 class Sample:
     ms: float
     maxrss_kb: int
+    cpu_ms: float  # user + system time of the process and the children it waited for
 
 
 class RunFailed(RuntimeError):
@@ -53,7 +56,7 @@ def run_once(cmd: Command) -> Sample:
             err.seek(0)
             text = err.read().decode(errors="replace")[-2000:]
             raise RunFailed(f"{cmd.label}: {' '.join(cmd.argv)} exited {p.returncode}:\n{text}")
-    return Sample(ms=elapsed, maxrss_kb=int(usage.ru_maxrss))
+    return Sample(ms=elapsed, maxrss_kb=int(usage.ru_maxrss), cpu_ms=(usage.ru_utime + usage.ru_stime) * 1000)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -95,6 +98,14 @@ class Pair:
     @property
     def b_ms(self) -> Stats:
         return Stats.of([s.ms for s in self.b_samples])
+
+    @property
+    def a_cpu(self) -> Stats:
+        return Stats.of([s.cpu_ms for s in self.a_samples])
+
+    @property
+    def b_cpu(self) -> Stats:
+        return Stats.of([s.cpu_ms for s in self.b_samples])
 
     @property
     def a_rss_mb(self) -> Stats:
