@@ -32,6 +32,7 @@ def _path_note(target: Path) -> str | None:
 
 def cmd_enable(args: argparse.Namespace) -> int:
     en.require_root("enable")
+    os.umask(0o022)  # directories enable creates (the real nerdctl's new home) are root's and readable
     cfg = bconfig.load()
     target = Path(args.path)
     if not target.is_absolute():
@@ -74,6 +75,7 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 def cmd_disable(args: argparse.Namespace) -> int:
     en.require_root("disable")
+    os.umask(0o022)
     cfg = bconfig.load()
     target = Path(args.path)
     if not target.is_absolute():

@@ -246,8 +246,11 @@ def test_enable_when_the_configuration_names_the_target_moves_it_to_libexec(fake
     config_before = host.config.read_bytes()
     before = snapshot(target)
     libexec = Path(str(tmp_path)) / "other-libexec"
-    r = bacon(host, "enable", "--path", str(target), "--libexec", str(libexec), "--json")
+    r = subprocess.run([*host.bacon, "enable", "--path", str(target), "--libexec", str(libexec), "--json"],
+                       env=host.env(), capture_output=True, text=True, timeout=120,
+                       preexec_fn=lambda: os.umask(0o077))  # a root with a strict umask
     assert r.returncode == 0, r.stderr
+    assert oct(libexec.stat().st_mode & 0o777) == oct(0o755)
     doc = json.loads(r.stdout)
     assert doc["aside"] == str(libexec / "nerdctl")
     assert doc["config_nerdctl"] == str(libexec / "nerdctl")
