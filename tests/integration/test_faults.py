@@ -451,13 +451,6 @@ def test_unsafe_configuration_is_refused(low_host: Host, signed: Signed, tmp_pat
     assert audit_lines(low_host.audit_log) == []
 
 
-def test_fault_count(request: pytest.FixtureRequest) -> None:
-    """Not a check: prints how many faults this module injected (run it last, with -s, to see it)."""
-    print(f"\nfaults injected: {len(FAULTS)}")
-    for f in FAULTS:
-        print(f"  - {f}")
-
-
 def test_callers_umask_does_not_loosen_what_bacon_creates(low_host: Host, signed: Signed) -> None:
     """A caller's umask of 000 (a root shell or a service unit can have one): the state directory, its
     subdirectories and the audit log's directory are still created writable by root alone."""
@@ -470,3 +463,10 @@ def test_callers_umask_does_not_loosen_what_bacon_creates(low_host: Host, signed
     assert loose == {}, f"created writable by others: {loose}"
     assert low_host.audit_log.stat().st_mode & 0o022 == 0
     low_host.containerd.ctr("containers", "rm", r.stdout.strip(), check=False)
+
+
+def test_fault_count(request: pytest.FixtureRequest) -> None:
+    """Not a check: prints how many faults this module injected (it runs last; -s shows it)."""
+    print(f"\nfaults injected: {len(FAULTS)}")
+    for f in FAULTS:
+        print(f"  - {f}")
