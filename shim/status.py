@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shim import config as bconfig
-from shim.errors import EXIT_CONFIG, BaconError
+from shim.errors import EXIT_CONFIG, BaconError, ConfigError
 
 OK, FAIL, WARN, INFO = "ok", "fail", "warn", "info"
 EXIT_NOT_READY = 1
@@ -274,10 +274,11 @@ def probe_level(cfg: bconfig.Config) -> tuple[str | None, str | None, Item]:
 
 
 def probe_keys(cfg: bconfig.Config) -> Item:
+    """The trusted keys load, and, when keyless identities are trusted, so does their Sigstore root."""
     from shim import keys
 
-    if not cfg.trusted_keys:
-        return Item("keys", "trusted keys", FAIL, "no trusted keys configured: every image is refused",
+    if not cfg.trusted_keys and not cfg.identities:
+        return Item("keys", "trusted keys", FAIL, "no trusted keys or identities configured: every image is refused",
                     'add the team\'s public key: [trust] keys = ["/etc/bacon/keys/team.pub"]', "signature")
     lines, rows, bad = [], [], []
     for path in cfg.trusted_keys:
@@ -290,13 +291,28 @@ def probe_keys(cfg: bconfig.Config) -> Item:
             continue
         lines.append(f"ok    {path}  {k.key_type} {k.key_id}")
         rows.append({"path": str(path), "ok": True, "key_type": k.key_type, "key_id": k.key_id})
-    details = {"keys": rows}
+    if cfg.identities:
+        try:
+            if cfg.trusted_root is None:
+                raise ConfigError("[trust] identities are set but no trusted_root",
+                                  hint="name the Sigstore trusted_root.json in [trust] trusted_root")
+            from shim import keyless
+
+            keyless.load_verifier(cfg.trusted_root)
+            lines.append(f"ok    trusted root {cfg.trusted_root}")
+        except BaconError as e:
+            bad.append(e)
+            lines.append(f"error trusted root {cfg.trusted_root}: {e.message}")
+        lines.extend(f"      identity {ident.name}" for ident in cfg.identities)
+    details = {"keys": rows, "identities": [ident.name for ident in cfg.identities],
+               "trusted_root": str(cfg.trusted_root) if cfg.trusted_root else None}
+    signers = f"{len(rows)} key(s)" + (f" and {len(cfg.identities)} keyless identit(ies)" if cfg.identities else "")
     if bad:
         return Item("keys", "trusted keys", FAIL,
-                    f"{len(bad)} of {len(rows)} trusted key(s) cannot be loaded: every admission fails",
+                    f"{len(bad)} of the trust settings ({signers}) cannot be loaded: admissions that need them fail",
                     bad[0].hint or "fix or remove the key in [trust] keys", "signature", lines=tuple(lines),
                     details=details)
-    return Item("keys", "trusted keys", OK, f"{len(rows)} key(s) loaded", requirement="signature", lines=tuple(lines),
+    return Item("keys", "trusted keys", OK, f"{signers} loaded", requirement="signature", lines=tuple(lines),
                 details=details)
 
 

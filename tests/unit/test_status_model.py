@@ -150,3 +150,30 @@ def test_keys_probe_without_usable_keys(keys: tuple[str, ...], state: str) -> No
     item = status.probe_keys(c)
     assert item.state == state
     assert item.fix
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "sigstore"
+
+
+def test_keys_probe_counts_keyless_identities_and_checks_their_root(tmp_path: Path) -> None:
+    root = tmp_path / "trusted_root.json"
+    root.write_bytes((VECTORS / "staging" / "trusted_root.json").read_bytes())
+    root.chmod(0o644)
+    ident = {"issuer": "https://accounts.example.com", "subject": "ops@example.com"}
+    c = bconfig.parse({"level": "Low", "trust": {"identities": [ident], "trusted_root": str(root)}},
+                      Path("/etc/bacon/config.toml"))
+    item = status.probe_keys(c)
+    assert item.state == OK, item
+    assert "1 keyless identit" in item.summary
+    assert any("ops@example.com" in line for line in item.lines)
+
+    root.write_text("{}")
+    item = status.probe_keys(c)
+    assert item.state == FAIL
+    assert any("trusted root" in line and "error" in line for line in item.lines)
+
+
+def test_keys_probe_with_neither_keys_nor_identities_fails() -> None:
+    item = status.probe_keys(bconfig.parse({"level": "Low"}, Path("/etc/bacon/config.toml")))
+    assert item.state == FAIL
+    assert "no trusted keys or identities" in item.summary
