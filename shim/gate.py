@@ -34,7 +34,7 @@ from shim.checks import CheckResult
 from shim.config import Config, require_for
 from shim.containerd import Client, ResolvedImage
 from shim.errors import BaconError, ConfigError, Denied, IntegrityError, NotFound, Unavailable, UsageError
-from shim.exec import clean_environment, exec_real
+from shim.exec import check_real_nerdctl, clean_environment, exec_real
 from shim.nerdctl_env import Target, resolve
 from shim.signatures import Material
 
@@ -481,6 +481,7 @@ def check_state_dir(path: Path) -> None:
 def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> int:
     """Decide the gated invocation ``inv``; exec the real nerdctl when admitted. Raises on denial."""
     check_state_dir(Path(cfg.state_dir))
+    check_real_nerdctl(cfg.nerdctl)  # before deciding: an admission that cannot be carried out is not audited
     # What BACON creates (state and audit directories, records, kept signatures) is never writable by
     # others, whatever the caller's umask; nerdctl gets the caller's umask back.
     callers_umask = os.umask(0o022)

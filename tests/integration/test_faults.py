@@ -465,6 +465,17 @@ def test_callers_umask_does_not_loosen_what_bacon_creates(low_host: Host, signed
     low_host.containerd.ctr("containers", "rm", r.stdout.strip(), check=False)
 
 
+def test_real_nerdctl_missing(low_host: Host, signed: Signed, tmp_path: Path) -> None:
+    """The real nerdctl is gone: refused before deciding, so no audit line says "admitted" for a command
+    that never ran and no admission record is left."""
+    _injected("real nerdctl missing")
+    configure(low_host, signed.trusted)
+    low_host.write_config(low_host.config.read_text().replace(str(low_host.standin), str(tmp_path / "gone")))
+    r = wrapper(low_host, "run", "--rm", signed["low"].ref)
+    assert_refused(r, low_host, rc=78, says="does not exist or is not executable", within=QUICK)
+    assert audit_lines(low_host.audit_log) == []
+
+
 def test_fault_count(request: pytest.FixtureRequest) -> None:
     """Not a check: prints how many faults this module injected (it runs last; -s shows it)."""
     print(f"\nfaults injected: {len(FAULTS)}")
