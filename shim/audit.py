@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import pwd
+import stat
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ def append_line(path: Path, line: str) -> None:
         raise Unavailable(f"cannot open the audit log {path}: {e.strerror}",
                           hint="check that its directory exists, is writable by root and has free space") from e
     try:
+        _check_private(path, os.fstat(fd))
         fcntl.flock(fd, fcntl.LOCK_EX)
         start = os.fstat(fd).st_size
         try:
@@ -60,6 +62,17 @@ def append_line(path: Path, line: str) -> None:
                               hint="free space on its filesystem or fix its permissions") from e
     finally:
         os.close(fd)
+
+
+def _check_private(path: Path, st: os.stat_result) -> None:
+    """The log must be a regular file (``/dev/null`` would lose every line) that only root (or the
+    effective user) can write: anyone else could rewrite the record of what was decided."""
+    if not stat.S_ISREG(st.st_mode):
+        raise Unavailable(f"the audit log {path} is not a regular file; decisions would be lost",
+                          hint="point audit_log in the configuration at a file, e.g. /var/log/bacon/audit.jsonl")
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise Unavailable(f"the audit log {path} can be rewritten by others (owner uid {st.st_uid}, "
+                          f"mode {stat.S_IMODE(st.st_mode):o})", hint=f"chown root:root {path}; chmod 0640 {path}")
 
 
 def _identity() -> dict[str, Any]:

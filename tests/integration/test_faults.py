@@ -331,14 +331,30 @@ def fill(fs: Path) -> None:
         os.close(fd)
 
 
+@pytest.mark.parametrize("device", ["/dev/full", "/dev/null"])
 @pytest.mark.parametrize("verdict", ["admitted", "denied"])
-def test_audit_log_on_dev_full(low_host: Host, signed: Signed, verdict: str) -> None:
-    """/dev/full answers every write with ENOSPC: no decision is carried out without its audit line."""
-    _injected(f"audit log ENOSPC (/dev/full), {verdict} decision")
-    configure(low_host, signed.trusted, audit_log=Path("/dev/full"))
+def test_audit_log_on_a_device(low_host: Host, signed: Signed, verdict: str, device: str) -> None:
+    """/dev/full answers every write with ENOSPC, /dev/null swallows it: neither is a log, and no decision
+    is carried out without its audit line."""
+    _injected(f"audit log on {device}, {verdict} decision")
+    configure(low_host, signed.trusted, audit_log=Path(device))
     img = signed["low" if verdict == "admitted" else "high"]
     r = wrapper(low_host, "run", "--rm", img.ref)
-    assert_refused(r, low_host, rc=69, says="cannot write the audit log /dev/full", within=QUICK)
+    assert_refused(r, low_host, rc=69, says=f"the audit log {device} is not a regular file", within=QUICK)
+
+
+@pytest.mark.parametrize("fault", ["other-owner", "world-writable"])
+def test_audit_log_others_can_rewrite(low_host: Host, signed: Signed, fault: str) -> None:
+    _injected(f"audit log {fault}")
+    low_host.audit_log.parent.mkdir(parents=True)
+    low_host.audit_log.write_text("")
+    if fault == "other-owner":
+        os.chown(low_host.audit_log, 65534, 65534)
+    else:
+        low_host.audit_log.chmod(0o666)
+    r = wrapper(low_host, "run", "--rm", signed["low"].ref)
+    assert_refused(r, low_host, rc=69, says="can be rewritten by others", within=QUICK)
+    assert low_host.audit_log.read_text() == ""
 
 
 def test_audit_log_on_a_full_filesystem(low_host: Host, signed: Signed, tmp_path: Path) -> None:
