@@ -79,8 +79,10 @@ def takes_value(action: argparse.Action) -> bool:
 # --- troff ---------------------------------------------------------------------------------------------
 
 def esc(text: str) -> str:
-    """Escape running text for troff: backslashes, and a leading control character on any line."""
+    """Escape running text for troff: backslashes, a leading control character on any line, and anything
+    outside ASCII as a Unicode escape (``…`` is ``\\[u2026]``), so the page needs no input encoding."""
     text = text.replace("\\", "\\e")
+    text = "".join(c if ord(c) < 128 else f"\\[u{ord(c):04X}]" for c in text)
     return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.split("\n"))
 
 
