@@ -244,7 +244,7 @@ def _load_data(x: Load) -> dict[str, Any]:
 
 
 NOTES = (
-    "BACON = the `nerdctl` console script of this environment; the real nerdctl is the stand-in",
+    "BACON = the `nerdctl` launcher this environment installs (bin/nerdctl); the real nerdctl is the stand-in",
     "(tests/standin/nerdctl: nerdctl cannot be installed here), or for admissions a copy of /bin/true, so an",
     "admission is timed from start to the exec of the admitted command (the image is already in containerd,",
     "its signature kept from the first run). pull: both sides pull into an empty image store (layers shared",
