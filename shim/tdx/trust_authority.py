@@ -161,6 +161,9 @@ def verify_chain(x5c: Sequence[object], root: Any, now: datetime) -> Any:
             bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
         except x509.ExtensionNotFound:
             bc = None
+        except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError) as e:
+            raise Denied(f"token signing certificate {issuer.subject.rfc4514_string()} has malformed "
+                         f"extensions: {e}", check="tdx") from e
         if bc is None or not bc.ca:
             raise Denied(f"{issuer.subject.rfc4514_string()} is not a CA, yet it issued the token signing chain",
                          check="tdx")
