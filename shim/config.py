@@ -1,30 +1,26 @@
-"""BACON's configuration: where it is, whether it may be trusted, and what it says.
-
-The file is TOML at ``/etc/bacon/config.toml``; ``BACON_CONFIG`` may name another one only when the
-process is not running under sudo (nor set-uid), so a caller cannot bring their own rules to a root
-wrapper. The file, and the directory holding it, must be owned by root (or by the effective user, when
-not root) and writable by nobody else; a symlink is refused. Anything else is a :class:`ConfigError`.
+"""BACON's configuration: what it says (where it is and whether it may be trusted: :mod:`shim.configfile`).
 
 Each area owns the parsing of its own section (``[tpm]`` in ``shim.tpm``, ``[tdx]`` in ``shim.tdx``):
 :attr:`Config.sections` hands them the raw tables.
 
-Standard library only: the forwarding path imports this module.
+Standard library only. A forwarded command needs only :mod:`shim.configfile`; commands that are decided
+parse the whole table here.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim import configfile
+from shim.configfile import read_trusted_file as read_trusted_file  # re-exported: callers use config's name
+from shim.configfile import under_sudo as under_sudo
 from shim.errors import ConfigError
 
-DEFAULT_PATH = Path("/etc/bacon/config.toml")
+DEFAULT_PATH = Path(configfile.DEFAULT_PATH)
 LEVELS: tuple[str, ...] = ("Low", "Mid", "High")  # ascending
 KNOWN_CHECKS: frozenset[str] = frozenset({"signature", "tpm", "tdx"})
 KEY_TYPES: frozenset[str] = frozenset({"ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa", "ed25519"})
@@ -76,66 +72,9 @@ class Config:
     trusted_root: Path | None = None
 
 
-def under_sudo(environ: Mapping[str, str] | None = None) -> bool:
-    """True when the caller's environment must not be trusted: sudo, or a set-uid/set-gid start."""
-    env = os.environ if environ is None else environ
-    if os.getuid() != os.geteuid() or os.getgid() != os.getegid():
-        return True
-    return any(k in env for k in ("SUDO_UID", "SUDO_USER", "SUDO_COMMAND"))
-
-
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
     """Where the configuration is read from (``BACON_CONFIG`` is honoured only outside sudo)."""
-    env = os.environ if environ is None else environ
-    chosen = env.get("BACON_CONFIG")
-    if chosen and not under_sudo(env):
-        return Path(chosen)
-    return DEFAULT_PATH
-
-
-def _check_safe(path: Path, st: os.stat_result, what: str) -> None:
-    owners = {0, os.geteuid()}
-    if st.st_uid not in owners:
-        raise ConfigError(
-            f"{what} {path} is owned by uid {st.st_uid}, not by root",
-            hint=f"chown root:root {path}",
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            f"{what} {path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})",
-            hint=f"chmod go-w {path}",
-        )
-
-
-def read_trusted_file(path: Path, what: str = "configuration") -> bytes:
-    """Read a file that decides what is trusted: no symlink, owned by root, writable by nobody else,
-    and the same for its directory. Opened with O_NOFOLLOW and checked on the open descriptor."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError as e:
-        raise ConfigError(
-            f"{what} {path} does not exist",
-            hint="install /etc/bacon/config.toml (see README) or, outside sudo, set BACON_CONFIG",
-        ) from e
-    except OSError as e:
-        if os.path.islink(path):
-            raise ConfigError(f"{what} {path} is a symlink", hint=f"replace {path} by a regular file") from e
-        raise ConfigError(f"cannot open {what} {path}: {e.strerror}") from e
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{what} {path} is not a regular file")
-        _check_safe(path, st, what)
-        parent = path.parent
-        _check_safe(parent, os.stat(parent), "directory of " + what)
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > 1 << 20:
-                raise ConfigError(f"{what} {path} is larger than 1 MiB")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    return Path(configfile.config_path(environ))
 
 
 def _str(table: Mapping[str, Any], key: str, default: str | None, where: str) -> str:
@@ -261,7 +200,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     return Config(
         path=path,
         level=parse_level(data.get("level", "Low"), where),
-        nerdctl=_abs_path(data, "nerdctl", "/usr/local/libexec/bacon/nerdctl", where),
+        nerdctl=_abs_path(data, "nerdctl", configfile.DEFAULT_NERDCTL, where),
         state_dir=_abs_path(data, "state_dir", "/var/lib/bacon", where),
         audit_log=_abs_path(data, "audit_log", "/var/log/bacon/audit.jsonl", where),
         default_level=parse_level(data.get("default_level", "High"), f"{where} default_level"),
@@ -281,12 +220,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
 def load(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
     """Find, check and parse the configuration. Raises :class:`ConfigError`."""
     chosen = path or config_path(environ)
-    raw = read_trusted_file(chosen)
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{chosen} is not valid TOML: {e}", hint="fix the file; `bacon doctor` checks it") from e
-    return parse(data, chosen)
+    return parse(configfile.read_table(chosen), chosen)
 
 
 def require_for(config: Config, level: str) -> Sequence[str]:

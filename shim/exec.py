@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from shim.errors import ConfigError
@@ -25,9 +24,9 @@ def clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k not in DROPPED}
 
 
-def check_real_nerdctl(path: Path) -> None:
+def check_real_nerdctl(path: str | os.PathLike[str]) -> None:
     """The configured binary must be an absolute path to an executable file, and not this wrapper."""
-    if not path.is_absolute():
+    if not os.path.isabs(path):
         raise ConfigError(f"the real nerdctl must be an absolute path, got {path}")
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
         raise ConfigError(
@@ -36,8 +35,9 @@ def check_real_nerdctl(path: Path) -> None:
         )
 
 
-def exec_real(nerdctl: Path, args: Sequence[str], environ: Mapping[str, str] | None = None) -> NoReturn:
+def exec_real(nerdctl: str | os.PathLike[str], args: Sequence[str],
+              environ: Mapping[str, str] | None = None) -> NoReturn:
     """Replace this process by the real nerdctl with ``args`` (argv without argv[0])."""
     check_real_nerdctl(nerdctl)
     env = clean_environment(os.environ if environ is None else environ)
-    os.execve(nerdctl, [str(nerdctl), *args], env)  # noqa: S606 - exec by absolute path, no shell
+    os.execve(nerdctl, [os.fspath(nerdctl), *args], env)  # noqa: S606 - exec by absolute path, no shell

@@ -23,7 +23,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +323,7 @@ def rewrite(inv: nargv.Invocation, target: Target, *, image: str | None = None,
     globals_ = tuple((k, v) for k, v in inv.globals if k not in ("address", "host", "namespace"))
     globals_ += (("address", target.address), ("namespace", target.namespace))
     flags = tuple((k, v) for k, v in inv.flags if k not in set_flags) + tuple(set_flags.items()) + tuple(add_flags)
-    return nargv.serialize(replace(inv, globals=globals_, flags=flags), image_override=image,
+    return nargv.serialize(inv.replace(globals=globals_, flags=flags), image_override=image,
                            mount_overrides=dict(mounts) if mounts else None)
 
 

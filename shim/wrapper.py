@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from shim import argv as nargv
-from shim import config as bconfig
+from shim import configfile
 from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied
 from shim.exec import exec_real
 
@@ -28,21 +28,28 @@ def _is_self(path: str) -> bool:
 
 
 def run(args: Sequence[str]) -> int:
-    cfg = bconfig.load()
-    if _is_self(str(cfg.nerdctl)):
+    path = configfile.config_path()
+    table = configfile.read_table(path)  # checked: owned by root, writable by nobody else, no symlink
+    nerdctl = configfile.real_nerdctl(table, path)
+    if _is_self(nerdctl):
         raise ConfigError(
-            f"the configured real nerdctl {cfg.nerdctl} is this wrapper itself",
+            f"the configured real nerdctl {nerdctl} is this wrapper itself",
             hint="point `nerdctl` in the configuration at the real binary (bacon enable records it)",
         )
     inv = nargv.parse(args)
     decision = nargv.classify(inv)
     if decision.kind == "forward":
-        exec_real(cfg.nerdctl, nargv.serialize(inv))
+        exec_real(nerdctl, nargv.serialize(inv))
     if decision.kind == "refuse":
         raise Denied(decision.reason, check="argv", image=inv.image)
-    from shim import gate  # heavy: only for commands that bring in or start a container
+    # Heavy: only for commands that bring in or start a container. The whole table is validated here; a
+    # forwarded command needs only the real nerdctl's path from it.
+    from pathlib import Path
 
-    return gate.admit_and_exec(cfg, inv, list(args))
+    from shim import config as bconfig
+    from shim import gate
+
+    return gate.admit_and_exec(bconfig.parse(table, Path(path)), inv, list(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

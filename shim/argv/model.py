@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
 from shim.argv.grammar import GATED
 from shim.errors import UsageError
 
+if TYPE_CHECKING:
+    from typing import Literal
+
+    DecisionKind = Literal["forward", "gate", "refuse"]
+
 Pairs = tuple[tuple[str, str], ...]
-DecisionKind = Literal["forward", "gate", "refuse"]
+
+# Plain classes with __slots__, not dataclasses, in this module: it is on the forwarding path, and
+# importing dataclasses (with inspect) costs about 10 ms of every forwarded command.
 
 
 def _csv(flag: str, value: str) -> list[str]:
@@ -77,7 +83,6 @@ class MountSpec:
         return ",".join(parts)
 
 
-@dataclass(frozen=True)
 class Invocation:
     """A nerdctl command line as nerdctl itself reads it.
 
@@ -90,14 +95,48 @@ class Invocation:
     unknown subcommand in ``args``. ``argv`` is the original command line (not compared).
     """
 
+    __slots__ = ("args", "argv", "flags", "globals", "group_flags", "leaf", "opaque", "path")
+    _COMPARED = ("globals", "path", "flags", "args", "group_flags", "opaque", "leaf")
+
     globals: Pairs
     path: tuple[str, ...]
-    flags: Pairs = ()
-    args: tuple[str, ...] = ()
-    group_flags: Pairs = ()
-    opaque: bool = False
-    leaf: bool = True
-    argv: tuple[str, ...] = field(default=(), compare=False)
+    flags: Pairs
+    args: tuple[str, ...]
+    group_flags: Pairs
+    opaque: bool
+    leaf: bool
+    argv: tuple[str, ...]
+
+    def __init__(self, globals: Pairs, path: tuple[str, ...], flags: Pairs = (),
+                 args: tuple[str, ...] = (), group_flags: Pairs = (), opaque: bool = False, leaf: bool = True,
+                 argv: tuple[str, ...] = ()) -> None:
+        for name, value in (("globals", globals), ("path", path), ("flags", flags), ("args", args),
+                            ("group_flags", group_flags), ("opaque", opaque), ("leaf", leaf), ("argv", argv)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Invocation is immutable (cannot set {name}); use replace()")
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self._COMPARED)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Invocation) and other._key() == self._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Invocation(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self._COMPARED) + ")"
+
+    def replace(self, **changes: Any) -> Invocation:
+        """A copy with ``changes`` (field names as in the constructor)."""
+        fields = {n: getattr(self, n) for n in (*self._COMPARED, "argv")}
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"Invocation has no field(s) {', '.join(sorted(unknown))}")
+        fields.update(changes)
+        return Invocation(**fields)
 
     # --- what the command is ---------------------------------------------------------------------
 
@@ -241,13 +280,25 @@ class Invocation:
         return tuple(x for v in self._all(self.flags, "label-file") for x in _csv("label-file", v))
 
 
-@dataclass(frozen=True)
 class Decision:
     """``forward`` (exec the real nerdctl), ``gate`` (admit first) or ``refuse``, with the reason.
 
     For ``refuse`` the reason says why and what to do instead; ``hint`` repeats the remedy on its own.
     """
 
-    kind: DecisionKind
-    reason: str
-    hint: str | None = None
+    __slots__ = ("hint", "kind", "reason")
+
+    def __init__(self, kind: DecisionKind, reason: str, hint: str | None = None) -> None:
+        self.kind = kind
+        self.reason = reason
+        self.hint = hint
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and (other.kind, other.reason, other.hint) == (
+            self.kind, self.reason, self.hint)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.reason, self.hint))
+
+    def __repr__(self) -> str:
+        return f"Decision(kind={self.kind!r}, reason={self.reason!r}, hint={self.hint!r})"

@@ -1,0 +1,108 @@
+"""Where BACON's configuration is, whether it may be trusted, and its raw TOML table.
+
+The file is TOML at ``/etc/bacon/config.toml``; ``BACON_CONFIG`` may name another one only when the
+process is not running under sudo (nor set-uid), so a caller cannot bring their own rules to a root
+wrapper. The file, and the directory holding it, must be owned by root (or by the effective user, when
+not root) and writable by nobody else; a symlink is refused. Anything else is a :class:`ConfigError`.
+
+This is all a forwarded command needs (plus the real nerdctl's path), so it is kept light: standard
+library only, and neither ``pathlib`` nor ``dataclasses`` (together about 15 ms of every forwarded
+command). What the table says is :mod:`shim.config`'s business.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+from shim.errors import ConfigError
+
+DEFAULT_PATH = "/etc/bacon/config.toml"
+DEFAULT_NERDCTL = "/usr/local/libexec/bacon/nerdctl"
+MAX_SIZE = 1 << 20
+
+StrPath = str | os.PathLike[str]
+
+
+def under_sudo(environ: Mapping[str, str] | None = None) -> bool:
+    """True when the caller's environment must not be trusted: sudo, or a set-uid/set-gid start."""
+    env = os.environ if environ is None else environ
+    if os.getuid() != os.geteuid() or os.getgid() != os.getegid():
+        return True
+    return any(k in env for k in ("SUDO_UID", "SUDO_USER", "SUDO_COMMAND"))
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> str:
+    """Where the configuration is read from (``BACON_CONFIG`` is honoured only outside sudo)."""
+    env = os.environ if environ is None else environ
+    chosen = env.get("BACON_CONFIG")
+    if chosen and not under_sudo(env):
+        return chosen
+    return DEFAULT_PATH
+
+
+def _check_safe(path: StrPath, st: os.stat_result, what: str) -> None:
+    owners = {0, os.geteuid()}
+    if st.st_uid not in owners:
+        raise ConfigError(
+            f"{what} {os.fspath(path)} is owned by uid {st.st_uid}, not by root",
+            hint=f"chown root:root {os.fspath(path)}",
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{what} {os.fspath(path)} is writable by others (mode {stat.S_IMODE(st.st_mode):o})",
+            hint=f"chmod go-w {os.fspath(path)}",
+        )
+
+
+def read_trusted_file(path: StrPath, what: str = "configuration") -> bytes:
+    """Read a file that decides what is trusted: no symlink, owned by root, writable by nobody else,
+    and the same for its directory. Opened with O_NOFOLLOW and checked on the open descriptor."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"{what} {name} does not exist",
+            hint="install /etc/bacon/config.toml (see README) or, outside sudo, set BACON_CONFIG",
+        ) from e
+    except OSError as e:
+        if os.path.islink(name):
+            raise ConfigError(f"{what} {name} is a symlink", hint=f"replace {name} by a regular file") from e
+        raise ConfigError(f"cannot open {what} {name}: {e.strerror}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{what} {name} is not a regular file")
+        _check_safe(name, st, what)
+        parent = os.path.dirname(os.path.abspath(name))
+        _check_safe(parent, os.stat(parent), "directory of " + what)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_SIZE:
+                raise ConfigError(f"{what} {name} is larger than 1 MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_table(path: StrPath) -> dict[str, Any]:
+    """The configuration file at ``path``, checked (:func:`read_trusted_file`) and parsed as TOML."""
+    raw = read_trusted_file(path)
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{os.fspath(path)} is not valid TOML: {e}",
+                          hint="fix the file; `bacon doctor` checks it") from e
+
+
+def real_nerdctl(table: Mapping[str, Any], path: StrPath) -> str:
+    """The configured real nerdctl (``nerdctl =``), an absolute path. Raises :class:`ConfigError`."""
+    value = table.get("nerdctl", DEFAULT_NERDCTL)
+    if not isinstance(value, str) or not value or not os.path.isabs(value):
+        raise ConfigError(f"{os.fspath(path)}: 'nerdctl' must be an absolute path, got {value!r}")
+    return value
