@@ -57,117 +57,134 @@ def _unavailable(tcti: Tcti, what: str, e: BaseException) -> Unavailable:
     return Unavailable(f"TPM ({tcti}) error while {what}: {e}", hint=_hint(tcti))
 
 
-class Device:
-    """An open ESAPI context. Use :func:`open_tpm`."""
+class _Operations:
+    """Read PCRs and quote, in terms of four primitives each transport provides (:class:`Device` over
+    tpm2-pytss, :class:`WireDevice` over :mod:`shim.tpm.wire`); any error of ``_errors`` is wrapped."""
+
+    tcti: Tcti
+    _errors: tuple[type[BaseException], ...] = (Exception,)
+
+    def _pcr_read(self, bank: str, batch: Sequence[int]) -> tuple[list[int], list[bytes]]:
+        raise NotImplementedError
+
+    def _create_ak(self, ak: str) -> tuple[Any, bytes, bytes]:
+        """(handle, AK public key PEM, marshalled TPM2B_PUBLIC)."""
+        raise NotImplementedError
+
+    def _quote(self, handle: Any, bank: str, pcrs: Sequence[int], nonce: bytes) -> tuple[bytes, bytes]:
+        """(TPMS_ATTEST bytes, marshalled TPMT_SIGNATURE)."""
+        raise NotImplementedError
+
+    def _flush(self, handle: Any) -> None:
+        raise NotImplementedError
+
+    def read_pcrs(self, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
+        """The current values of ``pcrs`` in ``bank``. Raises :class:`Unavailable`."""
+        wanted = sorted(set(pcrs))
+        out: dict[int, bytes] = {}
+        try:
+            for i in range(0, len(wanted), PCR_BATCH):
+                batch = wanted[i : i + PCR_BATCH]
+                got, digests = self._pcr_read(bank, batch)
+                if len(got) != len(digests) or not set(got) <= set(batch):
+                    raise Unavailable(f"TPM ({self.tcti}) returned {len(digests)} values for PCRs {got}, "
+                                      f"asked {batch}", hint=_hint(self.tcti))
+                out.update(zip(got, digests, strict=True))
+        except Unavailable:
+            raise
+        except self._errors as e:
+            raise _unavailable(self.tcti, f"reading PCRs {format_selection(bank, wanted)}", e) from e
+        missing = [p for p in wanted if p not in out]
+        if missing:
+            raise Unavailable(f"TPM ({self.tcti}) does not have PCR(s) {missing} in the {bank} bank",
+                              hint=f"enable the {bank} PCR bank (tpm2_pcrallocate) or choose another [tpm] bank")
+        return out
+
+    def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256") -> Quote:
+        """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, read the PCRs, flush
+        the AK. Raises :class:`Unavailable`."""
+        handle = None
+        try:
+            handle, ak_pem, ak_tss = self._create_ak(ak)
+            message, signature = self._quote(handle, bank, pcrs, nonce)
+        except self._errors as e:  # wrapped at the boundary
+            what = "creating the attestation key under the endorsement hierarchy" if handle is None else "quoting"
+            err = _unavailable(self.tcti, what, e)
+            if handle is None and "auth" in str(e).lower():
+                err.hint = "the endorsement hierarchy has a password; BACON needs it empty (tpm2_changeauth -c e)"
+            raise err from e
+        finally:
+            if handle is not None:
+                with contextlib.suppress(Exception):  # best effort; the quote result already stands or fails
+                    self._flush(handle)
+        values = self.read_pcrs(bank, pcrs)
+        return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
+
+
+class Device(_Operations):
+    """An open ESAPI context (tpm2-pytss). Use :func:`open_tpm`."""
+
+    _errors = (Exception,)  # tpm2-pytss raises TSS2_Exception, cffi errors, OSError
 
     def __init__(self, esapi: Any, tcti: Tcti) -> None:
         self._e = esapi
         self.tcti = tcti
 
-    def read_pcrs(self, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
-        """The current values of ``pcrs`` in ``bank``. Raises :class:`Unavailable`."""
-        wanted = sorted(set(pcrs))
-        out: dict[int, bytes] = {}
-        try:
-            for i in range(0, len(wanted), PCR_BATCH):
-                batch = wanted[i : i + PCR_BATCH]
-                _counter, sel_out, digests = self._e.pcr_read(format_selection(bank, batch))
-                got = _selected(sel_out)
-                if len(got) != len(digests) or not set(got) <= set(batch):
-                    raise Unavailable(f"TPM ({self.tcti}) returned {len(digests)} values for PCRs {got}, "
-                                      f"asked {batch}", hint=_hint(self.tcti))
-                out.update({p: bytes(d) for p, d in zip(got, digests, strict=True)})
-        except Unavailable:
-            raise
-        except Exception as e:  # tpm2-pytss raises TSS2_Exception, cffi errors, OSError
-            raise _unavailable(self.tcti, f"reading PCRs {format_selection(bank, wanted)}", e) from e
-        missing = [p for p in wanted if p not in out]
-        if missing:
-            raise Unavailable(f"TPM ({self.tcti}) does not have PCR(s) {missing} in the {bank} bank",
-                              hint=f"enable the {bank} PCR bank (tpm2_pcrallocate) or choose another [tpm] bank")
-        return out
+    def _pcr_read(self, bank: str, batch: Sequence[int]) -> tuple[list[int], list[bytes]]:
+        _counter, sel_out, digests = self._e.pcr_read(format_selection(bank, batch))
+        return _selected(sel_out), [bytes(d) for d in digests]
 
-    def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256") -> Quote:
-        """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, read the PCRs, flush
-        the AK. Raises :class:`Unavailable`."""
+    def _create_ak(self, ak: str) -> tuple[Any, bytes, bytes]:
         from tpm2_pytss.constants import ESYS_TR, TPMA_OBJECT
-        from tpm2_pytss.types import TPM2B_DATA, TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC
+        from tpm2_pytss.types import TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC
 
-        selection = format_selection(bank, pcrs)
-        handle = None
-        try:
-            attrs = (TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
-                     | TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.RESTRICTED | TPMA_OBJECT.SIGN_ENCRYPT)
-            template = TPM2B_PUBLIC(TPMT_PUBLIC.parse(alg=AK_TEMPLATES[ak], objectAttributes=attrs))
-            handle, ak_pub, *_ = self._e.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
-            attest, sig = self._e.quote(handle, selection, TPM2B_DATA(nonce))
-            message, signature = bytes(attest), bytes(sig.marshal())
-            ak_pem, ak_tss = bytes(ak_pub.to_pem()), bytes(ak_pub.marshal())
-        except Exception as e:  # wrapped at the boundary
-            what = "creating the attestation key under the endorsement hierarchy" if handle is None else "quoting"
-            err = _unavailable(self.tcti, what, e)
-            if handle is None and "auth" in str(e).lower():
-                err.hint = "the endorsement hierarchy has a password; BACON needs it empty (tpm2_changeauth -c e)"
-            raise err from e
-        finally:
-            if handle is not None:
-                with contextlib.suppress(Exception):  # best effort; the quote result already stands or fails
-                    self._e.flush_context(handle)
-        values = self.read_pcrs(bank, pcrs)
-        return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
+        attrs = (TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
+                 | TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.RESTRICTED | TPMA_OBJECT.SIGN_ENCRYPT)
+        template = TPM2B_PUBLIC(TPMT_PUBLIC.parse(alg=AK_TEMPLATES[ak], objectAttributes=attrs))
+        handle, ak_pub, *_ = self._e.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
+        return handle, bytes(ak_pub.to_pem()), bytes(ak_pub.marshal())
+
+    def _quote(self, handle: Any, bank: str, pcrs: Sequence[int], nonce: bytes) -> tuple[bytes, bytes]:
+        from tpm2_pytss.types import TPM2B_DATA
+
+        attest, sig = self._e.quote(handle, format_selection(bank, pcrs), TPM2B_DATA(nonce))
+        return bytes(attest), bytes(sig.marshal())
+
+    def _flush(self, handle: Any) -> None:
+        self._e.flush_context(handle)
 
 
-class WireDevice:
+class WireDevice(_Operations):
     """The same operations as :class:`Device`, over :mod:`shim.tpm.wire`. Use :func:`open_tpm`."""
 
     def __init__(self, tpm: Any, tcti: Tcti) -> None:
-        self._tpm = tpm
-        self.tcti = tcti
-
-    def read_pcrs(self, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
-        """The current values of ``pcrs`` in ``bank``. Raises :class:`Unavailable`."""
         from shim.tpm.wire import WireError
 
-        wanted = sorted(set(pcrs))
-        out: dict[int, bytes] = {}
-        try:
-            for i in range(0, len(wanted), PCR_BATCH):
-                batch = wanted[i : i + PCR_BATCH]
-                got, digests = self._tpm.pcr_read(bank, batch)
-                if len(got) != len(digests) or not set(got) <= set(batch):
-                    raise Unavailable(f"TPM ({self.tcti}) returned {len(digests)} values for PCRs {got}, "
-                                      f"asked {batch}", hint=_hint(self.tcti))
-                out.update(zip(got, digests, strict=True))
-        except (WireError, OSError) as e:
-            raise _unavailable(self.tcti, f"reading PCRs {format_selection(bank, wanted)}", e) from e
-        missing = [p for p in wanted if p not in out]
-        if missing:
-            raise Unavailable(f"TPM ({self.tcti}) does not have PCR(s) {missing} in the {bank} bank",
-                              hint=f"enable the {bank} PCR bank (tpm2_pcrallocate) or choose another [tpm] bank")
-        return out
+        self._tpm = tpm
+        self.tcti = tcti
+        self._errors = (WireError, OSError)
 
-    def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256") -> Quote:
-        """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, read the PCRs, flush
-        the AK. Raises :class:`Unavailable`."""
-        from shim.tpm.wire import WireError, public_key_pem
+    def _pcr_read(self, bank: str, batch: Sequence[int]) -> tuple[list[int], list[bytes]]:
+        got, digests = self._tpm.pcr_read(bank, batch)
+        return list(got), list(digests)
 
-        handle = None
+    def _create_ak(self, ak: str) -> tuple[Any, bytes, bytes]:
+        from shim.tpm.wire import public_key_pem
+
+        handle, ak_tss = self._tpm.create_primary_ak(ak)
         try:
-            handle, ak_tss = self._tpm.create_primary_ak(ak)
-            message, signature = self._tpm.quote(handle, nonce, bank, pcrs)
-            ak_pem = public_key_pem(ak_tss)
-        except (WireError, OSError) as e:
-            what = "creating the attestation key under the endorsement hierarchy" if handle is None else "quoting"
-            err = _unavailable(self.tcti, what, e)
-            if handle is None and "auth" in str(e).lower():
-                err.hint = "the endorsement hierarchy has a password; BACON needs it empty (tpm2_changeauth -c e)"
-            raise err from e
-        finally:
-            if handle is not None:
-                with contextlib.suppress(Exception):  # best effort; the quote result already stands or fails
-                    self._tpm.flush(handle)
-        values = self.read_pcrs(bank, pcrs)
-        return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
+            return handle, public_key_pem(ak_tss), ak_tss
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._tpm.flush(handle)
+            raise
+
+    def _quote(self, handle: Any, bank: str, pcrs: Sequence[int], nonce: bytes) -> tuple[bytes, bytes]:
+        message, signature = self._tpm.quote(handle, nonce, bank, pcrs)
+        return message, signature
+
+    def _flush(self, handle: Any) -> None:
+        self._tpm.flush(handle)
 
 
 def _selected(sel_out: Any) -> list[int]:
