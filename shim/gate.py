@@ -135,7 +135,13 @@ def _cached(ctx: Context, subject: Subject) -> list[Material]:
     """Signature material kept for the subject's digest(s) (at an earlier pull or decision)."""
     out = []
     for d in _digests(subject):
-        m = signature_cache.load(ctx.cfg.state_dir, d)
+        try:
+            m = signature_cache.load(ctx.cfg.state_dir, d)
+        except IntegrityError as e:
+            if subject.repository is None:
+                raise IntegrityError(e.message, hint="remove the damaged entry and pull the image again through "
+                                                     "the nerdctl wrapper, so its signatures are fetched anew") from e
+            continue  # a damaged entry only costs a fetch: the registry's material is verified and kept instead
         if m is not None and not m.empty:
             out.append(m)
     return out

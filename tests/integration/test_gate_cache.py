@@ -25,3 +25,13 @@ def test_cached_signatures_are_reverified_not_rewritten(gate_host: Host, signed:
     assert nerdctl(gate_host, "create", low.ref).rc == 0
     again = entry.stat()
     assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+
+
+def test_a_damaged_entry_is_fetched_again_and_replaced(gate_host: Host, signed: Signed) -> None:
+    low = signed["low"]
+    assert nerdctl(gate_host, "create", low.ref).rc == 0
+    entry = _entry(gate_host, low.digest)
+    entry.write_bytes(b"{not json")
+    r = nerdctl(gate_host, "create", low.ref)
+    assert r.rc == 0, r.stderr
+    assert entry.read_bytes().startswith(b"{\"bundles\"")  # rewritten from the registry's verified material
