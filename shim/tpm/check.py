@@ -179,7 +179,7 @@ def within_deadline(settings: TpmSettings, quote: Callable[[], Quote]) -> Quote:
     if worker.is_alive():
         raise Unavailable(f"the TPM ({settings.tcti}) did not answer within {settings.timeout:g}s",
                           hint="check the TPM (or the simulator / resource manager behind [tpm] tcti); "
-                               "[tpm] timeout sets how long an admission waits")
+                               "[tpm] timeout sets how long BACON waits")
     error = box.get("error")
     if isinstance(error, BaseException):
         raise error

@@ -18,7 +18,7 @@ from typing import Any
 from shim.errors import BaconError, IntegrityError, NotFound, Unavailable, UsageError
 from shim.tpm import attest
 from shim.tpm import baseline as bl
-from shim.tpm.check import MAX_NONCE_SIZE, NONCE_SIZE, explain, fresh_quote, read_eventlog, verify
+from shim.tpm.check import MAX_NONCE_SIZE, NONCE_SIZE, explain, fresh_quote, read_eventlog, verify, within_deadline
 from shim.tpm.device import Quote, open_tpm
 from shim.tpm.settings import BANKS, TpmSettings, format_selection, parse, parse_pcrs
 
@@ -35,7 +35,7 @@ def _out(text: str) -> None:
 
 
 def _verified_quote(settings: TpmSettings, nonce: bytes) -> tuple[Quote, attest.Attest, str]:
-    quote = fresh_quote(settings, nonce)
+    quote = within_deadline(settings, lambda: fresh_quote(settings, nonce))  # a stalled TPM must not hang us
     try:
         att, fp = verify(settings, quote, nonce)
     except attest.QuoteError as e:

@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -305,6 +306,27 @@ def test_swtpm_fails_mid_quote(gate_host: Host, signed: Signed, tpm: swtpm_h.Swt
     assert line["verdict"] == "denied"
     assert line["failed_check"] == "tpm"
 
+
+
+@pytest.mark.swtpm
+@pytest.mark.slow
+@pytest.mark.parametrize("verb", [["baseline", "record"], ["quote", "tpm", "--nonce", "00112233"]])
+def test_operator_tpm_commands_stop_at_the_deadline(gate_host: Host, signed: Signed, tpm: swtpm_h.Swtpm,
+                                                    verb: list[str]) -> None:
+    """`bacon baseline record` and `bacon quote tpm` wait for a stalled TPM no longer than [tpm] timeout."""
+    _injected(f"swtpm stall at TPM2_Quote during bacon {verb[0]}")
+    trigger = faults.TpmCommands(action=faults.STALL)
+    with tpm_proxy(tpm, trigger) as port:
+        configure(gate_host, signed.trusted, level="Mid",
+                  extra=f'[tpm]\ntcti = "swtpm:host=127.0.0.1,port={port}"\npcrs = [0, 7]\ntimeout = 3\n')
+        start = time.monotonic()
+        r = subprocess.run([*gate_host.bacon, *verb], env=gate_host.env(), capture_output=True, text=True,
+                           timeout=60)
+        elapsed = time.monotonic() - start
+    assert faults.TPM2_CC_QUOTE in trigger.seen, trigger.seen
+    assert r.returncode == 69, (r.returncode, r.stderr)
+    assert "did not answer within 3s" in r.stderr, r.stderr
+    assert elapsed < 20, elapsed
 
 # -- the audit log ---------------------------------------------------------------------------------------
 
