@@ -174,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     _add_json(p)
 
+    p = _verb(sub, "serve", "shim.commands.serve:cmd_serve", "the warm decision service (root)",
+              "Decide for the nerdctl wrapper without paying Python's imports each time: imports the gate once, "
+              "then forks a child per request that decides with the caller's environment, exactly as the wrapper "
+              "would, and answers with the pinned command, which the wrapper carries out. Only callers with the "
+              "service's uid are served, and the wrapper uses only a service with its own uid. The wrapper uses "
+              "it when [service] socket is set and falls back to deciding itself when nothing listens there. "
+              "Runs until SIGTERM (exit 0) or Ctrl-C (130).",
+              "  sudo bacon serve --socket /run/bacon/decide.sock\n")
+    p.add_argument("--socket", metavar="PATH", help="where to listen (default: [service] socket)")
+
     pol = _verb(sub, "policy", "", "show or set the host's system level",
                 "The system level decides which images may run: an image runs when its policy label is at most "
                 "the system level (High > Mid > Low).", "  bacon policy show\n  sudo bacon policy set Mid\n")

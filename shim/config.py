@@ -144,7 +144,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     where = str(path)
     known = {
         "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
-        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy",
+        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -193,6 +193,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     if not isinstance(endpoints, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in endpoints.items()):
         raise ConfigError(f"{where}: [registry] endpoints must be a table of host = \"api-host[:port]\"")
+    configfile.service_socket(data, path)  # validated here too: `bacon doctor` reports a bad one
     sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy") and isinstance(v, dict)}
     running = sections.get("policy", {}).get("running_above_level", "keep")
     if running not in RUNNING_ABOVE_LEVEL:

@@ -106,3 +106,15 @@ def real_nerdctl(table: Mapping[str, Any], path: StrPath) -> str:
     if not isinstance(value, str) or not value or not os.path.isabs(value):
         raise ConfigError(f"{os.fspath(path)}: 'nerdctl' must be an absolute path, got {value!r}")
     return value
+
+
+def service_socket(table: Mapping[str, Any], path: StrPath) -> str | None:
+    """The warm decision service's socket (``[service] socket``), or ``None`` when none is configured."""
+    section = table.get("service")
+    if section is None:
+        return None
+    value = section.get("socket") if isinstance(section, dict) else None
+    if not isinstance(value, str) or not os.path.isabs(value):
+        raise ConfigError(f"{os.fspath(path)}: [service] socket must be an absolute path, got {value!r}",
+                          hint='[service]\nsocket = "/run/bacon/decide.sock"')
+    return value

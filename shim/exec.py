@@ -41,3 +41,24 @@ def exec_real(nerdctl: str | os.PathLike[str], args: Sequence[str],
     check_real_nerdctl(nerdctl)
     env = clean_environment(os.environ if environ is None else environ)
     os.execve(nerdctl, [os.fspath(nerdctl), *args], env)  # noqa: S606 - exec by absolute path, no shell
+
+
+def run_real(nerdctl: str | os.PathLike[str], args: Sequence[str]) -> int:
+    """Run the real nerdctl with ``args`` as a child (cleaned environment), and return its exit status."""
+    import subprocess
+
+    check_real_nerdctl(nerdctl)
+    return subprocess.run([os.fspath(nerdctl), *args], env=clean_environment(os.environ), check=False).returncode
+
+
+def carry_out(nerdctl: str | os.PathLike[str], forward: Sequence[str], then: Sequence[Sequence[str]] = ()) -> int:
+    """What an admission decided: exec ``forward``; or, when commands must follow it (``pull`` then
+    ``tag``), run each in turn while they succeed and return the last exit status."""
+    if not then:
+        exec_real(nerdctl, forward)
+    rc = run_real(nerdctl, forward)
+    for args in then:
+        if rc != 0:
+            break
+        rc = run_real(nerdctl, args)
+    return rc

@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shim import admission, audit, imagewalk, levels, oci, records, signature_cache
 from shim import argv as nargv
@@ -34,7 +33,7 @@ from shim.checks import CheckResult
 from shim.config import Config, require_for
 from shim.containerd import Client, ResolvedImage
 from shim.errors import BaconError, ConfigError, Denied, IntegrityError, NotFound, Unavailable, UsageError
-from shim.exec import check_real_nerdctl, clean_environment, exec_real
+from shim.exec import carry_out, check_real_nerdctl, run_real
 from shim.nerdctl_env import Target, resolve
 from shim.signatures import Material
 
@@ -432,7 +431,7 @@ def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list
 
 
 def run_child(ctx: Context, args: Sequence[str]) -> int:
-    return subprocess.run([str(ctx.cfg.nerdctl), *args], env=clean_environment(os.environ), check=False).returncode
+    return run_real(ctx.cfg.nerdctl, args)
 
 
 def do_push(ctx: Context, inv: nargv.Invocation) -> int:
@@ -484,8 +483,26 @@ def check_state_dir(path: Path) -> None:
                           hint=f"chmod go-w {path}")
 
 
+T = TypeVar("T")
+
+
 def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> int:
     """Decide the gated invocation ``inv``; exec the real nerdctl when admitted. Raises on denial."""
+    if inv.command == "push":
+        return _with_context(cfg, inv, raw_args, lambda ctx: do_push(ctx, inv))
+    forward, then = plan(cfg, inv, raw_args)
+    return carry_out(cfg.nerdctl, forward, then)
+
+
+def plan(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Decide ``inv`` (one of :data:`shim.argv.grammar.PLANNED`) and audit the decision: the argv the real
+    nerdctl is to run, pinned, and the commands to run after it (``pull``: tag the pinned digest). Raises on
+    denial. Nothing is executed here: :func:`carry_out` does that (in this process, or in the wrapper a
+    warm :mod:`shim.service` answered)."""
+    return _with_context(cfg, inv, raw_args, lambda ctx: _plan(ctx, inv))
+
+
+def _with_context(cfg: Config, inv: nargv.Invocation, raw_args: list[str], body: Callable[[Context], T]) -> T:
     check_state_dir(Path(cfg.state_dir))
     check_real_nerdctl(cfg.nerdctl)  # before deciding: an admission that cannot be carried out is not audited
     # What BACON creates (state and audit directories, records, kept signatures) is never writable by
@@ -496,46 +513,40 @@ def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> i
     ctx = Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["nerdctl", *raw_args],
                   platform=platform)
     try:
-        try:
-            if inv.command == "push":
-                return do_push(ctx, inv)
-            then: list[list[str]] = []
-            if inv.command in ("run", "create"):
-                forward = gate_run(ctx, inv)
-            elif inv.command in ("start", "restart"):
-                forward = gate_start(ctx, inv)
-            elif inv.command == "pull":
-                forward, then = gate_pull(ctx, inv)
-            else:
-                raise Denied(f"the gate does not handle {inv.command!r}", check="argv")
-        except BaconError as e:
-            denial = e if isinstance(e, Denied) else Denied(e.message, check=_failed_check(ctx, e), hint=e.hint)
-            if isinstance(denial, Denied):
-                denial.image = denial.image or inv.image or (ctx.verdicts[-1].image if ctx.verdicts else None)
-                denial.digest = denial.digest or (ctx.verdicts[-1].digest if ctx.verdicts else None)
-            audit_decision(ctx, "denied", image=denial.image, digest=denial.digest,
-                           reason=denial.message, failed_check=denial.check, error=type(e).__name__)
-            if isinstance(e, UsageError | NotFound | Unavailable) and not ctx.verdicts:
-                raise
-            raise denial from (e if denial is not e else None)
-        try:
-            audit_decision(ctx, "admitted", forwarded=forward)
-        except BaseException:
-            for token in ctx.new_records:  # not carried out: leave no record a container could claim
-                records.remove(cfg.state_dir, token)
-            raise
-        os.umask(callers_umask)
-        if not then:
-            exec_real(cfg.nerdctl, forward)
-        rc = run_child(ctx, forward)
-        for args in then:
-            if rc != 0:
-                break
-            rc = run_child(ctx, args)
-        return rc
+        return body(ctx)
     finally:
         os.umask(callers_umask)
         ctx.close()
+
+
+def _plan(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str]]]:
+    try:
+        then: list[list[str]] = []
+        if inv.command in ("run", "create"):
+            forward = gate_run(ctx, inv)
+        elif inv.command in ("start", "restart"):
+            forward = gate_start(ctx, inv)
+        elif inv.command == "pull":
+            forward, then = gate_pull(ctx, inv)
+        else:
+            raise Denied(f"the gate does not handle {inv.command!r}", check="argv")
+    except BaconError as e:
+        denial = e if isinstance(e, Denied) else Denied(e.message, check=_failed_check(ctx, e), hint=e.hint)
+        if isinstance(denial, Denied):
+            denial.image = denial.image or inv.image or (ctx.verdicts[-1].image if ctx.verdicts else None)
+            denial.digest = denial.digest or (ctx.verdicts[-1].digest if ctx.verdicts else None)
+        audit_decision(ctx, "denied", image=denial.image, digest=denial.digest,
+                       reason=denial.message, failed_check=denial.check, error=type(e).__name__)
+        if isinstance(e, UsageError | NotFound | Unavailable) and not ctx.verdicts:
+            raise
+        raise denial from (e if denial is not e else None)
+    try:
+        audit_decision(ctx, "admitted", forwarded=forward)
+    except BaseException:
+        for token in ctx.new_records:  # not carried out: leave no record a container could claim
+            records.remove(ctx.cfg.state_dir, token)
+        raise
+    return forward, then
 
 
 def _failed_check(ctx: Context, e: BaconError) -> str:

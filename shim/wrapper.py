@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from shim import argv as nargv
 from shim import configfile
-from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied
-from shim.exec import exec_real
+from shim.argv.grammar import PLANNED
+from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied, UsageError
+from shim.exec import carry_out, exec_real
 
 
 def _is_self(path: str) -> bool:
@@ -27,7 +29,7 @@ def _is_self(path: str) -> bool:
         return False
 
 
-def run(args: Sequence[str]) -> int:
+def _configured() -> tuple[str, dict[str, Any], str]:
     path = configfile.config_path()
     table = configfile.read_table(path)  # checked: owned by root, writable by nobody else, no symlink
     nerdctl = configfile.real_nerdctl(table, path)
@@ -36,12 +38,30 @@ def run(args: Sequence[str]) -> int:
             f"the configured real nerdctl {nerdctl} is this wrapper itself",
             hint="point `nerdctl` in the configuration at the real binary (bacon enable records it)",
         )
+    return path, table, nerdctl
+
+
+def run(args: Sequence[str]) -> int:
+    path, table, nerdctl = _configured()
     inv = nargv.parse(args)
     decision = nargv.classify(inv)
     if decision.kind == "forward":
         exec_real(nerdctl, nargv.serialize(inv))
     if decision.kind == "refuse":
         raise Denied(decision.reason, check="argv", image=inv.image)
+    socket_path = configfile.service_socket(table, path)
+    if socket_path and inv.command in PLANNED:
+        from shim import service  # standard library only: the warm service decides, this process carries out
+
+        answer = service.request(socket_path, args, os.environ, os.getcwd())
+        if answer is not None:
+            if "error" in answer:
+                print(str(answer["error"]), file=sys.stderr)
+                return int(answer.get("exit", EXIT_INTERNAL))
+            if answer.get("nerdctl") != nerdctl:
+                raise ConfigError(f"the decision service planned for {answer.get('nerdctl')!r}, this configuration "
+                                  f"names {nerdctl}", hint="restart the service (bacon serve) after a change")
+            return carry_out(nerdctl, answer["forward"], answer["then"])
     # Heavy: only for commands that bring in or start a container. The whole table is validated here; a
     # forwarded command needs only the real nerdctl's path from it.
     from pathlib import Path
@@ -50,6 +70,25 @@ def run(args: Sequence[str]) -> int:
     from shim import gate
 
     return gate.admit_and_exec(bconfig.parse(table, Path(path)), inv, list(args))
+
+
+def plan(args: Sequence[str]) -> tuple[str, list[str], list[list[str]]]:
+    """What :func:`run` would decide for a gated command, without carrying it out: the real nerdctl, the
+    pinned argv and the commands after it (the warm service's half of a decision). Raises on denial."""
+    from pathlib import Path
+
+    from shim import config as bconfig
+    from shim import gate
+
+    path, table, nerdctl = _configured()
+    inv = nargv.parse(args)
+    decision = nargv.classify(inv)
+    if decision.kind == "refuse":
+        raise Denied(decision.reason, check="argv", image=inv.image)
+    if decision.kind != "gate" or inv.command not in PLANNED:
+        raise UsageError(f"the decision service decides {', '.join(PLANNED)}, not `nerdctl {inv.command}`")
+    forward, then = gate.plan(bconfig.parse(table, Path(path)), inv, list(args))
+    return nerdctl, forward, then
 
 
 def main(argv: Sequence[str] | None = None) -> int:

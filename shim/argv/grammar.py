@@ -225,6 +225,8 @@ class Node:
 
 
 GATED: Final = frozenset({"run", "create", "start", "restart", "pull", "push"})
+# Gated commands whose decision ends in a plan nerdctl alone carries out (push also signs afterwards).
+PLANNED: Final = ("run", "create", "start", "restart", "pull")
 
 _GATED_NODES: Final[Mapping[str, Node]] = {
     "run": Node("run", "gated", flags=RUN_FLAGS, interspersed=False, min_args=1),

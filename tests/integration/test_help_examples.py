@@ -45,6 +45,7 @@ EXPECTED: dict[str, set[int] | str] = {
     "sudo bacon audit --verdict denied --since 1h": {0},
     "sudo bacon audit --image 127.0.0.1:5000/team/app -n 5 --json": {0},
     "sudo bacon audit --follow --verdict denied": FOLLOW,
+    "sudo bacon serve --socket /run/bacon/decide.sock": FOLLOW,
     "bacon version --json": {0},
     "bacon image --json 127.0.0.1:5000/team/app:1": {0},
     "bacon verify 127.0.0.1:5000/team/app:1": {0},
@@ -97,7 +98,8 @@ def example_host(tmp_path_factory: pytest.TempPathFactory, containerd: container
 def localize(argv: list[str], host: Host, scratch: Path) -> list[str]:
     """The example's argv with the machine's paths and the registry's address mapped into the test."""
     paths = [("/etc/bacon/", f"{host.root}/etc/"), ("/tmp/", f"{scratch}/tmp/"),
-             ("/usr/local/bin/", f"{scratch}/usr-local-bin/"), ("/usr/local/libexec/bacon", f"{scratch}/libexec-bacon")]
+             ("/usr/local/bin/", f"{scratch}/usr-local-bin/"), ("/usr/local/libexec/bacon", f"{scratch}/libexec-bacon"),
+             ("/run/bacon/", f"{host.root}/run/")]  # a unix socket's path is at most 107 bytes
     out = []
     for word in argv:
         word = word.replace("127.0.0.1:5000", host.registry.host)
