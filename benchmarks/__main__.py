@@ -18,6 +18,7 @@ Numbers depend on the machine and its load: the ratios, measured in the same run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -25,12 +26,14 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks import host as host_m
 from benchmarks.measure import Command, Load, Pair, Stats, side_by_side, under_load
+from tests.conftest import Host, trusted_config
 
 FORWARD_BUDGET_MS = 15.0
 LOW_BUDGET = 1.0
@@ -134,6 +137,27 @@ def _version(argv: list[str]) -> str:
     return (r.stdout + r.stderr).strip()[:80]
 
 
+@contextlib.contextmanager
+def serving(bh: host_m.BenchHost, h: Host, level: str, extra: str) -> Iterator[None]:
+    """``bacon serve`` for host ``h`` (its configuration names the socket) while the block runs."""
+    sock = bh.work / f"svc-{h.root.name}" / "decide.sock"
+    trusted_config(h, bh.key, level=level, extra=extra + f'[service]\nsocket = "{sock}"\n')
+    log = (bh.work / f"serve-{h.root.name}.log").open("ab")
+    proc = subprocess.Popen([*bh.bacon, "serve"], env=h.env(), stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bacon serve did not start: see {log.name}")
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+        trusted_config(h, bh.key, level=level, extra=extra)
+
+
 def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     fwd = bh.hosts["forward"]
@@ -201,6 +225,30 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
                         "cosign verify --key", _ms(p.b_ms), f"{warm.median / p.b_ms.median:.2f}×", "(info)", None,
                         {"bacon_ms": _stats(warm), "ratio": round(warm.median / p.b_ms.median, 3)}))
 
+    # The same admissions through the warm decision service (`bacon serve`): the wrapper is a thin client.
+    service_extra = {"low": ("Low", ""), "mid": ("Mid", f'[tpm]\ntcti = "{bh.tpm.tcti}"\n')}
+    for name, budget in (("low", LOW_BUDGET), ("mid", MID_BUDGET)):
+        h = bh.hosts[name]
+        img = bh.images[name]
+        level, extra = service_extra[name]
+        with serving(bh, h, level, extra):
+            before = _audit_count(h, "admitted")
+            p = pair(Command(f"wrapper run {name} (bacon serve)", [*bh.wrapper, "run", "--rm", img.ref], h.env()),
+                     cosign[name])
+            admitted = _audit_count(h, "admitted") - before
+            if admitted != args.runs + args.warmup:
+                raise RuntimeError(f"{name} (served): {admitted} admissions audited for {args.runs + args.warmup} runs")
+            if name == "low":
+                progress(f"{args.load} admissions, {args.parallel} at a time, through bacon serve")
+                served_load = under_load(Command("wrapper run low (bacon serve)",
+                                                 [*bh.wrapper, "run", "--rm", img.ref], h.env()),
+                                         args.load, args.parallel)
+        ratio = p.a_ms.median / p.b_ms.median
+        what = "Low image" if name == "low" else "Mid image + TPM quote"
+        rows.append(Row(f"service_{name}", f"admission with bacon serve: {what}", _ms(p.a_ms), "cosign verify --key",
+                        _ms(p.b_ms), f"{ratio:.2f}×", f"≤ {budget:.1f}× cosign", ratio <= budget,
+                        {**_pair_data(p), "ratio": round(ratio, 3)}))
+
     ph = bh.hosts["pull"]
     img = bh.images["pull"]
 
@@ -228,6 +276,12 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
     rows.append(Row("load", f"{args.load} admissions, {args.parallel} at a time", load_text(wl),
                     "as many cosign verify", load_text(cl), f"{tput:.2f}× throughput", "(none)", None,
                     {"bacon": _load_data(wl), "peer": _load_data(cl), "throughput_ratio": round(tput, 3)}))
+
+    tput_s = served_load.per_second / cl.per_second
+    rows.append(Row("load_service", f"{args.load} admissions, {args.parallel} at a time, with bacon serve",
+                    load_text(served_load), "as many cosign verify", load_text(cl), f"{tput_s:.2f}× throughput",
+                    "(none)", None, {"bacon": _load_data(served_load), "peer": _load_data(cl),
+                                     "throughput_ratio": round(tput_s, 3)}))
 
     for name, p in admissions.items():
         peak = p.a_rss_mb.max

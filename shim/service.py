@@ -91,7 +91,8 @@ def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str
 
 PRELOAD = ("shim.gate", "shim.containerd", "shim.keys", "shim.signatures", "shim.registry", "shim.signing",
            "shim.admission", "shim.audit", "shim.records", "shim.signature_cache", "shim.imagewalk",
-           "shim.config", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest", "shim.tdx.check")
+           "shim.config", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest", "shim.tdx.check",
+           "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
 
 
 def preload() -> None:
