@@ -35,6 +35,7 @@ from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Unavailable
 
 PROTOCOL = 1
 MAX_MESSAGE = 256 << 10  # argv + environment; larger requests are decided in the wrapper's own process
+ANSWER_TIMEOUT = 600.0  # seconds; the gate bounds each step itself (registry, TPM), this bounds a stuck child
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -72,8 +73,12 @@ def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str
         if len(payload) > MAX_MESSAGE:
             return None
         try:
+            conn.settimeout(ANSWER_TIMEOUT)
             socket.send_fds(conn, [payload], [0, 1, 2])
             reply = conn.recv(MAX_MESSAGE)
+        except TimeoutError as e:
+            raise Unavailable(f"the decision service at {path} did not answer within {ANSWER_TIMEOUT:g}s",
+                              hint="see its log (bacon serve); the command was not forwarded") from e
         except OSError as e:
             raise Unavailable(f"the decision service at {path} failed: {e.strerror}",
                               hint="see its log (bacon serve); the command was not forwarded") from e
