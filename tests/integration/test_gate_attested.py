@@ -12,14 +12,13 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
 from tests.integration.test_gate import assert_denied, nerdctl
-from tests.tdx_provider import FuseProvider, TdxEnv, fuse_unavailable_reason, make_env
+from tests.tdx_provider import FuseProvider, TdxEnv, toml_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
 
@@ -73,31 +72,6 @@ def test_low_image_does_not_need_the_tpm(gate_host: Host, signed: Signed, tpm: s
     trusted_config(gate_host, signed.trusted, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
     tpm.stop()  # a Low image on a Mid host requires only its signature
     assert nerdctl(gate_host, "run", "--rm", signed["low"].ref).rc == 0
-
-
-def toml_table(name: str, table: dict[str, Any]) -> str:
-    lines, subs = [f"[{name}]"], []
-    for k, v in table.items():
-        if isinstance(v, dict):
-            subs.append(toml_table(f"{name}.{k}", v))
-        elif isinstance(v, str):
-            lines.append(f'{k} = "{v}"')
-        elif isinstance(v, bool):
-            lines.append(f"{k} = {'true' if v else 'false'}")
-        else:
-            lines.append(f"{k} = {v}")
-    return "\n".join(lines) + "\n" + "".join(subs)
-
-
-@pytest.fixture
-def tdx(tmp_path: Path) -> Iterator[tuple[TdxEnv, FuseProvider]]:
-    reason = fuse_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    env = make_env(Path(str(tmp_path)) / "tdx")
-    provider = FuseProvider(env)
-    yield env, provider
-    provider.stop()
 
 
 def high_host(host: Host, signed: Signed, env: TdxEnv) -> None:

@@ -18,8 +18,7 @@ import pytest
 from shim import enable as en
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
-from tests.integration.test_gate_attested import toml_table
-from tests.tdx_provider import FuseProvider, TdxEnv, fuse_unavailable_reason, make_env
+from tests.tdx_provider import FuseProvider, TdxEnv, toml_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
 
@@ -98,17 +97,6 @@ def test_status_and_doctor_fail_when_the_pcrs_change_and_say_how_to_fix(mid_host
     assert "fix: " in line
     assert "bacon baseline record" in line
     assert any(x.startswith("ok") and "containerd" in x for x in d.stdout.splitlines())
-
-
-@pytest.fixture
-def tdx(tmp_path: Path) -> Iterator[tuple[TdxEnv, FuseProvider]]:
-    reason = fuse_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    env = make_env(Path(str(tmp_path)) / "tdx")
-    provider = FuseProvider(env)
-    yield env, provider
-    provider.stop()
 
 
 def test_status_on_a_td_compares_the_rtmrs_with_the_reference(gate_host: Host, signed: Signed,

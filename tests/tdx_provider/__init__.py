@@ -128,3 +128,18 @@ def fuse_unavailable_reason() -> str | None:
     except (ImportError, OSError) as e:  # libfuse missing raises EnvironmentError
         return f"mfusepy/libfuse3 unavailable ({e}): pip install mfusepy; apt-get install libfuse3-3 fuse3"
     return None
+
+
+def toml_table(name: str, table: dict[str, Any]) -> str:
+    """``table`` (e.g. :meth:`TdxEnv.section`) as TOML under ``[name]``, sub-tables as ``[name.key]``."""
+    lines, subs = [f"[{name}]"], []
+    for k, v in table.items():
+        if isinstance(v, dict):
+            subs.append(toml_table(f"{name}.{k}", v))
+        elif isinstance(v, str):
+            lines.append(f'{k} = "{v}"')
+        elif isinstance(v, bool):
+            lines.append(f"{k} = {'true' if v else 'false'}")
+        else:
+            lines.append(f"{k} = {v}")
+    return "\n".join(lines) + "\n" + "".join(subs)
