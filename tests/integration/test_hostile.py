@@ -30,7 +30,7 @@ from tests.conftest import Host, KeyPair, Signed, sign_image
 from tests.harness import sigimages
 from tests.harness.images import Image, _ref_descriptor
 from tests.harness.images import pull as ctr_pull
-from tests.integration.refusals import assert_refused, audit_lines, configure, wrapper
+from tests.integration.refusals import Run, assert_refused, audit_lines, configure, wrapper
 from tests.integration.sig.test_registry_signatures import push_bundle
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
@@ -110,17 +110,21 @@ def lookalikes(forge: Forge) -> dict[str, Image]:
     return {k: forge.variant(f"label-{k}", relabel(v)) for k, v in LOOKALIKES.items()}
 
 
+def decide_by(host: Host, img: Image, how: str) -> Run:
+    """``pull`` decides from the registry; ``local`` runs the image after ``ctr`` put it in containerd."""
+    if how == "pull":
+        return wrapper(host, "pull", img.ref)
+    ctr_pull(host.containerd, img)
+    return wrapper(host, "run", "--rm", img.ref)
+
+
 @pytest.mark.parametrize("how", ["pull", "local"])
 @pytest.mark.parametrize("case", list(LOOKALIKES))
 def test_lookalike_policy_labels_are_denied_on_a_high_host(gate_host: Host, signed: Signed,
                                                            lookalikes: dict[str, Image], case: str, how: str) -> None:
     configure(gate_host, signed.trusted, level="High", extra=HIGH_HOST)
     img = lookalikes[case]
-    if how == "pull":
-        r = wrapper(gate_host, "pull", img.ref)
-    else:
-        ctr_pull(gate_host.containerd, img)
-        r = wrapper(gate_host, "run", "--rm", img.ref)
+    r = decide_by(gate_host, img, how)
     assert_refused(r, gate_host, rc=77, says="the image's policy label is", within=QUICK, check="level")
     assert img.digest in r.first_line
     assert repr(LOOKALIKES[case]) in r.stderr  # shown exactly, with any odd code points named
@@ -159,11 +163,7 @@ def test_configs_with_two_readings_are_refused(gate_host: Host, signed: Signed, 
                                                case: str, how: str) -> None:
     configure(gate_host, signed.trusted)  # a Low host: BACON reading "Low" would admit
     img = two_readings[case]
-    if how == "pull":
-        r = wrapper(gate_host, "pull", img.ref)
-    else:
-        ctr_pull(gate_host.containerd, img)
-        r = wrapper(gate_host, "run", "--rm", img.ref)
+    r = decide_by(gate_host, img, how)
     assert_refused(r, gate_host, rc=77, says=("duplicate key", "both set the field"), within=QUICK)
     assert img.digest in r.first_line
 
