@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shim import argv as nargv
 from shim import configfile
 from shim.argv.grammar import PLANNED
 from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied, UsageError
 from shim.exec import carry_out, exec_real
+
+if TYPE_CHECKING:
+    from shim.config import Config
 
 
 def _is_self(path: str) -> bool:
@@ -41,14 +44,29 @@ def _configured() -> tuple[str, dict[str, Any], str]:
     return path, table, nerdctl
 
 
-def run(args: Sequence[str]) -> int:
+def _classified(args: Sequence[str]) -> tuple[str, dict[str, Any], str, nargv.Invocation, nargv.Decision]:
+    """The configuration (path, table, real nerdctl), the parse and its classification; raises on refuse."""
     path, table, nerdctl = _configured()
     inv = nargv.parse(args)
     decision = nargv.classify(inv)
-    if decision.kind == "forward":
-        exec_real(nerdctl, nargv.serialize(inv))
     if decision.kind == "refuse":
         raise Denied(decision.reason, check="argv", image=inv.image)
+    return path, table, nerdctl, inv, decision
+
+
+def _gate_config(table: dict[str, Any], path: str) -> Config:
+    """The whole table, validated (a forwarded command needs only the real nerdctl's path from it)."""
+    from pathlib import Path
+
+    from shim import config as bconfig
+
+    return bconfig.parse(table, Path(path))
+
+
+def run(args: Sequence[str]) -> int:
+    path, table, nerdctl, inv, decision = _classified(args)
+    if decision.kind == "forward":
+        exec_real(nerdctl, nargv.serialize(inv))
     socket_path = configfile.service_socket(table, path)
     if socket_path and inv.command in PLANNED:
         from shim import service  # standard library only: the warm service decides, this process carries out
@@ -62,32 +80,20 @@ def run(args: Sequence[str]) -> int:
                 raise ConfigError(f"the decision service planned for {answer.get('nerdctl')!r}, this configuration "
                                   f"names {nerdctl}", hint="restart the service (bacon serve) after a change")
             return carry_out(nerdctl, answer["forward"], answer["then"])
-    # Heavy: only for commands that bring in or start a container. The whole table is validated here; a
-    # forwarded command needs only the real nerdctl's path from it.
-    from pathlib import Path
+    from shim import gate  # heavy: only for commands that bring in or start a container
 
-    from shim import config as bconfig
-    from shim import gate
-
-    return gate.admit_and_exec(bconfig.parse(table, Path(path)), inv, list(args))
+    return gate.admit_and_exec(_gate_config(table, path), inv, list(args))
 
 
 def plan(args: Sequence[str]) -> tuple[str, list[str], list[list[str]]]:
     """What :func:`run` would decide for a gated command, without carrying it out: the real nerdctl, the
     pinned argv and the commands after it (the warm service's half of a decision). Raises on denial."""
-    from pathlib import Path
-
-    from shim import config as bconfig
     from shim import gate
 
-    path, table, nerdctl = _configured()
-    inv = nargv.parse(args)
-    decision = nargv.classify(inv)
-    if decision.kind == "refuse":
-        raise Denied(decision.reason, check="argv", image=inv.image)
+    path, table, nerdctl, inv, decision = _classified(args)
     if decision.kind != "gate" or inv.command not in PLANNED:
         raise UsageError(f"the decision service decides {', '.join(PLANNED)}, not `nerdctl {inv.command}`")
-    forward, then = gate.plan(bconfig.parse(table, Path(path)), inv, list(args))
+    forward, then = gate.plan(_gate_config(table, path), inv, list(args))
     return nerdctl, forward, then
 
 
