@@ -430,10 +430,6 @@ def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list
     return first, then
 
 
-def run_child(ctx: Context, args: Sequence[str]) -> int:
-    return run_real(ctx.cfg.nerdctl, args)
-
-
 def do_push(ctx: Context, inv: nargv.Invocation) -> int:
     from shim import keys, registry, signing
 
@@ -446,7 +442,7 @@ def do_push(ctx: Context, inv: nargv.Invocation) -> int:
     local = imagewalk.pick(ctx.containerd, inv.image, str(ref), ctx.platform)
     if local is None:
         raise NotFound(f"image {inv.image} is not present locally", hint="nerdctl images lists what can be pushed")
-    rc = run_child(ctx, rewrite(inv, ctx.target))
+    rc = run_real(ctx.cfg.nerdctl, rewrite(inv, ctx.target))
     if rc != 0:
         audit_decision(ctx, "push-failed", image=inv.image, digest=local.digest, exit_code=rc)
         return rc
