@@ -33,7 +33,20 @@ FILES = [
     ("/var/lib/bacon/", "state: PCR baseline, TDX collateral, container records (root only)"),
     ("/var/log/bacon/audit.jsonl", "the audit log: one JSON object per decision"),
     ("/usr/lib/bacon/bin/nerdctl", "the nerdctl wrapper, put in front of the real nerdctl by bacon enable"),
+    ("/run/bacon/decide.sock", "the warm decision service's socket ([service] socket), served by bacon serve"),
+    ("/lib/systemd/system/bacon.service", "the systemd unit that runs bacon serve"),
 ]
+# What the Debian package adds to a verb's page: how it runs that verb for the operator.
+PACKAGE_NOTES = {
+    "serve": ("The Debian package runs \\fBbacon serve\\fR as the systemd unit \\fBbacon.service\\fR, "
+              "at the socket its configuration names (\\fI/run/bacon/decide.sock\\fR, in a directory "
+              "systemd makes for it, owned by root, mode 0700): enabled and started when the package is "
+              "installed, stopped before an upgrade replaces the code and started again after it, stopped "
+              "when the package is removed. \\fBsystemctl status bacon\\fR and \\fBjournalctl \\-u bacon\\fR "
+              "show it; \\fBsystemctl disable \\-\\-now bacon\\fR turns it off, and the wrapper then "
+              "decides in its own process (slower, the same decision). Run by hand, \\fBbacon serve\\fR "
+              "refuses a socket directory that is not root's or that others may write."),
+}
 
 
 @dataclass
@@ -217,6 +230,8 @@ def verb_page(root: Node, node: Node, date: str, version: str) -> str:
         lines += synopsis(child)
     lines.append(".SH DESCRIPTION")
     lines += command_page_body(node, "SH")
+    if node.path[-1] in PACKAGE_NOTES:
+        lines += [".SH DEBIAN PACKAGE", ".PP", PACKAGE_NOTES[node.path[-1]]]
     exit_status = [body for title, body, _ in split_epilog(root.parser.epilog) if title == "EXIT STATUS"]
     if exit_status and not any(t == "EXIT STATUS" for t, _, _ in split_epilog(node.parser.epilog)):
         lines += [".SH EXIT STATUS", ".PP", esc(exit_status[0])]
