@@ -7,24 +7,29 @@ not root) and writable by nobody else; a symlink is refused. Anything else is a 
 
 This is all a forwarded command needs (plus the real nerdctl's path), so it is kept light: standard
 library only, and neither ``pathlib`` nor ``dataclasses`` (together about 15 ms of every forwarded
-command). What the table says is :mod:`shim.config`'s business.
+command), nor ``typing`` or ``tomllib`` when the file is plain (:mod:`shim.simpletoml`). What the
+table says is :mod:`shim.config`'s business.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tomllib
-from collections.abc import Mapping
-from typing import Any
 
+from shim import simpletoml
 from shim.errors import ConfigError
+
+TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 DEFAULT_PATH = "/etc/bacon/config.toml"
 DEFAULT_NERDCTL = "/usr/local/libexec/bacon/nerdctl"
 MAX_SIZE = 1 << 20
 
-StrPath = str | os.PathLike[str]
+if TYPE_CHECKING:
+    StrPath = str | os.PathLike[str]
 
 
 def under_sudo(environ: Mapping[str, str] | None = None) -> bool:
@@ -91,11 +96,22 @@ def read_trusted_file(path: StrPath, what: str = "configuration") -> bytes:
 
 
 def read_table(path: StrPath) -> dict[str, Any]:
-    """The configuration file at ``path``, checked (:func:`read_trusted_file`) and parsed as TOML."""
+    """The configuration file at ``path``, checked (:func:`read_trusted_file`) and parsed as TOML: by
+    :mod:`shim.simpletoml` when the text is in its plain subset (no import), else by :mod:`tomllib`."""
     raw = read_trusted_file(path)
     try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{os.fspath(path)} is not valid TOML: {e}",
+                          hint="fix the file; `bacon doctor` checks it") from e
+    table = simpletoml.loads(text)
+    if table is not None:
+        return table
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{os.fspath(path)} is not valid TOML: {e}",
                           hint="fix the file; `bacon doctor` checks it") from e
 

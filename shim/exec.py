@@ -9,10 +9,13 @@ Standard library only: this is the forwarding path.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import NoReturn
 
 from shim.errors import ConfigError
+
+TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import NoReturn
 
 # Variables that change how an interpreter or the loader behaves, or point BACON elsewhere: never
 # handed on. (nerdctl is a Go binary; these only matter to things it may start, like cosign hooks.)

@@ -2,18 +2,25 @@
 
 An admission in a fresh process spends about 95% of its time importing grpc, protobuf and cryptography
 (``benchmarks``: ~200 ms, against ~15 ms for the decision itself). This root-only service imports them
-once; for each request it **forks**, and the child, with the caller's environment, working directory,
-umask and standard streams, runs exactly the wrapper's own decision (:func:`shim.wrapper.plan`: the same
-configuration read, the same gate, the same audit line) and answers with the plan: the pinned argv for the
-real nerdctl and the commands to run after it. The wrapper, a thin client here, carries the plan out
-itself, in the operator's terminal. The fork gives every request a fresh process (no state shared
-between decisions, nothing learnt from one caller used for another), from a parent that only accepts.
+once, then keeps a few **pre-forked workers** (:data:`SPARE_WORKERS`) waiting in ``accept``. Each worker
+serves exactly one request and exits; the service forks a fresh one as each exits. Forked before any
+request, a worker has already paid what a new process pays on its first decision (gRPC's start-up,
+copy-on-write faults on the code a decision touches: about 10 ms) by warming up on the service's own
+configuration (:func:`_warm_up`: a containerd query that matches nothing, the trusted keys), so the
+request only pays for its decision.
+
+For its request, a worker takes the caller's environment, working directory, umask and standard streams,
+runs exactly the wrapper's own decision (:func:`shim.wrapper.plan`: the same configuration read, the same
+gate, the same audit line) and answers with the plan: the argv for the real nerdctl, pinned, and the
+commands to run after it. The wrapper, a thin client here (:mod:`shim.service_client`), carries the plan
+out itself, in the operator's terminal. One process per request: no state is shared between decisions,
+and nothing learnt from one caller is used for another.
 
 Trust runs both ways over ``SO_PEERCRED``: the service answers only callers with its own uid (root), and
-the wrapper uses only a service with its own uid (:func:`request`), so nobody else can either ask or
-answer. The socket is ``SOCK_SEQPACKET`` (one message each way, boundaries kept) in a directory only
-root may write. When no service is configured or none is listening, the wrapper decides in its own
-process, as before: the service changes how long a decision takes, never what it is.
+the wrapper uses only a service with its own uid, so nobody else can either ask or answer. The socket is
+``SOCK_SEQPACKET`` (one message each way, boundaries kept) in a directory only root may write. When no
+service is configured or none is listening, the wrapper decides in its own process, as before: the
+service changes how long a decision takes, never what it is.
 
 ``push`` (which signs after nerdctl returns) and ``bacon`` commands are not served.
 """
@@ -21,82 +28,26 @@ process, as before: the service changes how long a decision takes, never what it
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import stat
-import struct
 import sys
-from collections.abc import Mapping, Sequence
+import time
 from typing import Any
 
-from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Unavailable
+from shim import service_client as wire
+from shim.errors import EXIT_INTERNAL, BaconError, ConfigError
 
-PROTOCOL = 1
-MAX_MESSAGE = 256 << 10  # argv + environment; larger requests are decided in the wrapper's own process
-ANSWER_TIMEOUT = 600.0  # seconds; the gate bounds each step itself (registry, TPM), this bounds a stuck child
-_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+SPARE_WORKERS = 4  # workers waiting for a request; each serves one, then a fresh one is forked
+REQUEST_TIMEOUT = 30.0  # seconds for a connected caller to send its request (the wrapper sends at once)
+RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without serving (no fork storm)
 
-
-def peer_uid(conn: socket.socket) -> int:
-    _pid, uid, _gid = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
-    return int(uid)
-
-
-# -- the client side (the wrapper; standard library only) --------------------------------------------------
-
-def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str) -> dict[str, Any] | None:
-    """Ask the service at ``path`` to decide ``args``. ``None`` when no service listens there (the caller
-    decides itself). Raises :class:`ConfigError` when whoever listens is not this user (root), and
-    :class:`Unavailable` when the service fails to answer."""
-    try:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    except OSError:
-        return None
-    with conn:
-        try:
-            conn.connect(path)
-        except (FileNotFoundError, ConnectionRefusedError):
-            return None
-        except OSError as e:
-            raise Unavailable(f"the decision service at {path} cannot be reached: {e.strerror}",
-                              hint="restart it (bacon serve) or remove [service] socket from the configuration") from e
-        uid = peer_uid(conn)
-        if uid != os.geteuid():
-            raise ConfigError(f"the decision service at {path} runs as uid {uid}, not as uid {os.geteuid()}: "
-                              "refusing its answers", hint=f"stop whatever listens on {path}; only root may serve")
-        umask = os.umask(0o022)
-        os.umask(umask)
-        payload = json.dumps({"v": PROTOCOL, "args": list(args), "env": dict(environ), "cwd": cwd,
-                              "umask": umask}).encode()
-        if len(payload) > MAX_MESSAGE:
-            return None
-        try:
-            conn.settimeout(ANSWER_TIMEOUT)
-            socket.send_fds(conn, [payload], [0, 1, 2])
-            reply = conn.recv(MAX_MESSAGE)
-        except TimeoutError as e:
-            raise Unavailable(f"the decision service at {path} did not answer within {ANSWER_TIMEOUT:g}s",
-                              hint="see its log (bacon serve); the command was not forwarded") from e
-        except OSError as e:
-            raise Unavailable(f"the decision service at {path} failed: {e.strerror}",
-                              hint="see its log (bacon serve); the command was not forwarded") from e
-    try:
-        doc = json.loads(reply) if reply else None
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or doc.get("v") != PROTOCOL:
-        raise Unavailable(f"the decision service at {path} gave no answer (it may have crashed)",
-                          hint="see its log (bacon serve); the command was not forwarded")
-    return doc
-
-
-# -- the service side --------------------------------------------------------------------------------------
 
 PRELOAD = ("shim.gate", "shim.containerd", "shim.keys", "shim.signatures", "shim.registry", "shim.signing",
            "shim.admission", "shim.audit", "shim.records", "shim.signature_cache", "shim.imagewalk",
-           "shim.config", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest", "shim.tdx.check",
+           "shim.config", "shim.wrapper", "shim.nerdctl_env", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest",
+           "shim.tdx.check",
            "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
 
 
@@ -135,35 +86,33 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-def _answer(conn: socket.socket, doc: Mapping[str, Any]) -> None:
+def _answer(conn: socket.socket, message: bytes) -> None:
     with contextlib.suppress(OSError):
-        conn.send(json.dumps({"v": PROTOCOL, **doc}).encode())
+        conn.send(message)
+
+
+def _refusal(message: str, exit_code: int) -> bytes:
+    return wire.encode_error(message, exit_code)
 
 
 def _decide(conn: socket.socket) -> None:
-    """In the forked child: take the caller's request, become the caller's environment, decide, answer."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the child waits for its own children (credential helpers)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if peer_uid(conn) != os.geteuid():
-        _answer(conn, {"error": f"bacon: denied: the decision service serves only uid {os.geteuid()}", "exit": 77})
+    """In a worker: take the caller's request, become the caller's environment, decide, answer."""
+    conn.settimeout(REQUEST_TIMEOUT)
+    msg, fds, flags, _addr = socket.recv_fds(conn, wire.MAX_MESSAGE, 3)
+    conn.settimeout(None)
+    if wire.peer_uid(conn) != os.geteuid():  # read first, so that the caller gets this answer, not EPIPE
+        for fd in fds:
+            os.close(fd)
+        _answer(conn, _refusal(f"bacon: denied: the decision service serves only uid {os.geteuid()}", 77))
         return
-    msg, fds, flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, 3)
     try:
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
             raise ValueError("a truncated request, or not the caller's three standard streams")
-        req = json.loads(msg)
-        if not isinstance(req, dict) or req.get("v") != PROTOCOL:
-            raise ValueError("not a request of this protocol")
-        args, env, cwd, umask = req["args"], req["env"], req["cwd"], req["umask"]
-        if not (isinstance(args, list) and all(isinstance(a, str) for a in args) and isinstance(env, dict)
-                and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
-                and isinstance(cwd, str) and isinstance(umask, int)):
-            raise ValueError("ill-typed request")
-    except (ValueError, KeyError) as e:
+        args, env, cwd, umask = wire.decode_request(msg)
+    except (ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
-        _answer(conn, {"error": f"bacon: internal error: the decision service got a bad request: {e}",
-                       "exit": EXIT_INTERNAL})
+        _answer(conn, _refusal(f"bacon: internal error: the decision service got a bad request: {e}", EXIT_INTERNAL))
         return
     for i, fd in enumerate(fds):
         os.dup2(fd, i)
@@ -176,22 +125,86 @@ def _decide(conn: socket.socket) -> None:
         from shim import wrapper
 
         nerdctl, forward, then = wrapper.plan(args)
-        _answer(conn, {"nerdctl": nerdctl, "forward": forward, "then": then})
+        _answer(conn, wire.encode_plan(nerdctl, forward, then))
     except BaconError as e:
-        _answer(conn, {"error": e.render(), "exit": e.exit_code})
+        _answer(conn, _refusal(e.render(), e.exit_code))
     except OSError as e:
-        _answer(conn, {"error": f"bacon: unavailable: cannot enter {cwd}: {e.strerror}", "exit": 69})
+        _answer(conn, _refusal(f"bacon: unavailable: cannot enter {cwd}: {e.strerror}", 69))
     except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, as the wrapper does
-        _answer(conn, {"error": f"bacon: internal error: {type(e).__name__}: {e}", "exit": EXIT_INTERNAL})
+        _answer(conn, _refusal(f"bacon: internal error: {type(e).__name__}: {e}", EXIT_INTERNAL))
 
 
-def serve(path: str, *, log: Any = None) -> str:
-    """Accept requests at ``path``, one forked child each, until SIGTERM or SIGINT (returned by name)."""
+def _warm_up() -> None:
+    """Before any request: what a new process pays on its first decision, paid on the service's own
+    configuration. Read-only (a containerd query that matches nothing, a blob that is not there, the
+    trusted keys); whatever fails here is left for the request to meet and report."""
+    from pathlib import Path
+
+    from shim import config, configfile, keys
+    from shim.containerd import Client
+    from shim.nerdctl_env import resolve
+
+    with contextlib.suppress(Exception):
+        path = configfile.config_path()
+        cfg = config.parse(configfile.read_table(path), Path(path))
+        with contextlib.suppress(Exception):
+            keys.load_trusted_keys(list(cfg.trusted_keys), allowed=cfg.key_types)
+        with Client(resolve(None, None)) as client:
+            with contextlib.suppress(BaconError):
+                client.list_images(["name==bacon-warm-up.invalid/none"])
+            with contextlib.suppress(BaconError):
+                client.read_blob("sha256:" + "0" * 64, 1 << 10)
+
+
+_STOPS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _spawn(sock: socket.socket, out: Any, running: set[int]) -> None:
+    """Fork a worker into ``running``. SIGTERM and SIGINT wait while it forks: raised in the middle of
+    ``fork`` (in an at-fork hook), a stop would be swallowed, or the child would take itself for the service."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _worker(sock, out, mask)
+        running.add(pid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _worker(sock: socket.socket, out: Any, mask: set[int | signal.Signals]) -> None:
+    """A pre-forked worker: warm up, serve one request, exit (never returns)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # idle: the service's stop ends it
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # it waits for its own children (credential helpers)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _warm_up()
+        conn, _ = sock.accept()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # deciding: finish (each step has its own deadline)
+        sock.close()
+        with conn:
+            caller = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)[:4]
+            print(f"bacon serve: request from pid {int.from_bytes(caller, sys.byteorder)} decided by pid "
+                  f"{os.getpid()}", file=out, flush=True)
+            _decide(conn)
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException as e:  # noqa: BLE001 - a worker never returns into the service's loop
+        with contextlib.suppress(Exception):
+            print(f"bacon serve: worker {os.getpid()} failed: {type(e).__name__}: {e}", file=out, flush=True)
+    finally:
+        os._exit(code)
+
+
+def serve(path: str, *, log: Any = None, workers: int = SPARE_WORKERS) -> str:
+    """Serve requests at ``path`` with ``workers`` pre-forked workers until SIGTERM or SIGINT (returned by
+    name). On stop, idle workers end; a worker in the middle of a decision finishes it."""
     out = log or sys.stderr
     preload()
     sock = listen(path)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel: no zombies
-
+    running: set[int] = set()
     stopped_by = ["SIGINT"]
 
     def stop(_signum: int, _frame: object) -> None:
@@ -199,23 +212,24 @@ def serve(path: str, *, log: Any = None) -> str:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"bacon serve: deciding for uid {os.geteuid()} at {path} (pid {os.getpid()})", file=out, flush=True)
+    print(f"bacon serve: deciding for uid {os.geteuid()} at {path} (pid {os.getpid()}, {workers} workers)",
+          file=out, flush=True)
     try:
         while True:
-            conn, _ = sock.accept()
-            with conn:
-                caller = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))[0]
-                pid = os.fork()
-                if pid == 0:
-                    sock.close()
-                    try:
-                        _decide(conn)
-                    finally:
-                        os._exit(0)
-                print(f"bacon serve: request from pid {caller} decided by pid {pid}", file=out, flush=True)
+            while len(running) < workers:
+                _spawn(sock, out, running)
+            pid, status = os.wait()
+            running.discard(pid)
+            if status != 0:
+                print(f"bacon serve: worker {pid} ended with status {os.waitstatus_to_exitcode(status)}",
+                      file=out, flush=True)
+                time.sleep(RESPAWN_PAUSE)
     except KeyboardInterrupt:
         print(f"bacon serve: stopped by {stopped_by[0]}", file=out, flush=True)
     finally:
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         sock.close()
         with contextlib.suppress(OSError):
             os.unlink(path)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from shim import argv as nargv
 from shim import configfile
@@ -21,7 +19,11 @@ from shim.argv.grammar import PLANNED
 from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied, UsageError
 from shim.exec import carry_out, exec_real
 
+TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from shim.config import Config
 
 
@@ -44,16 +46,6 @@ def _configured() -> tuple[str, dict[str, Any], str]:
     return path, table, nerdctl
 
 
-def _classified(args: Sequence[str]) -> tuple[str, dict[str, Any], str, nargv.Invocation, nargv.Decision]:
-    """The configuration (path, table, real nerdctl), the parse and its classification; raises on refuse."""
-    path, table, nerdctl = _configured()
-    inv = nargv.parse(args)
-    decision = nargv.classify(inv)
-    if decision.kind == "refuse":
-        raise Denied(decision.reason, check="argv", image=inv.image)
-    return path, table, nerdctl, inv, decision
-
-
 def _gate_config(table: dict[str, Any], path: str) -> Config:
     """The whole table, validated (a forwarded command needs only the real nerdctl's path from it)."""
     from pathlib import Path
@@ -64,35 +56,61 @@ def _gate_config(table: dict[str, Any], path: str) -> Config:
 
 
 def run(args: Sequence[str]) -> int:
-    path, table, nerdctl, inv, decision = _classified(args)
+    path, table, nerdctl = _configured()
+    inv = nargv.parse(args)
+    if inv.command in PLANNED:
+        socket_path = configfile.service_socket(table, path)
+        if socket_path:
+            answer = _ask_service(socket_path, args, nerdctl)
+            if answer is not None:
+                return answer
+    decision = _decide(inv)
     if decision.kind == "forward":
         exec_real(nerdctl, nargv.serialize(inv))
-    socket_path = configfile.service_socket(table, path)
-    if socket_path and inv.command in PLANNED:
-        from shim import service  # standard library only: the warm service decides, this process carries out
-
-        answer = service.request(socket_path, args, os.environ, os.getcwd())
-        if answer is not None:
-            if "error" in answer:
-                print(str(answer["error"]), file=sys.stderr)
-                return int(answer.get("exit", EXIT_INTERNAL))
-            if answer.get("nerdctl") != nerdctl:
-                raise ConfigError(f"the decision service planned for {answer.get('nerdctl')!r}, this configuration "
-                                  f"names {nerdctl}", hint="restart the service (bacon serve) after a change")
-            return carry_out(nerdctl, answer["forward"], answer["then"])
     from shim import gate  # heavy: only for commands that bring in or start a container
 
     return gate.admit_and_exec(_gate_config(table, path), inv, list(args))
 
 
+def _ask_service(socket_path: str, args: Sequence[str], nerdctl: str) -> int | None:
+    """Have the warm service (``bacon serve``) decide, and carry out its plan here; ``None`` if none listens.
+    It decides exactly as :func:`plan` (classification included), so a refusal comes back as one."""
+    from shim import service_client  # standard library only (and no socket, json)
+
+    answer = service_client.request(socket_path, args, os.environ, os.getcwd())
+    if answer is None:
+        return None
+    if len(answer) == 2:
+        exit_code, message = answer
+        print(message, file=sys.stderr)
+        return int(exit_code)
+    planned_for, forward, then = answer
+    if planned_for != nerdctl:
+        raise ConfigError(f"the decision service planned for {planned_for!r}, this configuration names {nerdctl}",
+                          hint="restart the service (bacon serve) after a change")
+    return carry_out(nerdctl, forward, then)
+
+
+def _decide(inv: nargv.Invocation) -> nargv.Decision:
+    decision = nargv.classify(inv)
+    if decision.kind == "refuse":
+        raise Denied(decision.reason, check="argv", image=inv.image)
+    return decision
+
+
 def plan(args: Sequence[str]) -> tuple[str, list[str], list[list[str]]]:
-    """What :func:`run` would decide for a gated command, without carrying it out: the real nerdctl, the
-    pinned argv and the commands after it (the warm service's half of a decision). Raises on denial."""
+    """What :func:`run` decides for a command in ``PLANNED``, without carrying it out: the real nerdctl,
+    the argv for it (pinned, for an admission) and the commands after it (the warm service's half of a
+    decision). Raises on denial."""
+    path, table, nerdctl = _configured()
+    inv = nargv.parse(args)
+    if inv.command not in PLANNED:
+        raise UsageError(f"the decision service decides {', '.join(PLANNED)}, not `nerdctl {inv.command}`")
+    decision = _decide(inv)
+    if decision.kind == "forward":  # `run --help` and the like
+        return nerdctl, nargv.serialize(inv), []
     from shim import gate
 
-    path, table, nerdctl, inv, decision = _classified(args)
-    if decision.kind != "gate" or inv.command not in PLANNED:
-        raise UsageError(f"the decision service decides {', '.join(PLANNED)}, not `nerdctl {inv.command}`")
     forward, then = gate.plan(_gate_config(table, path), inv, list(args))
     return nerdctl, forward, then
 

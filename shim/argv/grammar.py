@@ -20,8 +20,10 @@ committed to, say, ``logs`` or ``network``, nothing in its arguments can make it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Final
+TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Final
 
 # strconv.ParseBool
 BOOL_VALUES: Final[Mapping[str, bool]] = {

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
-
 from shim.argv.grammar import GATED
 from shim.errors import UsageError
 
+TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
 if TYPE_CHECKING:
-    from typing import Literal
+    from collections.abc import Iterator
+    from typing import Any, Literal
 
     DecisionKind = Literal["forward", "gate", "refuse"]
 

@@ -17,11 +17,13 @@ versions disagree on it). Unknown subcommands are not errors here: ``classify`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from shim.argv.grammar import BOOL_VALUES, GROUPS, ROOT_AMBIGUOUS_BARE, Flag, FlagSet, Node, child_node
 from shim.argv.model import Invocation, MountSpec
 from shim.errors import UsageError
+
+TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _HINT = "see `nerdctl COMMAND --help`; BACON parses the command line exactly as nerdctl does"
 

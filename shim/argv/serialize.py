@@ -8,9 +8,11 @@ run/create the image (or the gate's pinned form) and then the container's argume
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from shim.argv.model import Invocation, MountSpec, Pairs
+
+TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 def _flags(pairs: Pairs) -> list[str]:

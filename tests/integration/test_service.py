@@ -4,7 +4,6 @@ makes alone (tests/integration/test_gate.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from shim import service
+from shim import service_client as wire
 from shim.errors import ConfigError
 from tests.conftest import Host, Signed, trusted_config
 from tests.integration.test_gate import assert_denied, audit_lines, nerdctl
@@ -48,7 +48,10 @@ class Served:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout=20)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"bacon serve did not stop; its log:\n{self.log.read_text()}") from None
 
 
 @pytest.fixture
@@ -120,7 +123,7 @@ def test_a_listener_of_another_uid_is_refused(gate_host: Host, signed: Signed) -
          "import socket,sys,os; s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.bind(sys.argv[1]); "
          "os.chmod(sys.argv[1], 0o666); s.listen(); print('ready', flush=True)\n"
          "while True:\n c,_=s.accept()\n"
-         " try: c.send(b'{\"v\":1,\"nerdctl\":\"x\",\"forward\":[\"evil\"],\"then\":[]}')\n"
+         " try: c.send(b'bacon-answer-1\\x00plan\\x00/bin/sh\\x001\\x00evil\\x000\\x00end')\n"
          " except OSError: pass",
          str(path)],
         stdout=subprocess.PIPE, text=True)
@@ -128,7 +131,7 @@ def test_a_listener_of_another_uid_is_refused(gate_host: Host, signed: Signed) -
         assert listener.stdout is not None
         assert listener.stdout.readline().strip() == "ready"
         with pytest.raises(ConfigError, match="runs as uid 65534"):
-            service.request(str(path), ["run", "x"], {}, "/")
+            wire.request(str(path), ["run", "x"], {}, "/")
         trusted_config(gate_host, signed.trusted, extra=f'[service]\nsocket = "{path}"\n')
         r = nerdctl(gate_host, "run", "--rm", signed["low"].ref)
         assert r.rc == 78, r.stderr
@@ -155,23 +158,77 @@ def test_the_service_serves_only_its_own_uid(gate_host: Host, signed: Signed) ->
         r = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
              "import socket,sys; c=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); c.connect(sys.argv[1]);"
-             "socket.send_fds(c,[b'{}'],[0,1,2]); print(c.recv(65536).decode())", str(s.socket)],
+             "socket.send_fds(c,[b'bacon-request-1'],[0,1,2]); print(c.recv(65536).hex())", str(s.socket)],
             capture_output=True, text=True, timeout=30)
-        answer = json.loads(r.stdout)
-        assert answer["exit"] == 77
-        assert "serves only uid 0" in answer["error"]
+        assert r.returncode == 0, (r.stdout, r.stderr, s.log.read_text())
+        answer = wire.decode_answer(bytes.fromhex(r.stdout))
+        assert answer == (77, "bacon: denied: the decision service serves only uid 0")
     finally:
         s.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_garbage_requests_are_answered_not_crashed_on(served: Served) -> None:
-    for payload, fds in ((b"not json", [0, 1, 2]), (b'{"v": 1}', [0, 1, 2]), (b'{"v": 1, "args": []}', [])):
+    valid = wire.encode_request(["run", "--rm", "x"], {"PATH": "/bin"}, "/", 0o22)
+    for payload, fds in ((b"not a request", [0, 1, 2]), (b"bacon-request-1\0/\x0018", [0, 1, 2]),
+                         (b"bacon-request-1\0/\0" + b"18\x003\0run\0end", [0, 1, 2]), (valid[:-4], [0, 1, 2]),
+                         (valid[:-4] + b"\0NOEQUALS\0end", [0, 1, 2]),
+                         (b"\xff\xfe" * 100, [0, 1, 2]), (valid, []), (valid, [0])):
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
             c.connect(str(served.socket))
             socket.send_fds(c, [payload], fds)
-            answer = json.loads(c.recv(65536))
-        assert answer["exit"] == 70, answer
-        assert "bad request" in answer["error"]
+            answer = wire.decode_answer(c.recv(65536))
+        assert answer[0] == 70, (payload, answer)
+        assert "bad request" in str(answer[1])
     assert served.proc is not None
     assert served.proc.poll() is None  # the service is still there
+
+
+@pytest.mark.parametrize("args", [["run", "--rootfs", "/srv/x", "sh"], ["pull", "oci-archive:/tmp/x.tar"],
+                                  ["run", "--rm", "library/UPPER"]])
+def test_argv_refusals_through_the_service_match_the_wrappers_own(served: Served, signed: Signed,
+                                                                   args: list[str]) -> None:
+    """The service classifies too (the client only parses): its refusal is the in-process one, byte for byte."""
+    through = nerdctl(served.host, *args)
+    assert served.requests() == 1
+    assert served.stop() == 0
+    alone = nerdctl(served.host, *args)
+    assert (through.rc, through.stderr, through.forwarded) == (alone.rc, alone.stderr, alone.forwarded)
+    assert through.rc in (64, 77)
+    assert through.forwarded == []
+
+
+def test_help_of_a_gated_command_is_forwarded_by_the_service(served: Served) -> None:
+    r = nerdctl(served.host, "run", "--help")
+    assert r.forwarded == [["run", "--help=true"]]  # re-serialized, as the wrapper forwards it itself
+    assert served.requests() == 1  # (the stand-in itself prints no help: its exit status is not the point)
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def test_workers_are_spare_one_per_request_and_stopped_with_the_service(served: Served, signed: Signed) -> None:
+    assert served.proc is not None
+    deadline = time.monotonic() + 20
+    while len(_children(served.proc.pid)) < service.SPARE_WORKERS:
+        assert time.monotonic() < deadline, "the service did not fork its spare workers"
+        time.sleep(0.05)
+    for _ in range(3):
+        assert nerdctl(served.host, "run", "--rm", signed["low"].ref).rc == 0
+    deciders = {int(line.rsplit(" ", 1)[1]) for line in served.log.read_text().splitlines() if "decided by" in line}
+    assert len(deciders) == 3  # three requests, three processes
+    while len(_children(served.proc.pid)) < service.SPARE_WORKERS:  # each used worker has been replaced
+        assert time.monotonic() < deadline + 20
+        time.sleep(0.05)
+    workers = _children(served.proc.pid)
+    assert not workers & deciders  # a worker serves once
+    assert served.stop() == 0
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
+              for w in workers):
+        assert time.monotonic() < deadline, "idle workers outlived the service"
+        time.sleep(0.05)
