@@ -19,6 +19,8 @@ fuzzer reports) and raises :class:`Finding` (an ``AssertionError``) for a wrong 
 - ``tdx``: a TD quote parses or is ``Denied``; appraised with the real collateral it passes only when
   its signed part is the real quote's (zero padding after it may vary); a mutated collateral is
   ``Denied`` or passes for the real quote only.
+- ``simpletoml``: differential. :func:`shim.simpletoml.loads` returns ``None`` or exactly what
+  ``tomllib.loads`` returns (same types, same key order), and ``None`` whenever tomllib raises.
 
 Inputs are bytes so that one function serves the atheris harnesses, the saved corpus replay and the
 hypothesis properties. Seeds and keys are fixed: everything here is deterministic.
@@ -30,15 +32,17 @@ import base64
 import contextlib
 import json
 import struct
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shim import argv as nargv
-from shim import levels, oci, signatures, signing
+from shim import levels, oci, signatures, signing, simpletoml
 from shim import reference as nref
 from shim.errors import BaconError, Denied, IntegrityError, UsageError
 from shim.keys import PublicKey, SigningKey
@@ -528,6 +532,39 @@ def check_td_quote(quote: bytes) -> None:
              "a TD quote other than the real one was admitted")
 
 
+# --- the configuration's plain TOML -------------------------------------------------------------------------
+
+
+def plain_toml(data: bytes) -> None:
+    """The text (UTF-8, undecodable bytes escaped) read by :mod:`shim.simpletoml` and by tomllib."""
+    check_simpletoml(text(data))
+
+
+def same_toml(a: object, b: object) -> bool:
+    """Equal, and of the same types throughout (``True == 1`` does not count) with keys in the same order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same_toml(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(same_toml, a, b))
+    return a == b
+
+
+def check_simpletoml(doc: str) -> dict[str, Any] | None:
+    """``simpletoml.loads(doc)``, checked against ``tomllib.loads(doc)``: ``None`` or the same table, and
+    ``None`` whenever tomllib raises (TOMLDecodeError, but also ValueError for a 5000-digit integer or
+    RecursionError for deep nesting: what tomllib refuses in any way is not for simpletoml to accept)."""
+    got = simpletoml.loads(doc)
+    try:
+        want = tomllib.loads(doc)
+    except Exception as e:  # noqa: BLE001 -- see above
+        _require(got is None, f"{doc!r}: simpletoml reads {got!r}, tomllib raises {e!r}")
+        return None
+    _require(got is None or same_toml(got, want), f"{doc!r}: simpletoml reads {got!r}, tomllib {want!r}")
+    return got
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "argv": argv,
     "reference": reference,
@@ -537,6 +574,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "eventlog": tpm_eventlog,
     "ccel": ccel_log,
     "tdx": tdx,
+    "simpletoml": plain_toml,
 }
 
 
