@@ -177,6 +177,14 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
                         f"+{added:.1f} ms ({p.a_ms.median / p.b_ms.median:.2f}×)", f"≤ +{FORWARD_BUDGET_MS:.0f} ms",
                         added <= FORWARD_BUDGET_MS, {**_pair_data(p), "added_ms": round(added, 3)}))
 
+    pip_launcher = Path(args.bin or Path(sys.executable).parent) / "nerdctl"
+    p = pair(Command("pip's bin/nerdctl version", [str(pip_launcher), "version"], fwd.env()),
+             Command("stand-in nerdctl version", [str(fwd.standin), "version"], fwd.env()))
+    added = p.a_ms.median - p.b_ms.median
+    rows.append(Row("forward_version_pip", "(info) forwarded through pip's launcher (shell prologue): nerdctl version",
+                    _ms(p.a_ms), "stand-in nerdctl version", _ms(p.b_ms), f"+{added:.1f} ms", "(info)", None,
+                    {**_pair_data(p), "added_ms": round(added, 3)}))
+
     # What no Python wrapper can go below: the interpreter's own start-up (the launchers run it as -I -S).
     python = str(args.bin / "python") if args.bin else sys.executable
     true = Command("/bin/true", ["/bin/true"], fwd.env())
@@ -289,13 +297,14 @@ def _load_data(x: Load) -> dict[str, Any]:
 
 
 NOTES = (
-    "BACON = the `nerdctl` launcher this environment installs (bin/nerdctl); the real nerdctl is the stand-in",
-    "(tests/standin/nerdctl: nerdctl cannot be installed here), or for admissions a copy of /bin/true, so an",
-    "admission is timed from start to the exec of the admitted command (the image is already in containerd,",
-    "its signature kept from the first run). pull: both sides pull into an empty image store (layers shared",
-    "with other images stay), the wrapper's stand-in pulls the pinned digest with ctr and tags it. Peak RSS:",
-    "ru_maxrss from wait4 (the process and the children it waited for); CPU: user + system time, medians (the",
-    "steadier figure under load from elsewhere). load: wrapper batch, then cosign batch.",
+    "BACON = this environment's BACON through a launcher shaped as the .deb's (#!python -IS); the real",
+    "nerdctl is the stand-in (tests/standin/nerdctl: nerdctl cannot be installed here), or for admissions a",
+    "copy of /bin/true, so an admission is timed from start to the exec of the admitted command (the image",
+    "is already in containerd, its signature kept from the first run). pull: both sides pull into an empty",
+    "image store (layers shared with other images stay), the wrapper's stand-in pulls the pinned digest with",
+    "ctr and tags it. Peak RSS: ru_maxrss from wait4 (the process and the children it waited for); CPU: user",
+    "+ system time, medians (the steadier figure under load from elsewhere). load: wrapper batch, then cosign",
+    "batch. bacon serve: 4 pre-forked workers; its time is in the wall time, not in BACON's CPU column.",
 )
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,18 @@ def _noop_nerdctl(host: Host) -> Host:
     return dataclasses.replace(host, standin=noop)
 
 
+def deb_shaped_launcher(path: Path, module: str) -> None:
+    """A launcher as packaging/deb/build writes it (``#!PYTHON -IS``, the libraries appended to sys.path),
+    for this environment's Python and site-packages. pip's bin/nerdctl reaches the same code through a
+    shell prologue (it cannot know its Python's path when it is written), about 2 ms more: measured
+    separately, for information."""
+    purelib = sysconfig.get_paths()["purelib"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!{sys.executable} -IS\nimport sys\n\nsys.path.append({purelib!r})\n"
+                    f"from {module} import main  # noqa: E402\n\nsys.exit(main())\n")
+    path.chmod(0o755)
+
+
 def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | None = None) -> BenchHost:
     """Start everything; ``bin_dir``: measure the ``nerdctl``/``bacon`` installed there (another version of
     BACON, for a before/after) instead of this environment's."""
@@ -108,8 +121,12 @@ def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | N
         trusted_config(hosts["mid"], key, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
         hosts["pull"] = make_host(work / "pull", ctd, reg)
         trusted_config(hosts["pull"], key)
-        wrapper = [str(bin_dir / "nerdctl")] if bin_dir else hosts["low"].wrapper
-        bacon = [str(bin_dir / "bacon")] if bin_dir else hosts["low"].bacon
+        if bin_dir is None:  # this environment's BACON, started the way the .deb starts it
+            bin_dir = work / "bin"
+            deb_shaped_launcher(bin_dir / "nerdctl", "shim.wrapper")
+            deb_shaped_launcher(bin_dir / "bacon", "shim.cli")
+        wrapper = [str(bin_dir / "nerdctl")]
+        bacon = [str(bin_dir / "bacon")]
         progress("recording the PCR baseline (bacon baseline record)")
         r = subprocess.run([*bacon, "baseline", "record"], env=hosts["mid"].env(), capture_output=True,
                            text=True, timeout=120, check=False)
