@@ -52,11 +52,20 @@ PRELOAD = ("shim.gate", "shim.containerd", "shim.keys", "shim.signatures", "shim
 
 
 def preload() -> None:
-    """Import what decisions use, once, before any fork (no gRPC channel, no thread: fork-safe)."""
+    """Import what decisions use, once, before any fork (no gRPC channel, no thread: fork-safe); with
+    keyless identities in the service's own configuration, sigstore too (about 0.4 s of each decision)."""
     import importlib
 
     for name in PRELOAD:
         importlib.import_module(name)
+    from pathlib import Path
+
+    from shim import config, configfile
+
+    with contextlib.suppress(BaconError):
+        path = configfile.config_path()
+        if config.parse(configfile.read_table(path), Path(path)).identities:
+            importlib.import_module("shim.keyless")
 
 
 def _check_directory(path: str) -> None:

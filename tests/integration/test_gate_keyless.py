@@ -113,3 +113,26 @@ def test_malformed_trusted_root_denies_and_says_why(host: Host, signed: Signed, 
     assert_denied(r, img.ref, "signature", img.digest)
     assert "trusted root" in r.first_line
     assert "has media type 'nope'" in r.first_line
+
+
+def test_keyless_admission_through_the_service(host: Host, signed: Signed, sigstore: FakeSigstore) -> None:
+    """With identities configured, `bacon serve` loads sigstore before forking; its worker decides as the
+    wrapper does alone: the right signer admitted, another refused."""
+    from tests.integration.test_service import Served
+
+    served = Served(host)
+    img = push_keyless(host, signed, sigstore, "ops@example.com")
+    other = push_keyless(host, signed, sigstore, "intruder@example.com")
+    keyless_config(host, signed, sigstore, "ops@example.com")
+    host.config.write_text(host.config.read_text() + f'[service]\nsocket = "{served.socket}"\n')
+    served.start()
+    try:  # the refusal first: both repositories hold the same content, and an admitted digest stays admitted
+        r = nerdctl(host, "pull", other.ref)
+        assert_denied(r, other.ref, "signature", other.digest)
+        assert "intruder@example.com" in r.stderr
+        r = nerdctl(host, "pull", img.ref)
+        assert r.rc == 0, r.stderr
+        assert r.forwarded[0][-2:] == ["--", f"{img.repo}@{img.digest}"]
+        assert served.requests() == 2
+    finally:
+        served.stop()
