@@ -104,11 +104,16 @@ def _refusal(message: str, exit_code: int) -> bytes:
     return wire.encode_error(message, exit_code)
 
 
-def _decide(conn: socket.socket) -> None:
+def _decide(conn: socket.socket, out: Any) -> None:
     """In a worker: take the caller's request, become the caller's environment, decide, answer."""
     conn.settimeout(REQUEST_TIMEOUT)
     msg, fds, flags, _addr = socket.recv_fds(conn, wire.MAX_MESSAGE, 3)
     conn.settimeout(None)
+    if not msg and not fds:
+        return  # closed without asking (`bacon status` looking whether the service is there)
+    caller = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)[:4]
+    print(f"bacon serve: request from pid {int.from_bytes(caller, sys.byteorder)} decided by pid {os.getpid()}",
+          file=out, flush=True)
     if wire.peer_uid(conn) != os.geteuid():  # read first, so that the caller gets this answer, not EPIPE
         for fd in fds:
             os.close(fd)
@@ -193,10 +198,7 @@ def _worker(sock: socket.socket, out: Any, mask: set[int | signal.Signals]) -> N
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # deciding: finish (each step has its own deadline)
         sock.close()
         with conn:
-            caller = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)[:4]
-            print(f"bacon serve: request from pid {int.from_bytes(caller, sys.byteorder)} decided by pid "
-                  f"{os.getpid()}", file=out, flush=True)
-            _decide(conn)
+            _decide(conn, out)
         code = 0
     except KeyboardInterrupt:
         code = 130

@@ -4,6 +4,7 @@ makes alone (tests/integration/test_gate.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -232,3 +233,25 @@ def test_workers_are_spare_one_per_request_and_stopped_with_the_service(served: 
               for w in workers):
         assert time.monotonic() < deadline, "idle workers outlived the service"
         time.sleep(0.05)
+
+
+def _service_item(host: Host) -> tuple[int, dict[str, object]]:
+    r = subprocess.run([*host.bacon, "status", "--json"], env=host.env(), capture_output=True, text=True, timeout=60)
+    items = [i for i in json.loads(r.stdout)["items"] if i["key"] == "service"]
+    assert len(items) == 1, r.stdout
+    return r.returncode, items[0]
+
+
+def test_status_says_whether_the_service_answers(served: Served, signed: Signed) -> None:
+    rc_up, up = _service_item(served.host)
+    assert up["state"] == "ok", up
+    assert str(served.socket) in str(up["summary"])
+    assert served.requests() == 0  # looking is not asking
+    assert served.stop() == 0
+    rc_down, down = _service_item(served.host)
+    assert down["state"] == "warn", down
+    assert "bacon serve" in str(down["fix"])
+    assert rc_down == rc_up  # informative: the wrapper decides alone, the same decision
+    trusted_config(served.host, signed.trusted)
+    _, unset = _service_item(served.host)
+    assert unset["state"] == "info", unset
