@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
 import stat
@@ -173,24 +174,28 @@ def _warm_up() -> None:
 _STOPS = {signal.SIGTERM, signal.SIGINT}
 
 
-def _spawn(sock: socket.socket, out: Any, running: set[int]) -> None:
-    """Fork a worker into ``running``. SIGTERM and SIGINT wait while it forks: raised in the middle of
-    ``fork`` (in an at-fork hook), a stop would be swallowed, or the child would take itself for the service."""
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+def _spawn(sock: socket.socket, out: Any, running: set[int], wakeup: tuple[int, int]) -> None:
+    """Fork a worker into ``running``. Stops wait (blocked) while it forks, so that the child cannot run
+    the service's handlers before it has its own."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS | {signal.SIGCHLD})
     try:
         pid = os.fork()
         if pid == 0:
-            _worker(sock, out, mask)
+            _worker(sock, out, mask, wakeup)
         running.add(pid)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _worker(sock: socket.socket, out: Any, mask: set[int | signal.Signals]) -> None:
+def _worker(sock: socket.socket, out: Any, mask: set[int | signal.Signals], wakeup: tuple[int, int]) -> None:
     """A pre-forked worker: warm up, serve one request, exit (never returns)."""
     code = 1
     try:
+        signal.set_wakeup_fd(-1)
+        for fd in wakeup:
+            os.close(fd)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # idle: the service's stop ends it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # it waits for its own children (credential helpers)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _warm_up()
@@ -209,39 +214,59 @@ def _worker(sock: socket.socket, out: Any, mask: set[int | signal.Signals]) -> N
         os._exit(code)
 
 
+def _reap(running: set[int], out: Any) -> bool:
+    """Collect the workers that have ended; True if one failed (ended other than with status 0)."""
+    failed = False
+    while running:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            break
+        running.discard(pid)
+        if status != 0:
+            failed = True
+            print(f"bacon serve: worker {pid} ended with status {os.waitstatus_to_exitcode(status)}",
+                  file=out, flush=True)
+    return failed
+
+
 def serve(path: str, *, log: Any = None, workers: int = SPARE_WORKERS) -> str:
     """Serve requests at ``path`` with ``workers`` pre-forked workers until SIGTERM or SIGINT (returned by
-    name). On stop, idle workers end; a worker in the middle of a decision finishes it."""
+    name). On stop, idle workers end; a worker in the middle of a decision finishes it.
+
+    Signal handlers only note what arrived; the loop sleeps in ``select`` on the wakeup pipe that the
+    interpreter writes for every signal as it arrives, so a stop is seen whatever the loop was doing (a
+    handler raising instead could fire inside ``fork``'s Python hooks, where exceptions are dropped)."""
     out = log or sys.stderr
     preload()
     sock = listen(path)
     running: set[int] = set()
-    stopped_by = ["SIGINT"]
-
-    def stop(_signum: int, _frame: object) -> None:
-        stopped_by[0] = "SIGTERM"
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    stops: list[str] = []
+    wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wakeup[1], warn_on_full_buffer=False)
+    for sig in _STOPS:
+        signal.signal(sig, lambda signum, _frame: stops.append(signal.Signals(signum).name))
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # delivered: it wakes the loop
     print(f"bacon serve: deciding for uid {os.geteuid()} at {path} (pid {os.getpid()}, {workers} workers)",
           file=out, flush=True)
     try:
-        while True:
-            while len(running) < workers:
-                _spawn(sock, out, running)
-            pid, status = os.wait()
-            running.discard(pid)
-            if status != 0:
-                print(f"bacon serve: worker {pid} ended with status {os.waitstatus_to_exitcode(status)}",
-                      file=out, flush=True)
+        while not stops:
+            while len(running) < workers and not stops:
+                _spawn(sock, out, running, wakeup)
+            select.select([wakeup[0]], [], [])
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wakeup[0], 512):
+                    pass
+            if _reap(running, out) and not stops:
                 time.sleep(RESPAWN_PAUSE)
-    except KeyboardInterrupt:
-        print(f"bacon serve: stopped by {stopped_by[0]}", file=out, flush=True)
+        print(f"bacon serve: stopped by {stops[0]}", file=out, flush=True)
     finally:
         for pid in running:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        signal.set_wakeup_fd(-1)
+        for fd in wakeup:
+            os.close(fd)
         sock.close()
         with contextlib.suppress(OSError):
             os.unlink(path)
-    return stopped_by[0]
+    return stops[0] if stops else "SIGINT"

@@ -4,6 +4,7 @@ makes alone (tests/integration/test_gate.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,3 +257,28 @@ def test_status_says_whether_the_service_answers(served: Served, signed: Signed)
     trusted_config(served.host, signed.trusted)
     _, unset = _service_item(served.host)
     assert unset["state"] == "info", unset
+
+
+def test_a_stop_in_the_middle_of_forking_workers_is_not_lost(gate_host: Host, signed: Signed) -> None:
+    """Connections that ask nothing use up workers as fast as the service can fork them; a SIGTERM sent in
+    the middle still stops it, idle workers included."""
+    for attempt in range(3):
+        s = Served(gate_host)
+        s.socket = gate_host.root / f"run{attempt}" / "decide.sock"
+        trusted_config(gate_host, signed.trusted, extra=f'[service]\nsocket = "{s.socket}"\n')
+        s.start()
+        done = threading.Event()
+
+        def churn(path: str = str(s.socket), done: threading.Event = done) -> None:
+            while not done.is_set():
+                with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
+                    c.connect(path)
+
+        t = threading.Thread(target=churn, daemon=True)
+        t.start()
+        time.sleep(0.3 + 0.2 * attempt)
+        try:
+            assert s.stop() == 0
+        finally:
+            done.set()
+            t.join(10)
