@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=30, help="timed runs per command (default 30)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per command first (default 3)")
+    ap.add_argument("--forward-runs", type=int, default=100,
+                    help="timed runs per forwarded command, which are short and noisy (default 100)")
     ap.add_argument("--quick", action="store_true", help="5 runs, 1 warm-up, 24 admissions under load")
     ap.add_argument("--load", type=int, default=100, help="admissions under load (default 100)")
     ap.add_argument("--parallel", type=int, default=8, help="admissions at a time under load (default 8)")
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure DIR/nerdctl and DIR/bacon (another install of BACON) instead of this environment's")
     args = ap.parse_args(argv)
     if args.quick:
-        args.runs, args.warmup, args.load = 5, 1, 24
+        args.runs, args.warmup, args.load, args.forward_runs = 5, 1, 24, 10
     if os.geteuid() != 0:
         print("bench: run as root: the harness starts a private containerd", file=sys.stderr)
         return 77
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         "time": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
-        "runs": args.runs, "warmup": args.warmup, "wrapper": bh.wrapper,
+        "runs": args.runs, "forward_runs": args.forward_runs, "warmup": args.warmup, "wrapper": bh.wrapper,
+        "launcher_python": bh.python,
         "peer_nerdctl": "tests/standin/nerdctl (a stand-in: nerdctl cannot be installed here)",
         "cosign": _version([bh.cosign, "version"]), "containerd": _version(["containerd", "--version"]),
     }
@@ -164,13 +167,13 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     fwd = bh.hosts["forward"]
 
-    def pair(a: Command, b: Command) -> Pair:
+    def pair(a: Command, b: Command, runs: int | None = None) -> Pair:
         progress(f"{a.label} vs {b.label}")
-        return side_by_side(a, b, args.runs, args.warmup, progress)
+        return side_by_side(a, b, runs or args.runs, args.warmup, progress)
 
     for sub in ("images", "version"):
         p = pair(Command(f"wrapper nerdctl {sub}", [*bh.wrapper, sub], fwd.env()),
-                 Command(f"stand-in nerdctl {sub}", [str(fwd.standin), sub], fwd.env()))
+                 Command(f"stand-in nerdctl {sub}", [str(fwd.standin), sub], fwd.env()), args.forward_runs)
         added = p.a_ms.median - p.b_ms.median
         rows.append(Row(f"forward_{sub}", f"forwarded: nerdctl {sub}", _ms(p.a_ms),
                         f"stand-in nerdctl {sub}", _ms(p.b_ms),
@@ -179,18 +182,18 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
 
     pip_launcher = Path(args.bin or Path(sys.executable).parent) / "nerdctl"
     p = pair(Command("pip's bin/nerdctl version", [str(pip_launcher), "version"], fwd.env()),
-             Command("stand-in nerdctl version", [str(fwd.standin), "version"], fwd.env()))
+             Command("stand-in nerdctl version", [str(fwd.standin), "version"], fwd.env()), args.forward_runs)
     added = p.a_ms.median - p.b_ms.median
     rows.append(Row("forward_version_pip", "(info) forwarded through pip's launcher (shell prologue): nerdctl version",
                     _ms(p.a_ms), "stand-in nerdctl version", _ms(p.b_ms), f"+{added:.1f} ms", "(info)", None,
                     {**_pair_data(p), "added_ms": round(added, 3)}))
 
     # What no Python wrapper can go below: the interpreter's own start-up (the launchers run it as -I -S).
-    python = str(args.bin / "python") if args.bin else sys.executable
+    python = bh.python
     true = Command("/bin/true", ["/bin/true"], fwd.env())
     for key, label, argv_ in (("python", "python -c pass", [python, "-c", "pass"]),
                               ("python_IS", "python -I -S -c pass", [python, "-I", "-S", "-c", "pass"])):
-        p = pair(Command(label, argv_, fwd.env()), true)
+        p = pair(Command(label, argv_, fwd.env()), true, args.forward_runs)
         added = p.a_ms.median - p.b_ms.median
         rows.append(Row(f"floor_{key}", f"(info) start-up: {label}", _ms(p.a_ms), "/bin/true", _ms(p.b_ms),
                         f"+{added:.1f} ms", "(info)", None, {**_pair_data(p), "added_ms": round(added, 3)}))
@@ -215,8 +218,8 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
         rows.append(Row(f"admission_{name}", what, _ms(p.a_ms), "cosign verify --key", _ms(p.b_ms), f"{ratio:.2f}×",
                         "(info)", None, {**_pair_data(p), "ratio": round(ratio, 3), "budget": budget}))
         progress(f"the same admission, warm: {args.runs} in one process")
-        r = subprocess.run([python, str(Path(__file__).with_name("warm.py")), str(args.runs), "run", "--rm", img.ref],
-                           env=h.env(), capture_output=True, text=True, timeout=600, check=False)
+        warm_argv = [sys.executable, str(Path(__file__).with_name("warm.py")), str(args.runs), "run", "--rm", img.ref]
+        r = subprocess.run(warm_argv, env=h.env(), capture_output=True, text=True, timeout=600, check=False)
         if r.returncode != 0:
             raise RuntimeError(f"benchmarks/warm.py failed: {r.stderr[-2000:]}")
         warm = Stats.of(json.loads(r.stdout))
@@ -297,8 +300,8 @@ def _load_data(x: Load) -> dict[str, Any]:
 
 
 NOTES = (
-    "BACON = this environment's BACON through a launcher shaped as the .deb's (#!python -IS); the real",
-    "nerdctl is the stand-in (tests/standin/nerdctl: nerdctl cannot be installed here), or for admissions a",
+    "BACON = this environment's BACON through a launcher shaped as the .deb's (#!/usr/bin/python3 -IS); the",
+    "real nerdctl is the stand-in (tests/standin/nerdctl: nerdctl cannot be installed here), or for admissions a",
     "copy of /bin/true, so an admission is timed from start to the exec of the admitted command (the image",
     "is already in containerd, its signature kept from the first run). pull: both sides pull into an empty",
     "image store (layers shared with other images stay), the wrapper's stand-in pulls the pinned digest with",
@@ -318,7 +321,8 @@ def _cpu(r: Row) -> str:
 
 def render(rows: list[Row], meta: dict[str, Any]) -> str:
     head = (f"BACON benchmark {meta['time']}: {meta['cpus']} CPUs, load {meta['loadavg_before'][0]:.2f} → "
-            f"{meta['loadavg_after'][0]:.2f}; {meta['runs']} runs (+{meta['warmup']} warm-up) per command, "
+            f"{meta['loadavg_after'][0]:.2f}; {meta['runs']} runs ({meta['forward_runs']} for forwarding and start-up) "
+            f"(+{meta['warmup']} warm-up) per command, "
             "interleaved with the peer; median (p90)")
     cols = ("#", "measure", "BACON", "peer", "peer result", "result", "CPU ms BACON/peer", "budget", "ok")
     table = [cols] + [(str(i), r.what, r.bacon, r.peer_name, r.peer, r.result, _cpu(r), r.budget,

@@ -45,6 +45,7 @@ class BenchHost:
     hosts: dict[str, Host]
     wrapper: list[str]  # the nerdctl wrapper measured (the environment's, or --bin DIR/nerdctl)
     bacon: list[str]
+    python: str  # the interpreter the measured launchers run
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -76,14 +77,28 @@ def _noop_nerdctl(host: Host) -> Host:
     return dataclasses.replace(host, standin=noop)
 
 
-def deb_shaped_launcher(path: Path, module: str) -> None:
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+
+
+def launcher_python() -> str:
+    """The interpreter the .deb's launchers run: Debian's python3, when it is this environment's version
+    (its extension modules and bytecode are then the same), else this environment's own."""
+    if DEBIAN_PYTHON.exists():
+        r = subprocess.run([str(DEBIAN_PYTHON), "-I", "-S", "-c", "import sys; print(sys.version_info[:2])"],
+                           capture_output=True, text=True, timeout=30, check=False)
+        if r.returncode == 0 and r.stdout.strip() == str(sys.version_info[:2]):
+            return str(DEBIAN_PYTHON)
+    return sys.executable
+
+
+def deb_shaped_launcher(path: Path, module: str, python: str) -> None:
     """A launcher as packaging/deb/build writes it (``#!PYTHON -IS``, the libraries appended to sys.path),
-    for this environment's Python and site-packages. pip's bin/nerdctl reaches the same code through a
-    shell prologue (it cannot know its Python's path when it is written), about 2 ms more: measured
+    for this environment's site-packages. pip's bin/nerdctl reaches the same code through a shell prologue
+    (it cannot know its Python's path when it is written) and this environment's Python: measured
     separately, for information."""
     purelib = sysconfig.get_paths()["purelib"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!{sys.executable} -IS\nimport sys\n\nsys.path.append({purelib!r})\n"
+    path.write_text(f"#!{python} -IS\nimport sys\n\nsys.path.append({purelib!r})\n"
                     f"from {module} import main  # noqa: E402\n\nsys.exit(main())\n")
     path.chmod(0o755)
 
@@ -123,8 +138,11 @@ def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | N
         trusted_config(hosts["pull"], key)
         if bin_dir is None:  # this environment's BACON, started the way the .deb starts it
             bin_dir = work / "bin"
-            deb_shaped_launcher(bin_dir / "nerdctl", "shim.wrapper")
-            deb_shaped_launcher(bin_dir / "bacon", "shim.cli")
+            python = launcher_python()
+            deb_shaped_launcher(bin_dir / "nerdctl", "shim.wrapper", python)
+            deb_shaped_launcher(bin_dir / "bacon", "shim.cli", python)
+        else:
+            python = str(bin_dir / "python")
         wrapper = [str(bin_dir / "nerdctl")]
         bacon = [str(bin_dir / "bacon")]
         progress("recording the PCR baseline (bacon baseline record)")
@@ -135,7 +153,7 @@ def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | N
         cosign = sigimages.cosign_binary()
         assert cosign is not None
         return BenchHost(work=work, registry=reg, containerd=ctd, tpm=tpm, key=key, cosign=cosign, images=imgs,
-                         hosts=hosts, wrapper=wrapper, bacon=bacon, _stops=stops)
+                         hosts=hosts, wrapper=wrapper, bacon=bacon, python=python, _stops=stops)
     except BaseException:
         for stop in reversed(stops):
             stop()
