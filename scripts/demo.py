@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,9 @@ def show(host: Host, argv: list[str], expect: int | None = None) -> int:
     cmd = [*host.bacon, *argv[1:]] if argv[0] == "bacon" else [*host.wrapper, *argv[1:]]
     print(f"$ {shown}", flush=True)
     before = host.calls.stat().st_size if host.calls.exists() else 0
+    start = time.monotonic()
     r = subprocess.run(cmd, env=host.env(), capture_output=True, text=True, timeout=300)
+    took = (time.monotonic() - start) * 1000
     for line in (r.stdout + r.stderr).rstrip().splitlines():
         print(f"  {line}")
     forwarded = []
@@ -49,7 +52,7 @@ def show(host: Host, argv: list[str], expect: int | None = None) -> int:
         with host.calls.open() as fh:
             fh.seek(before)
             forwarded = [json.loads(line)["argv"][1:] for line in fh if line.strip()]
-    verdict = "ok" if r.returncode == 0 else f"exit {r.returncode}"
+    verdict = ("ok" if r.returncode == 0 else f"exit {r.returncode}") + f" in {took:.0f} ms"
     fwd = (" -> real nerdctl got: " + " ".join(shlex.quote(a) for a in forwarded[0])) if forwarded else \
         " -> nothing forwarded"
     print(f"  {DIM}[{verdict}{fwd}]{RESET}", flush=True)
@@ -113,6 +116,28 @@ def main() -> int:
         show(host, ["nerdctl", "run", "--rm", imgs["mid"].ref], expect=77)
         show(host, ["bacon", "baseline", "record"], expect=0)
         show(host, ["nerdctl", "run", "--rm", imgs["mid"].ref], expect=0)
+
+        step("The warm decision service (bacon serve, which the .deb runs): the same decisions, sooner")
+        sock = work / "run" / "decide.sock"
+        trusted_config(host, team, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n[service]\nsocket = "{sock}"\n')
+        print(f"  $ bacon serve   (socket {sock}; the configuration names it)")
+        serve_log = (work / "serve.log").open("wb")
+        serve = subprocess.Popen([*host.bacon, "serve"], env=host.env(), stdout=serve_log, stderr=serve_log)
+        try:
+            deadline = time.monotonic() + 60
+            while not sock.exists():
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"demo: bacon serve did not start (see {work / 'serve.log'})")
+                time.sleep(0.05)
+            show(host, ["nerdctl", "run", "--rm", imgs["mid"].ref], expect=0)
+            show(host, ["nerdctl", "run", "--rm", imgs["unsigned"].ref], expect=77)
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
+            serve_log.close()
+        decided = (work / "serve.log").read_text().count("decided by pid")
+        print(f"  the service decided {decided} of them; with nothing listening, the wrapper decides itself")
+        trusted_config(host, team, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
 
         step("Explaining a decision, and the audit log")
         show(host, ["bacon", "verify", imgs["high"].ref], expect=77)
