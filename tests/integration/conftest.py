@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import swtpm as swtpm_h
 from tests.tdx_provider import FuseProvider, TdxEnv, fuse_unavailable_reason, make_env
+
+
+@pytest.fixture
+def tpm(tmp_path: Path) -> Iterator[swtpm_h.Swtpm]:
+    """A software TPM of the test's own (swtpm), stopped after it."""
+    if swtpm_h.binary() is None:
+        pytest.skip("swtpm is not installed (apt-get install swtpm)")
+    t = swtpm_h.start(tmp_path, "swtpm")
+    yield t
+    t.stop()
 
 
 @pytest.fixture

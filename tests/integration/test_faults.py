@@ -266,14 +266,6 @@ def test_signed_image_whose_config_blob_is_2_gb(low_host: Host, signed: Signed, 
 
 # -- swtpm ----------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def tpm(tmp_path: Path) -> Iterator[swtpm_h.Swtpm]:
-    if swtpm_h.binary() is None:
-        pytest.skip("swtpm is not installed (apt-get install swtpm)")
-    t = swtpm_h.start(Path(str(tmp_path)), "swtpm-fault")
-    yield t
-    t.stop()
-
 
 @contextlib.contextmanager
 def tpm_proxy(tpm: swtpm_h.Swtpm, trigger: faults.TpmCommands) -> Iterator[int]:

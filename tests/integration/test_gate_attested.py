@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +20,6 @@ from tests.tdx_provider import FuseProvider, TdxEnv, toml_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
 
-
-@pytest.fixture
-def tpm(tmp_path: Path) -> Iterator[swtpm_h.Swtpm]:
-    if swtpm_h.binary() is None:
-        pytest.skip("swtpm is not installed (apt-get install swtpm)")
-    t = swtpm_h.start(Path(str(tmp_path)), "swtpm-gate")
-    yield t
-    t.stop()
 
 
 def bacon(host: Host, *args: str) -> subprocess.CompletedProcess[str]:

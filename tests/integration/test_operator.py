@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,6 @@ def bacon(host: Host, *args: str, timeout: float = 120, **env: str) -> subproces
     return subprocess.run([*host.bacon, *args], env=host.env(**env), capture_output=True, text=True,
                           timeout=timeout)
 
-
-@pytest.fixture
-def tpm(tmp_path: Path) -> Iterator[swtpm_h.Swtpm]:
-    if swtpm_h.binary() is None:
-        pytest.skip("swtpm is not installed (apt-get install swtpm)")
-    t = swtpm_h.start(Path(str(tmp_path)), "swtpm-status")
-    yield t
-    t.stop()
 
 
 @pytest.fixture
