@@ -33,18 +33,12 @@ printable = tcg2.printable
 
 
 @dataclass(frozen=True)
-class Event:
-    """One measured event: its position in the log, the PCR it extended, its digests per bank, its data."""
-
-    seq: int
-    pcr: int
-    event_type: int
-    digests: Mapping[str, bytes]
-    data: bytes
+class Event(tcg2.Record):
+    """One measured event (a ``tcg2.Record`` whose index is the PCR it extended)."""
 
     @property
-    def type_name(self) -> str:
-        return tcg2.type_name(self.event_type)
+    def pcr(self) -> int:
+        return self.index
 
     def describe(self, bank: str = "sha256") -> str:
         """One line: sequence number, type, digest prefix, and the event data when it is text."""
@@ -87,7 +81,7 @@ def parse(log: bytes) -> EventLog:
     for r in parsed.records:
         if r.index >= PCR_COUNT:
             raise EventLogError(f"event #{r.seq} names PCR {r.index}")
-        events.append(Event(seq=r.seq, pcr=r.index, event_type=r.event_type, digests=r.digests, data=r.data))
+        events.append(Event(seq=r.seq, index=r.index, event_type=r.event_type, digests=r.digests, data=r.data))
     return EventLog(banks=parsed.banks, startup_locality=parsed.startup_locality, events=tuple(events))
 
 
