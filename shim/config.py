@@ -70,6 +70,7 @@ class Config:
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     identities: tuple[TrustedIdentity, ...] = ()
     trusted_root: Path | None = None
+    service_socket: str | None = None  # [service] socket: where `bacon serve` listens
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -193,7 +194,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     if not isinstance(endpoints, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in endpoints.items()):
         raise ConfigError(f"{where}: [registry] endpoints must be a table of host = \"api-host[:port]\"")
-    configfile.service_socket(data, path)  # validated here too: `bacon doctor` reports a bad one
+    service_socket = configfile.service_socket(data, path)
     sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy") and isinstance(v, dict)}
     running = sections.get("policy", {}).get("running_above_level", "keep")
     if running not in RUNNING_ABOVE_LEVEL:
@@ -215,6 +216,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         sections=sections,
         identities=identities,
         trusted_root=trusted_root,
+        service_socket=service_socket,
     )
 
 

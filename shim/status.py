@@ -507,33 +507,24 @@ def probe_wrapper() -> Item:
                 f"sudo bacon enable --path {first}", details={"path": first})
 
 
-def probe_service(config_path: Path) -> Item:
+def probe_service(cfg: bconfig.Config | None) -> Item:
     """Whether the warm decision service answers where the configuration says (a connection, no request)."""
-    import _socket
-
-    from shim import configfile
     from shim import service_client as wire
 
     label = "decision service"
-    try:
-        path = configfile.service_socket(configfile.read_table(config_path), config_path)
-    except BaconError as e:
-        return Item("service", label, FAIL, str(e), e.hint, ALWAYS)
+    if cfg is None:
+        return Item("service", label, INFO, "unknown: the configuration cannot be read")
+    path = cfg.service_socket
     if path is None:
         return Item("service", label, INFO, "not configured: each admission loads the gate in the wrapper's "
                     "process (about 5x slower, the same decision)",
                     '[service] socket = "/run/bacon/decide.sock" in the configuration, and run bacon serve')
-    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
-        conn.settimeout(2.0)
-        conn.connect(path)
-        uid = wire.peer_uid(conn)
+        uid = wire.listener_uid(path, timeout=2.0)
     except OSError as e:
         return Item("service", label, WARN, f"not running at {path} ({e.strerror or e}): admissions are decided "
                     "in the wrapper's process (slower, the same decision)",
                     "sudo systemctl start bacon (Debian package), or run sudo bacon serve", details={"socket": path})
-    finally:
-        conn.close()
     if uid != os.geteuid():
         return Item("service", label, FAIL, f"uid {uid} listens at {path}: the wrapper refuses its answers, every "
                     "served admission fails (exit 78)", f"stop whatever listens on {path}; only root may serve",
@@ -587,6 +578,6 @@ def collect(config_path: Path, *, address: str | None = None, namespace: str | N
         state_cfg = cfg
         specs.append(ProbeSpec("state", "state, audit", ALWAYS, lambda: probe_state(state_cfg)))
     specs.append(ProbeSpec("wrapper", "wrapper", None, probe_wrapper))
-    specs.append(ProbeSpec("service", "decision service", None, lambda: probe_service(config_path)))
+    specs.append(ProbeSpec("service", "decision service", None, lambda: probe_service(cfg)))
     items.extend(run_probes(specs, max(0.5, timeout - (time.monotonic() - start)), timeout))
     return build(config_path, cfg, level, source, items)

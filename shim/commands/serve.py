@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from shim import config as bconfig
-from shim import configfile, service
+from shim import service
 from shim.errors import ConfigError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = bconfig.load()
-    path = args.socket or configfile.service_socket(configfile.read_table(cfg.path), cfg.path)
+    path = args.socket or cfg.service_socket
     if not path:
         raise ConfigError("no socket to serve on", hint='set [service] socket = "/run/bacon/decide.sock" in '
                                                         "/etc/bacon/config.toml, or pass --socket PATH")
