@@ -59,13 +59,10 @@ def preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
-    from pathlib import Path
-
-    from shim import config, configfile
+    from shim import config
 
     with contextlib.suppress(BaconError):
-        path = configfile.config_path()
-        if config.parse(configfile.read_table(path), Path(path)).identities:
+        if config.load().identities:
             importlib.import_module("shim.keyless")
 
 
@@ -101,10 +98,6 @@ def _answer(conn: socket.socket, message: bytes) -> None:
         conn.send(message)
 
 
-def _refusal(message: str, exit_code: int) -> bytes:
-    return wire.encode_error(message, exit_code)
-
-
 def _decide(conn: socket.socket, out: Any) -> None:
     """In a worker: take the caller's request, become the caller's environment, decide, answer."""
     conn.settimeout(REQUEST_TIMEOUT)
@@ -118,7 +111,7 @@ def _decide(conn: socket.socket, out: Any) -> None:
     if wire.peer_uid(conn) != os.geteuid():  # read first, so that the caller gets this answer, not EPIPE
         for fd in fds:
             os.close(fd)
-        _answer(conn, _refusal(f"bacon: denied: the decision service serves only uid {os.geteuid()}", 77))
+        _answer(conn, wire.encode_error(f"bacon: denied: the decision service serves only uid {os.geteuid()}", 77))
         return
     try:
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
@@ -127,7 +120,8 @@ def _decide(conn: socket.socket, out: Any) -> None:
     except (ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
-        _answer(conn, _refusal(f"bacon: internal error: the decision service got a bad request: {e}", EXIT_INTERNAL))
+        _answer(conn, wire.encode_error(f"bacon: internal error: the decision service got a bad request: {e}",
+                                        EXIT_INTERNAL))
         return
     for i, fd in enumerate(fds):
         os.dup2(fd, i)
@@ -142,26 +136,23 @@ def _decide(conn: socket.socket, out: Any) -> None:
         nerdctl, forward, then = wrapper.plan(args)
         _answer(conn, wire.encode_plan(nerdctl, forward, then))
     except BaconError as e:
-        _answer(conn, _refusal(e.render(), e.exit_code))
+        _answer(conn, wire.encode_error(e.render(), e.exit_code))
     except OSError as e:
-        _answer(conn, _refusal(f"bacon: unavailable: cannot enter {cwd}: {e.strerror}", 69))
+        _answer(conn, wire.encode_error(f"bacon: unavailable: cannot enter {cwd}: {e.strerror}", 69))
     except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, as the wrapper does
-        _answer(conn, _refusal(f"bacon: internal error: {type(e).__name__}: {e}", EXIT_INTERNAL))
+        _answer(conn, wire.encode_error(f"bacon: internal error: {type(e).__name__}: {e}", EXIT_INTERNAL))
 
 
 def _warm_up() -> None:
     """Before any request: what a new process pays on its first decision, paid on the service's own
     configuration. Read-only (a containerd query that matches nothing, a blob that is not there, the
     trusted keys); whatever fails here is left for the request to meet and report."""
-    from pathlib import Path
-
-    from shim import config, configfile, keys
+    from shim import config, keys
     from shim.containerd import Client
     from shim.nerdctl_env import resolve
 
     with contextlib.suppress(Exception):
-        path = configfile.config_path()
-        cfg = config.parse(configfile.read_table(path), Path(path))
+        cfg = config.load()
         with contextlib.suppress(Exception):
             keys.load_trusted_keys(list(cfg.trusted_keys), allowed=cfg.key_types)
         with Client(resolve(None, None)) as client:

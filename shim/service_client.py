@@ -143,6 +143,17 @@ def peer_uid(conn: _socket.socket) -> int:
     return int.from_bytes(cred[4:8], sys.byteorder)
 
 
+def listener_uid(path: str, timeout: float) -> int:
+    """The uid of whatever listens at ``path`` (a connection, no request). Raises OSError."""
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    try:
+        conn.settimeout(timeout)
+        conn.connect(path)
+        return peer_uid(conn)
+    finally:
+        conn.close()
+
+
 def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str) -> Plan | tuple[int, str] | None:
     """Ask the service at ``path`` to decide ``args``: its plan, or (exit status, message). ``None`` when no
     service listens there (the caller decides itself). Raises :class:`ConfigError` when whoever listens is
