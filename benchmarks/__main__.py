@@ -28,7 +28,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 from benchmarks import host as host_m
 from benchmarks.measure import Command, Load, Pair, Stats, side_by_side, under_load
 from tests.conftest import Host, trusted_config
+from tests.harness.proc import wait_for
 
 FORWARD_BUDGET_MS = 15.0
 LOW_BUDGET = 1.0
@@ -147,14 +147,11 @@ def serving(bh: host_m.BenchHost, h: Host, level: str, extra: str) -> Iterator[N
     """``bacon serve`` for host ``h`` (its configuration names the socket) while the block runs."""
     sock = bh.work / f"svc-{h.root.name}" / "decide.sock"
     trusted_config(h, bh.key, level=level, extra=extra + f'[service]\nsocket = "{sock}"\n')
-    log = (bh.work / f"serve-{h.root.name}.log").open("ab")
+    log_path = bh.work / f"serve-{h.root.name}.log"
+    log = log_path.open("ab")
     proc = subprocess.Popen([*bh.bacon, "serve"], env=h.env(), stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bacon serve did not start: see {log.name}")
-            time.sleep(0.05)
+        wait_for(sock.exists, "bacon serve", timeout=60, proc=proc, log=log_path)
         yield
     finally:
         proc.terminate()

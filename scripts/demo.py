@@ -28,6 +28,7 @@ from tests.harness import containerd as containerd_h  # noqa: E402
 from tests.harness import images as images_h  # noqa: E402
 from tests.harness import registry as registry_h  # noqa: E402
 from tests.harness import swtpm as swtpm_h  # noqa: E402
+from tests.harness.proc import wait_for  # noqa: E402
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -124,11 +125,7 @@ def main() -> int:
         serve_log = (work / "serve.log").open("wb")
         serve = subprocess.Popen([*host.bacon, "serve"], env=host.env(), stdout=serve_log, stderr=serve_log)
         try:
-            deadline = time.monotonic() + 60
-            while not sock.exists():
-                if serve.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"demo: bacon serve did not start (see {work / 'serve.log'})")
-                time.sleep(0.05)
+            wait_for(sock.exists, "bacon serve", timeout=60, proc=serve, log=work / "serve.log")
             show(host, ["nerdctl", "run", "--rm", imgs["mid"].ref], expect=0)
             show(host, ["nerdctl", "run", "--rm", imgs["unsigned"].ref], expect=77)
         finally:

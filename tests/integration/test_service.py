@@ -24,6 +24,7 @@ from shim import service
 from shim import service_client as wire
 from shim.errors import ConfigError
 from tests.conftest import Host, Signed, trusted_config
+from tests.harness.proc import wait_for
 from tests.integration.test_gate import assert_denied, audit_lines, nerdctl
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
@@ -39,11 +40,7 @@ class Served:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([*self.host.bacon, "serve"], env=self.host.env(), stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while not self.socket.exists():
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "bacon serve did not listen in 30 s"
-            time.sleep(0.05)
+        wait_for(self.socket.exists, "bacon serve", timeout=30, proc=self.proc, log=self.log)
 
     def requests(self) -> int:
         return self.log.read_text().count("request from pid")
