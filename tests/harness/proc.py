@@ -12,6 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: a test run started in the background of a
+    non-interactive shell inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -24,6 +24,7 @@ from tests.harness import containerd as containerd_h
 from tests.harness import images as images_h
 from tests.harness import registry as registry_h
 from tests.harness import swtpm as swtpm_h
+from tests.harness.proc import sigint_default
 from tests.unit.test_cli_help import all_examples, split_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry, pytest.mark.swtpm]
@@ -125,7 +126,7 @@ def test_example_runs(example: str, example_host: tuple[Host, swtpm_h.Swtpm], tm
     expected = EXPECTED[example]
     if expected == FOLLOW:
         p = subprocess.Popen(cmd, env=host.env(**env), cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             preexec_fn=sigint_default, text=True)
         time.sleep(2)
         assert p.poll() is None, f"{example} ended early: {p.communicate()}"
         p.send_signal(signal.SIGINT)

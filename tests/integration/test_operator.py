@@ -17,6 +17,7 @@ import pytest
 from shim import enable as en
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
+from tests.harness.proc import sigint_default
 from tests.tdx_provider import FuseProvider, TdxEnv, toml_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
@@ -385,6 +386,7 @@ def test_audit_lists_filters_and_reports_bad_lines(gate_host: Host, signed: Sign
 def test_audit_follow_prints_new_decisions(gate_host: Host, signed: Signed) -> None:
     assert bacon(gate_host, "verify", signed["low"].ref).returncode == 0
     p = subprocess.Popen([*gate_host.bacon, "audit", "--follow", "-n", "0", "--verdict", "denied"],
+                         preexec_fn=sigint_default,
                          env=gate_host.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.5)
