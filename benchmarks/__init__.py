@@ -1,6 +1,6 @@
 """BACON's benchmark against its peers (``tox -e bench``; how it measures: ``benchmarks/__main__.py``).
 
-Where the budgets of DESIGN.md stand, and why (measured 2026-12-02 on 2 shared vCPUs; see the report
+Where the budgets of docs/design.md §6 stand, and why (measured 2026-12-02 on 2 shared vCPUs; see the report
 of issue 7 for the table):
 
 - **Forwarding (+15 ms)** is over: the interpreter alone starts in ~11 ms (``python -I -S -c pass``) to

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the real cosign (for interop tests) from Debian's next release without adding a permanent apt
-# source (reference/signatures.md §6): a throw-away one-line sources list for the suite, built from the
+# source (docs/signatures.md §6): a throw-away one-line sources list for the suite, built from the
 # archive URI this host already uses, private apt lists and cache, `apt-get download`, `dpkg -x`, and
 # only usr/bin/cosign copied to the destination. apt checks the package against the signed archive
 # metadata with the keyring the host already trusts.

@@ -1,4 +1,4 @@
-"""The one error root of BACON, and the exit statuses of the contract (DESIGN.md).
+"""The one error root of BACON, and the exit statuses of the contract (docs/design.md §3).
 
 Only ``main()`` functions turn these into text and an exit status. Every error carries a message saying
 what failed and, where there is one, a ``hint`` saying how to fix it. Third-party errors are wrapped at

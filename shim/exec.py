@@ -1,7 +1,7 @@
 """Hand the command to the real nerdctl: exec last, by absolute path, with a cleaned environment.
 
 The real binary is exec'd with its absolute path also as argv[0]: rootless nerdctl re-execs
-``os.Args[0]`` looked up on PATH, which would otherwise run this wrapper again (reference/nerdctl.md §2).
+``os.Args[0]`` looked up on PATH, which would otherwise run this wrapper again (docs/nerdctl.md §2).
 
 Standard library only: this is the forwarding path.
 """

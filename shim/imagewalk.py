@@ -1,6 +1,6 @@
 """Which local image record nerdctl would use for a reference, found the way nerdctl finds it.
 
-nerdctl's imagewalker (pkg/idutil/imagewalker, reference/nerdctl.md §5) makes one Images.List with
+nerdctl's imagewalker (pkg/idutil/imagewalker, docs/nerdctl.md §5) makes one Images.List with
 OR-ed filters: ``name==<normalized>``, ``name==<raw>``, ``target.digest~=^sha256:<raw>.*$`` and
 ``target.digest~=^<raw>.*$``; results come in name order, and the first whose content exists for the
 platform wins. :func:`pick` does the same.

@@ -1,5 +1,5 @@
 """Keyless signatures: Sigstore bundles v0.3 whose signer is a Fulcio certificate, verified OFFLINE by
-sigstore-python against a configured Sigstore ``trusted_root.json`` (reference/signatures.md §3).
+sigstore-python against a configured Sigstore ``trusted_root.json`` (docs/signatures.md §3).
 
 sigstore-python checks the certificate chain to the trusted CA at a verified time (Rekor integrated time
 with its inclusion promise, or an RFC 3161 timestamp), the certificate's SCT, the Sigstore X.509 profile,

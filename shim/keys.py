@@ -21,7 +21,7 @@ P-256 key refuses an RSA or P-384 key put in its place (a :class:`ConfigError`),
 with one.
 
 Signing keys: cosign's ``ENCRYPTED SIGSTORE PRIVATE KEY`` (and the legacy ``ENCRYPTED COSIGN PRIVATE
-KEY``): JSON with scrypt parameters and a NaCl secretbox over the PKCS#8 DER (reference/signatures.md
+KEY``): JSON with scrypt parameters and a NaCl secretbox over the PKCS#8 DER (docs/signatures.md
 §4); the password comes from ``COSIGN_PASSWORD``. Also plain PKCS#8 / ``EC PRIVATE KEY`` PEM. The scrypt
 KDF is ``hashlib.scrypt`` (OpenSSL) with an explicit ``maxmem``; the secretbox is PyNaCl, as
 ``cryptography`` has no XSalsa20-Poly1305. Both are a few lines here because no Python library reads

@@ -1,4 +1,4 @@
-"""Where nerdctl would connect: containerd address and namespace (reference/nerdctl.md §2).
+"""Where nerdctl would connect: containerd address and namespace (docs/nerdctl.md §2).
 
 Precedence as in nerdctl: command line > environment > ``nerdctl.toml`` > default. An environment
 variable replaces the TOML value whenever it is set, even to "". The TOML file is ``$NERDCTL_TOML``,

@@ -1,6 +1,6 @@
 """Image references, parsed and normalized the way nerdctl and containerd do.
 
-nerdctl reads an image argument with ``pkg/referenceutil.Parse`` (reference/nerdctl.md §3), in this order:
+nerdctl reads an image argument with ``pkg/referenceutil.Parse`` (docs/nerdctl.md §3), in this order:
 
 1. ``ipfs://`` and ``ipns://`` prefixes select IPFS; ``oci-archive://PATH`` means "load this archive first";
 2. a bare IPFS CID (``Qm…``, or any multibase-encoded CIDv1 such as ``bafy…``) selects IPFS;
@@ -143,7 +143,7 @@ def digest_prefix(raw: str) -> str | None:
     argument against ``^sha256:<raw>`` and ``^<raw>``), or ``None`` when it cannot be a digest prefix.
 
     A full digest is returned whole. Such an argument is also a valid *name* (``abc123`` is
-    ``docker.io/library/abc123``): which one nerdctl picks depends on the local store (reference/nerdctl.md §8.1).
+    ``docker.io/library/abc123``): which one nerdctl picks depends on the local store (docs/nerdctl.md §8.1).
     """
     if _SHORT_HEX_RE.fullmatch(raw) or _IDENTIFIER_RE.fullmatch(raw):
         return "sha256:" + raw

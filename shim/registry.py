@@ -1,4 +1,4 @@
-"""A small OCI registry client (reference/signatures.md §5), and where cosign keeps signatures in it.
+"""A small OCI registry client (docs/signatures.md §5), and where cosign keeps signatures in it.
 
 Standard library (``http.client``, ``ssl``) rather than a library, on purpose:
 

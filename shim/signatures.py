@@ -1,4 +1,4 @@
-"""Cosign-compatible image signatures by trusted keys or keyless identities (reference/signatures.md).
+"""Cosign-compatible image signatures by trusted keys or keyless identities (docs/signatures.md).
 
 Two formats, either of which admits a digest:
 
@@ -22,7 +22,7 @@ Two formats, either of which admits a digest:
 
 The key path is hand-written rather than taken from sigstore-python: it cannot verify a bundle signed
 with a bare key (sigstore-python#1244), does not read the classic ``.sig`` format, and costs 0.4 s to
-import. The checks are the ones cosign makes with ``--key`` (reference/signatures.md §1-2), and a few
+import. The checks are the ones cosign makes with ``--key`` (docs/signatures.md §1-2), and a few
 lines each. sigstore-python is imported only for a certificate-bearing bundle when identities are
 configured; nothing else here needs it.
 """

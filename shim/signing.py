@@ -1,4 +1,4 @@
-"""Sign an image digest in cosign's classic format, as ``cosign sign --key`` does (reference/signatures.md §1).
+"""Sign an image digest in cosign's classic format, as ``cosign sign --key`` does (docs/signatures.md §1).
 
 The payload is :func:`shim.signatures.classic_payload`; the signature goes into a new layer appended to
 the existing ``sha256-<hex>.sig`` manifest (existing signature layers are kept, as cosign keeps them);

@@ -2,7 +2,7 @@
 
 Written by hand although :mod:`tomllib` exists, for one reason: speed on the forwarding path. Importing
 ``tomllib`` (with ``re``, ``enum``, ``datetime`` and ``string``) costs about 5 ms, a third of the 15 ms a
-forwarded ``nerdctl`` command may add (DESIGN.md, performance budget). This module imports nothing.
+forwarded ``nerdctl`` command may add (docs/design.md §6, the performance budget). This module imports nothing.
 
 It is not a second TOML parser. :func:`loads` understands only what the shipped and generated
 configurations use, line by line:

@@ -1,6 +1,6 @@
 """STAND-IN for Intel Trust Authority (ITA), which cannot be reached from here (no internet, no API key).
 
-A loopback HTTP server speaking ITA's appraisal v2 protocol (reference/attestation.md §4): it hands out
+A loopback HTTP server speaking ITA's appraisal v2 protocol (docs/attestation.md §4): it hands out
 verifier nonces, appraises a TD quote the way ITA's token says it did (REPORTDATA must be
 SHA-512(val ‖ iat ‖ runtime_data); the measurements are read from the quote) and signs a JWT with a TEST
 chain (root → signing CA → leaf) published as a JWKS with ``x5c``. It records every request, and

@@ -1,4 +1,4 @@
-"""Forward, gate or refuse: a pure function of the parse (DESIGN.md, reference/nerdctl.md §3 and §8)."""
+"""Forward, gate or refuse: a pure function of the parse (docs/design.md §2, docs/nerdctl.md §3 and §8)."""
 
 from __future__ import annotations
 

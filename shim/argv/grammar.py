@@ -1,4 +1,4 @@
-"""nerdctl's command tree and flag tables, as data (reference/nerdctl.md §1-4).
+"""nerdctl's command tree and flag tables, as data (docs/nerdctl.md §1-4).
 
 Read from cmd/nerdctl/main.go, cmd/nerdctl/helpers/cobra.go and the command files of containerd/nerdctl
 (main after v2.3.5), with spf13/cobra v1.10.2 and spf13/pflag v1.0.10. The parser (``parser.py``) walks

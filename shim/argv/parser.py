@@ -1,4 +1,4 @@
-"""Parse a nerdctl command line exactly as cobra v1.10.2 and pflag v1.0.10 do (reference/nerdctl.md §1).
+"""Parse a nerdctl command line exactly as cobra v1.10.2 and pflag v1.0.10 do (docs/nerdctl.md §1).
 
 Two passes, as in cobra:
 

@@ -1,4 +1,4 @@
-"""Rebuild the argv to forward from a parse, never from the original tokens (reference/nerdctl.md §8.6).
+"""Rebuild the argv to forward from a parse, never from the original tokens (docs/nerdctl.md §8.6).
 
 Every flag is written ``--long=value`` (no token can be mistaken for a flag's value or a subcommand),
 global flags first in their original order (the last one still wins), then the command path, compose's

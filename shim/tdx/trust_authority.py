@@ -1,6 +1,6 @@
 """Optional remote appraisal of the TD quote by Intel Trust Authority (ITA), off by default.
 
-Protocol (reference/attestation.md §4; intel/trustauthority-client-for-go ``go-connector``):
+Protocol (docs/attestation.md §4; intel/trustauthority-client-for-go ``go-connector``):
 
 1. ``GET {url}/appraisal/v2/nonce`` with ``x-api-key`` → ``{"val": b64, "iat": b64, "signature": b64}``.
 2. The quote is made over ``REPORTDATA = SHA-512(val ‖ iat ‖ runtime_data)``; ``runtime_data`` is the

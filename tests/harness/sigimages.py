@@ -77,7 +77,7 @@ def make_bundle(key: SigningKey, digest: str, *, payload: bytes | None = None,
 
 def bundle_manifest(bundle: bytes, subject_digest: str, subject_size: int,
                     subject_media_type: str = oci.MEDIA_OCI_MANIFEST) -> bytes:
-    """The OCI manifest cosign 3 stores a bundle in (reference/signatures.md §2)."""
+    """The OCI manifest cosign 3 stores a bundle in (docs/signatures.md §2)."""
     return json.dumps({
         "schemaVersion": 2, "mediaType": oci.MEDIA_OCI_MANIFEST, "artifactType": BUNDLE_MEDIA_TYPE,
         "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": oci.sha256_digest(EMPTY_CONFIG), "size": 2},

@@ -6,7 +6,7 @@ and nothing it makes verifies against the real Intel SGX Root CA.
 
 Layouts follow the Intel TDX DCAP quote format (v4: 48-byte header, 584-byte TD report, signature data
 with certification data type 6 wrapping the QE report and a type-5 PEM chain) and the PCS v4 JSON for
-collateral, as documented in shared/reference/attestation.md §2-3. The DER of the SGX extension is
+collateral, as documented in docs/attestation.md §2-3. The DER of the SGX extension is
 hand-encoded: cryptography has no public generic DER encoder and the structure is five nested
 SEQUENCE{OID, value} pairs.
 """

@@ -1,4 +1,4 @@
-"""nerdctl's argv grammar, case by case (reference/nerdctl.md §1-4 and §8).
+"""nerdctl's argv grammar, case by case (docs/nerdctl.md §1-4 and §8).
 
 Each case: the arguments, then the decision (``forward``, ``gate``, ``refuse``, or ``usage`` when BACON
 raises UsageError because nerdctl would reject the line or releases disagree on it), the image found, and

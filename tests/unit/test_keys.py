@@ -33,7 +33,7 @@ def pkcs8_pem(k: PrivateKey) -> bytes:
 
 def cosign_encrypt(k: PrivateKey, password: bytes, n: int = 1 << 15,
                    label: str = "ENCRYPTED SIGSTORE PRIVATE KEY") -> bytes:
-    """cosign's encrypted key format, written independently of shim.keys (reference/signatures.md §4)."""
+    """cosign's encrypted key format, written independently of shim.keys (docs/signatures.md §4)."""
     der = k.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                           serialization.NoEncryption())
     salt, nonce = os.urandom(32), nacl.utils.random(24)
