@@ -5,6 +5,8 @@
 - image name → its record (target descriptor, labels) → for an index, the manifest nerdctl would pick
   for the platform → the image config → its labels (:meth:`Client.resolve_image`);
 - container id or name → its record (image name, labels, snapshot key) (:meth:`Client.find_container`);
+- a snapshot and its parents, down to the bottom layer (:meth:`Client.snapshot_chain`, for
+  :mod:`shim.rootfs`);
 - the daemon's version.
 
 Every blob read by digest is bounded in size and checked against its digest. Errors: a missing socket or
@@ -22,10 +24,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from shim import oci
+from shim import oci, rootfs
 from shim._proto.containerd.services.containers.v1 import containers_pb2, containers_pb2_grpc
 from shim._proto.containerd.services.content.v1 import content_pb2, content_pb2_grpc
 from shim._proto.containerd.services.images.v1 import images_pb2, images_pb2_grpc
+from shim._proto.containerd.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
 from shim._proto.containerd.services.version.v1 import version_pb2_grpc
 from shim.errors import BaconError, IntegrityError, NotFound, Unavailable
 from shim.nerdctl_env import Target
@@ -104,6 +107,7 @@ class Client:
         self._content = content_pb2_grpc.ContentStub(self._channel)
         self._containers = containers_pb2_grpc.ContainersStub(self._channel)
         self._version = version_pb2_grpc.VersionStub(self._channel)
+        self._snapshots = snapshots_pb2_grpc.SnapshotsStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -249,6 +253,19 @@ class Client:
             raise NotFound(f"{req!r} matches {len(unique)} containers ({', '.join(sorted(unique))[:200]}); "
                            "use a longer ID or the full name")
         return next(iter(unique.values()))
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    def snapshot_chain(self, snapshotter: str, key: str, *, limit: int) -> list[rootfs.Snapshot]:
+        """The snapshot ``key`` and its parents, top first, at most ``limit`` of them (a longer chain is
+        cut: the caller compares it with an image's, which it then cannot equal)."""
+        out: list[rootfs.Snapshot] = []
+        while key and len(out) < limit:
+            r = self._call(self._snapshots.Stat, snapshots_pb2.StatSnapshotRequest(snapshotter=snapshotter, key=key),
+                           f"snapshot {key!r} ({snapshotter})")
+            out.append(rootfs.Snapshot(name=r.info.name, parent=r.info.parent, kind=int(r.info.kind)))
+            key = r.info.parent
+        return out
 
     @staticmethod
     def _container(c: Any) -> ContainerRecord:

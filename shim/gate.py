@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shim import admission, audit, imagewalk, levels, oci, records, signature_cache
+from shim import admission, audit, imagewalk, levels, oci, records, rootfs, signature_cache
 from shim import argv as nargv
 from shim import reference as nref
 from shim.checks import CheckResult
 from shim.config import Config, require_for
-from shim.containerd import Client, ResolvedImage
+from shim.containerd import Client, ContainerRecord, ResolvedImage
 from shim.errors import BaconError, ConfigError, Denied, IntegrityError, NotFound, Unavailable, UsageError
 from shim.exec import carry_out, check_real_nerdctl, run_real
 from shim.nerdctl_env import Target, resolve
@@ -380,7 +380,7 @@ def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
                 raise Denied(f"container {name} ({container.id[:12]}) was not created through the nerdctl "
                              "wrapper: there is no admission record for it", check="record", image=container.image,
                              hint="recreate it with `nerdctl run`/`nerdctl create` through the wrapper")
-            subject = find_image(ctx, container.image, "never")
+            subject = unrecorded_subject(ctx, container)
         else:
             if rec.namespace != ctx.target.namespace:
                 raise Denied(f"the admission record of {name} is for namespace {rec.namespace}", check="record")
@@ -388,6 +388,22 @@ def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
             subject = record_subject(ctx, rec)
         decide(ctx, subject).raise_if_denied()
     return rewrite(inv, ctx.target)
+
+
+def unrecorded_subject(ctx: Context, container: ContainerRecord) -> Subject:
+    """``unrecorded_start = "check-image"``: the image a container made by another client names, decided
+    only if the container's rootfs descends from that image's layers (``shim.rootfs``): its name may
+    have been retagged since, onto content the container does not hold."""
+    try:
+        normalized: str | None = str(nref.parse(container.image))
+    except UsageError:
+        normalized = None
+    found = imagewalk.pick(ctx.containerd, container.image, normalized, ctx.platform)
+    if found is None:
+        raise NotFound(f"the image {container.image} container {container.id[:12]} names is not present locally",
+                       hint="recreate the container through the nerdctl wrapper")
+    rootfs.verify(ctx.containerd, container, found)
+    return local_subject(ctx, container.image, found)
 
 
 def record_subject(ctx: Context, rec: records.AdmissionRecord) -> Subject:
