@@ -561,6 +561,18 @@ def _plan(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str
     return forward, then
 
 
+def abandon(cfg: Config, raw_args: list[str], forward: list[str]) -> None:
+    """A decided plan that was not carried out: remove the admission records its argv carries (so that no
+    later ``start`` can claim them) and audit what happened (the decision's own line stands before it)."""
+    marker = f"{records.LABEL}="
+    tokens = [arg.split(marker, 1)[1] for arg in forward if marker in arg]
+    for token in tokens:
+        records.remove(cfg.state_dir, token)
+    audit.record(cfg.audit_log, argv=["nerdctl", *raw_args], verdict="abandoned", image=None, digest=None,
+                 level=None, system_level=None, checks=[], forwarded=forward, removed_records=tokens,
+                 reason="the caller left before carrying out the decision; nothing was run")
+
+
 def _failed_check(ctx: Context, e: BaconError) -> str:
     if ctx.verdicts and ctx.verdicts[-1].outcomes:
         return ctx.verdicts[-1].outcomes[-1].check

@@ -41,7 +41,11 @@ from shim import service_client as wire
 from shim.errors import EXIT_INTERNAL, BaconError, ConfigError
 
 SPARE_WORKERS = 4  # workers waiting for a request; each serves one, then a fresh one is forked
-REQUEST_TIMEOUT = 30.0  # seconds for a connected caller to send its request (the wrapper sends at once)
+# Seconds a connection may hold a worker before it sends its request. The wrapper sends as soon as it is
+# connected, so this only has to cover a busy machine's scheduling; idle connections (anyone with root can
+# open them) then cannot keep every worker from admissions for long.
+REQUEST_TIMEOUT = 3.0
+ACK_TIMEOUT = 10.0  # seconds for the wrapper to take up a plan it was sent (:func:`_delivered`)
 RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without serving (no fork storm)
 
 
@@ -98,10 +102,35 @@ def _answer(conn: socket.socket, message: bytes) -> None:
         conn.send(message)
 
 
+def _delivered(conn: socket.socket, plan: bytes) -> bool:
+    """Send ``plan`` and wait for the wrapper to take it up (:data:`shim.service_client.TAKEN`). False when
+    the caller is gone or silent: the decision was then abandoned, not carried out.
+
+    On a timeout the connection is shut down before a last look for the message, so the answer is the
+    same at both ends: a wrapper whose message arrived in time carries the plan out; one whose message
+    came too late gets EPIPE, and refuses."""
+    try:
+        conn.send(plan)
+        conn.settimeout(ACK_TIMEOUT)
+        return conn.recv(64) == wire.TAKEN
+    except TimeoutError:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+            conn.setblocking(False)
+            return conn.recv(64) == wire.TAKEN
+        return False
+    except OSError:
+        return False
+
+
 def _decide(conn: socket.socket, out: Any) -> None:
     """In a worker: take the caller's request, become the caller's environment, decide, answer."""
     conn.settimeout(REQUEST_TIMEOUT)
-    msg, fds, flags, _addr = socket.recv_fds(conn, wire.MAX_MESSAGE, 3)
+    try:
+        msg, fds, flags, _addr = socket.recv_fds(conn, wire.MAX_MESSAGE, 3)
+    except TimeoutError:
+        print(f"bacon serve: a connection sent no request within {REQUEST_TIMEOUT:g}s; closed", file=out, flush=True)
+        return
     conn.settimeout(None)
     if not msg and not fds:
         return  # closed without asking (`bacon status` looking whether the service is there)
@@ -134,7 +163,10 @@ def _decide(conn: socket.socket, out: Any) -> None:
         from shim import wrapper
 
         nerdctl, forward, then = wrapper.plan(args)
-        _answer(conn, wire.encode_plan(nerdctl, forward, then))
+        if not _delivered(conn, wire.encode_plan(nerdctl, forward, then)):
+            print(f"bacon serve: pid {int.from_bytes(caller, sys.byteorder)} left before taking up its plan; "
+                  "audited as abandoned", file=out, flush=True)
+            wrapper.abandon(args, forward)
     except BaconError as e:
         _answer(conn, wire.encode_error(e.render(), e.exit_code))
     except OSError as e:

@@ -11,6 +11,9 @@ separated by NUL, which argv, environment strings and paths cannot contain, rath
 - answer: ``bacon-answer-1``, ``plan``, the real nerdctl, N, N arguments, M, M commands each as K and K
   arguments, and ``end``; or ``bacon-answer-1``, ``error``, the exit status, and the message (the rest).
 
+- then the wrapper's ``bacon-taken-1`` (:data:`TAKEN`): it has the plan and carries it out. A plan not
+  taken up (the wrapper died or left) is audited as abandoned and its admission record removed.
+
 ``end`` makes a message cut short (a truncated read) an error, not a shorter plan.
 
 Text is UTF-8 with ``surrogateescape``, so arguments that are not UTF-8 arrive unchanged. Decoding is
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 REQUEST = "bacon-request-1"
 ANSWER = "bacon-answer-1"
+TAKEN = b"bacon-taken-1"
 MAX_MESSAGE = 256 << 10  # argv + environment; larger requests are decided in the wrapper's own process
 ANSWER_TIMEOUT = 600.0  # seconds; the gate bounds each step itself (registry, TPM), this bounds a stuck child
 _MAX_COUNT = 100_000
@@ -187,6 +191,12 @@ def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str
             conn.settimeout(ANSWER_TIMEOUT)
             conn.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, streams)])
             reply = conn.recv(MAX_MESSAGE)
+            answer = decode_answer(reply)
+            if len(answer) == 3:
+                conn.send(TAKEN)  # EPIPE: the service gave up on this plan (and audited it abandoned)
+        except ValueError as e:
+            raise Unavailable(f"the decision service at {path} gave no answer it could read (it may have crashed: "
+                              f"{e})", hint="see its log (bacon serve); the command was not forwarded") from e
         except TimeoutError as e:
             raise Unavailable(f"the decision service at {path} did not answer within {ANSWER_TIMEOUT:g}s",
                               hint="see its log (bacon serve); the command was not forwarded") from e
@@ -195,8 +205,4 @@ def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str
                               hint="see its log (bacon serve); the command was not forwarded") from e
     finally:
         conn.close()
-    try:
-        return decode_answer(reply)
-    except ValueError as e:
-        raise Unavailable(f"the decision service at {path} gave no answer it could read (it may have crashed: {e})",
-                          hint="see its log (bacon serve); the command was not forwarded") from e
+    return answer

@@ -115,6 +115,15 @@ def plan(args: Sequence[str]) -> tuple[str, list[str], list[list[str]]]:
     return nerdctl, forward, then
 
 
+def abandon(args: Sequence[str], forward: Sequence[str]) -> None:
+    """A plan from :func:`plan` that will not be carried out (the warm service's caller left before taking
+    it up): audit it as abandoned and remove the admission record it would have carried."""
+    path, table, _nerdctl = _configured()
+    from shim import gate
+
+    gate.abandon(_gate_config(table, path), list(args), list(forward))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:

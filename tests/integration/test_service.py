@@ -279,3 +279,53 @@ def test_a_stop_in_the_middle_of_forking_workers_is_not_lost(gate_host: Host, si
         finally:
             done.set()
             t.join(10)
+
+
+def _records(host: Host) -> list[Path]:
+    directory = host.state_dir / "admissions"
+    return sorted(directory.glob("*.json")) if directory.exists() else []
+
+
+@pytest.mark.parametrize("leaves", ["before the answer", "after reading the plan"])
+def test_a_caller_that_leaves_mid_decision_is_audited_abandoned_and_leaves_no_record(
+        served: Served, signed: Signed, leaves: str) -> None:
+    """The decision is made (and audited) while the caller is gone: its plan is never run, so the audit says
+    abandoned and no admission record is left that a later `start` could claim."""
+    payload = wire.encode_request(["create", signed["low"].ref], served.host.env(), "/", 0o22)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
+        c.connect(str(served.socket))
+        socket.send_fds(c, [payload], [0, 1, 2])
+        if leaves == "after reading the plan":
+            c.settimeout(60)
+            answer = wire.decode_answer(c.recv(wire.MAX_MESSAGE))
+            assert len(answer) == 3, answer
+    wait_for(lambda: len(audit_lines(served.host)) == 2, "the abandoned decision's audit line", timeout=60)
+    verdicts = [line["verdict"] for line in audit_lines(served.host)]
+    assert verdicts == ["admitted", "abandoned"], verdicts
+    abandoned = audit_lines(served.host)[1]
+    assert len(abandoned["removed_records"]) == 1  # type: ignore[arg-type]
+    assert _records(served.host) == []
+    assert not served.host.calls.exists() or not served.host.calls.read_text().strip()  # nothing ran
+    r = nerdctl(served.host, "create", signed["low"].ref)  # a caller that stays: its record is kept
+    assert r.rc == 0, r.stderr
+    assert len(_records(served.host)) == 1
+
+
+def test_idle_connections_hold_a_worker_only_briefly(served: Served, signed: Signed) -> None:
+    """Connections that never send a request (any root process can open them) used to hold each pre-forked
+    worker for 30 s: eight of them delayed an admission by a minute."""
+    idle = []
+    try:
+        for _ in range(2 * service.SPARE_WORKERS):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            c.connect(str(served.socket))
+            idle.append(c)
+        started = time.monotonic()
+        r = nerdctl(served.host, "run", "--rm", signed["low"].ref)
+        elapsed = time.monotonic() - started
+    finally:
+        for c in idle:
+            c.close()
+    assert r.rc == 0, r.stderr
+    assert elapsed < 4 * service.REQUEST_TIMEOUT + 10, elapsed
+    assert "sent no request within" in served.log.read_text()
