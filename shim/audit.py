@@ -3,8 +3,9 @@
 :func:`record` renders the line (the decision's fields in the order given, then ``event`` and ``time``, an
 ISO 8601 UTC timestamp) and :func:`append_line` writes it: under an exclusive ``flock`` on the log, one
 ``write`` of the whole line, ``fsync``; if the write fails or is short (disk full), the file is truncated
-back to where it was, so no reader ever sees half a line. A decision whose audit line cannot be written is
-not carried out (the gate denies it): fail closed.
+back to where it was, so no reader ever sees half a line. A log rotated by renaming it (the Debian
+package's logrotate policy) is reopened by path after the lock, so each line lands in the live log. A
+decision whose audit line cannot be written is not carried out (the gate denies it): fail closed.
 
 Why not structlog, which the project chose for this: every admission is a fresh process that writes one
 line, and ``import structlog`` costs 70-130 ms (it loads asyncio, and rich when installed) for what is one
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shim.errors import Unavailable
+from shim.errors import NoPermission, Unavailable
 
 MAX_LINE = 1 << 20
 
@@ -40,15 +41,8 @@ def append_line(path: Path, line: str) -> None:
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     if len(data) > MAX_LINE:
         raise Unavailable(f"audit line of {len(data)} bytes exceeds {MAX_LINE}")
+    fd = _open_locked(path)
     try:
-        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
-    except OSError as e:
-        raise Unavailable(f"cannot open the audit log {path}: {e.strerror}",
-                          hint="check that its directory exists, is writable by root and has free space") from e
-    try:
-        _check_private(path, os.fstat(fd))
-        fcntl.flock(fd, fcntl.LOCK_EX)
         start = os.fstat(fd).st_size
         try:
             written = os.write(fd, data)
@@ -62,6 +56,42 @@ def append_line(path: Path, line: str) -> None:
                               hint="free space on its filesystem or fix its permissions") from e
     finally:
         os.close(fd)
+
+
+def _open(path: Path) -> int:
+    try:
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    except PermissionError as e:
+        raise NoPermission(f"you (uid {os.geteuid()}) may not write the audit log {path}, so nothing can be "
+                           "decided: it is root's", hint="run the command with sudo") from e
+    except OSError as e:
+        raise Unavailable(f"cannot open the audit log {path}: {e.strerror}",
+                          hint="check that its directory exists, is writable by root and has free space") from e
+
+
+def _open_locked(path: Path) -> int:
+    """The log open for appending, under an exclusive ``flock``, and still the file at ``path``: when it
+    was rotated (renamed) between the open and the lock, the line would go to the rotated file, which
+    logrotate may be compressing; so the new file at ``path`` is opened instead."""
+    for _ in range(100):
+        fd = _open(path)
+        try:
+            _check_private(path, os.fstat(fd))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            here = os.fstat(fd)
+            if current is not None and (current.st_ino, current.st_dev) == (here.st_ino, here.st_dev):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise Unavailable(f"the audit log {path} keeps being replaced while BACON appends to it",
+                      hint="check what renames it (logrotate runs once a day)")
 
 
 def _check_private(path: Path, st: os.stat_result) -> None:

@@ -5,7 +5,14 @@ Each line ``shim.audit`` writes is one JSON object with at least ``time`` (ISO 8
 longer than :data:`shim.audit.MAX_LINE`) is reported as a :class:`BadLine` with its line number, never
 a crash. Parsing and filtering are pure; :func:`scan` and :func:`follow` do the file IO.
 
-Standard library only.
+The log may be rotated (the Debian package ships a logrotate policy: renamed to ``audit.jsonl.1``, older
+ones compressed, ``audit.jsonl.2.gz`` and on, or dated with ``dateext``): :func:`log_files` lists the
+rotated files and the live one, oldest first, and ``bacon audit`` reads them all in that order.
+
+A log this user may not read (it is root's, group ``adm`` may read it) is a :class:`NoPermission`
+(exit 69, "use sudo"), never "nothing logged yet".
+
+Standard library only (``gzip`` for rotated files).
 """
 
 from __future__ import annotations
@@ -16,15 +23,19 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from shim.errors import NotFound, Unavailable, UsageError
+from shim.errors import NoPermission, NotFound, Unavailable, UsageError
 
 MAX_LINE = 1 << 20  # as shim.audit.MAX_LINE (not imported: that module loads structlog)
-VERDICTS = ("denied", "admitted")
+# --verdict: each matches that verdict only (a dry run of `bacon verify` is verify-denied/verify-admitted,
+# a refusal that was an error, such as an image not found or a registry down, is "error").
+VERDICTS = ("denied", "admitted", "error", "verify-denied", "verify-admitted")
+_ROTATED_NUMBER = re.compile(r"^\.(\d+)(\.gz)?$")
+_ROTATED_DATE = re.compile(r"^-(\d[\d-]*)(\.gz)?$")
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -33,6 +44,7 @@ class Entry:
     lineno: int
     time: datetime
     doc: Mapping[str, Any]
+    source: Path | None = None  # a rotated file it was read from (None: the live log)
 
     @property
     def verdict(self) -> str:
@@ -44,9 +56,13 @@ class BadLine:
     lineno: int
     reason: str
     text: str  # the start of the line, for the operator to see
+    source: Path | None = None  # a rotated file it was read from (None: the live log)
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.lineno, "error": self.reason, "text": self.text}
+        doc: dict[str, Any] = {"line": self.lineno, "error": self.reason, "text": self.text}
+        if self.source is not None:
+            doc["file"] = str(self.source)
+        return doc
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -91,13 +107,13 @@ def parse_line(lineno: int, raw: bytes) -> Entry | BadLine:
 @dataclass(frozen=True)
 class Filter:
     since: datetime | None = None
-    verdict: str | None = None  # "denied" matches denied and verify-denied; "admitted" likewise
+    verdict: str | None = None  # exactly this verdict ("denied" is not "verify-denied", a dry run)
     image: str | None = None  # a substring of the image or the digest
 
     def matches(self, e: Entry) -> bool:
         if self.since is not None and e.time < self.since:
             return False
-        if self.verdict is not None and not (e.verdict == self.verdict or e.verdict.endswith("-" + self.verdict)):
+        if self.verdict is not None and e.verdict != self.verdict:
             return False
         if self.image is not None:
             fields = (e.doc.get("image"), e.doc.get("digest"))
@@ -133,7 +149,7 @@ def format_entry(e: Entry) -> str:
 
 
 def format_bad(b: BadLine, path: Path) -> str:
-    return f"bacon: audit: {path}:{b.lineno}: {b.reason}: {b.text!r}"
+    return f"bacon: audit: {b.source or path}:{b.lineno}: {b.reason}: {b.text!r}"
 
 
 def _lines(f: BinaryIO) -> Iterator[tuple[bytes, bool]]:
@@ -153,57 +169,147 @@ def _lines(f: BinaryIO) -> Iterator[tuple[bytes, bool]]:
         yield raw, False
 
 
+def permission_error(path: Path, what: str = "read") -> NoPermission:
+    return NoPermission(f"you (uid {os.geteuid()}) may not {what} the audit log {path}: it is root's",
+                        hint="sudo bacon audit …; or, to read it without sudo, have root add you to the group "
+                             "that may read it (adm on a Debian package install)")
+
+
+def exists(path: Path) -> bool:
+    """Whether the log is there. Raises :class:`NoPermission` when this user cannot even look (a directory
+    it may not search): "not there" would be a lie."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except PermissionError as e:
+        raise permission_error(path, "see") from e
+    return True
+
+
+def rotation_key(base: str, name: str) -> tuple[int, int, str] | None:
+    """Where a file named ``name`` sorts among the rotations of ``base`` (older first), or None when it is
+    not one: dated ones (``base-20261206[.gz]``) by date, then numbered ones (``base.3.gz``, ``base.2.gz``,
+    ``base.1``) from the highest number down. Pure."""
+    if not name.startswith(base):
+        return None
+    rest = name[len(base):]
+    m = _ROTATED_NUMBER.match(rest)
+    if m:
+        return (1, -int(m.group(1)), "")
+    m = _ROTATED_DATE.match(rest)
+    if m:
+        return (0, 0, m.group(1))
+    return None
+
+
+def log_files(path: Path) -> list[Path]:
+    """The rotated files of the log, oldest first, then the live log itself (whether or not it exists).
+    Raises :class:`NoPermission` when its directory cannot be listed."""
+    try:
+        names = os.listdir(path.parent)
+    except FileNotFoundError:
+        return [path]
+    except PermissionError as e:
+        raise permission_error(path, "see") from e
+    keyed = [(k, n) for n in names if (k := rotation_key(path.name, n)) is not None]
+    return [path.parent / n for _, n in sorted(keyed)] + [path]
+
+
 def open_log(path: Path) -> BinaryIO:
+    """Open one file of the log for reading (a ``.gz`` one decompressed). Raises :class:`NotFound`,
+    :class:`NoPermission`, :class:`Unavailable`."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError as e:
         raise NotFound(f"no audit log at {path} (no decision has been logged yet)",
                        hint="check `audit_log` in the configuration") from e
+    except PermissionError as e:
+        raise permission_error(path) from e
     except OSError as e:
         raise Unavailable(f"cannot read the audit log {path}: {e.strerror}",
-                          hint="run as root (sudo bacon audit); the log is root's") from e
+                          hint="check `audit_log` in the configuration: it must be a regular file") from e
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    f = os.fdopen(fd, "rb")
+    if path.name.endswith(".gz"):
+        import gzip
+
+        class _Gz(gzip.GzipFile):
+            def close(self) -> None:  # GzipFile leaves a file object it was given open
+                try:
+                    super().close()
+                finally:
+                    f.close()
+
+        return cast(BinaryIO, _Gz(fileobj=f, mode="rb"))
+    return f
 
 
-def scan(f: BinaryIO, flt: Filter, last: int) -> tuple[list[Entry], list[BadLine], int]:
-    """The last ``last`` matching entries (all when 0), every bad line, and the number of lines read."""
-    keep: deque[Entry] = deque(maxlen=last or None)
+def scan(f: BinaryIO, flt: Filter, last: int, source: Path | None = None,
+         keep: deque[Entry] | None = None) -> tuple[list[Entry], list[BadLine], int]:
+    """The last ``last`` matching entries (all when 0), every bad line, and the number of lines read.
+    ``keep``: entries of earlier (rotated) files to add to; ``source``: the rotated file ``f`` is."""
+    keep = deque(keep or (), maxlen=last or None)
     bad: list[BadLine] = []
     n = 0
-    for n, (raw, complete) in enumerate(_lines(f), start=1):
-        if not raw.strip():
-            continue
-        parsed = parse_line(n, raw)
-        if isinstance(parsed, BadLine):
-            if not complete:
-                parsed = BadLine(n, "torn: the last line has no newline", parsed.text)
-            bad.append(parsed)
-        elif flt.matches(parsed):
-            keep.append(parsed)
+    try:
+        for n, (raw, complete) in enumerate(_lines(f), start=1):
+            if not raw.strip():
+                continue
+            parsed = parse_line(n, raw)
+            if isinstance(parsed, BadLine):
+                if not complete:
+                    parsed = BadLine(n, "torn: the last line has no newline", parsed.text)
+                bad.append(replace(parsed, source=source))
+            elif flt.matches(parsed):
+                keep.append(replace(parsed, source=source))
+    except (EOFError, OSError) as e:  # a truncated or corrupt .gz
+        bad.append(BadLine(n + 1, f"unreadable from here on: {e}", "", source))
     return list(keep), bad, n
+
+
+def scan_rotated(path: Path, flt: Filter, last: int) -> tuple[list[Entry], list[BadLine]]:
+    """The last ``last`` matching entries of the rotated files of the log (oldest first) and their bad
+    lines; the live log is left to the caller (it may be followed)."""
+    entries: list[Entry] = []
+    bad: list[BadLine] = []
+    for rotated in log_files(path)[:-1]:
+        try:
+            f = open_log(rotated)
+        except NotFound:
+            continue  # rotated away while we listed
+        with f:
+            entries, more, _ = scan(f, flt, last, source=rotated, keep=deque(entries))
+        bad.extend(more)
+    return entries, bad
 
 
 def follow(path: Path, f: BinaryIO, flt: Filter, lineno: int, emit: Callable[[Entry | BadLine], None],
            poll: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
     """Wait for new lines at the end of the log and ``emit`` each match and each bad line; reopen the log
-    when it is replaced or truncated (rotation). Returns when ``stop()`` is true (Ctrl-C ends it otherwise)."""
+    when it is replaced or truncated (rotation), after reading what was appended to the old file up to
+    then. Returns when ``stop()`` is true (Ctrl-C ends it otherwise)."""
     pending = b""
+
+    def feed(chunk: bytes) -> None:
+        nonlocal pending, lineno
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            lineno += 1
+            if raw.strip():
+                parsed = parse_line(lineno, raw)
+                if isinstance(parsed, BadLine) or flt.matches(parsed):
+                    emit(parsed)
+        if len(pending) > MAX_LINE:
+            lineno += 1
+            emit(BadLine(lineno, f"longer than {MAX_LINE} bytes", pending[:80].decode("utf-8", "replace")))
+            pending = b""
+
     while not stop():
         chunk = f.read(MAX_LINE)
         if chunk:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                lineno += 1
-                if raw.strip():
-                    parsed = parse_line(lineno, raw)
-                    if isinstance(parsed, BadLine) or flt.matches(parsed):
-                        emit(parsed)
-            if len(pending) > MAX_LINE:
-                lineno += 1
-                emit(BadLine(lineno, f"longer than {MAX_LINE} bytes", pending[:80].decode("utf-8", "replace")))
-                pending = b""
+            feed(chunk)
             continue
         try:
             st = os.stat(path)
@@ -211,8 +317,14 @@ def follow(path: Path, f: BinaryIO, flt: Filter, lineno: int, emit: Callable[[En
         except FileNotFoundError:
             replaced = False
         if replaced:
+            while chunk := f.read(MAX_LINE):  # the last lines written to the old file before it was renamed
+                feed(chunk)
+            try:
+                new = open_log(path)
+            except NotFound:
+                continue
             f.close()
-            f = open_log(path)
+            f = new
             lineno, pending = 0, b""
             continue
         time.sleep(poll)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from shim import __version__
-from shim.errors import EXIT_INTERNAL, EXIT_USAGE, BaconError
+from shim.errors import EXIT_INTERNAL, EXIT_USAGE, BaconError, missing_extra
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -120,15 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _verb(sub, "audit", "shim.commands.audit:cmd_audit", "the decision log: last entries, filtered, --follow",
               "Print the last decisions from the audit log (`audit_log`), oldest first, filtered by time, "
-              "verdict and image. Lines that are not decisions (torn, garbage) are reported on stderr with their "
-              "line number (exit 1). Times are UTC.",
+              "verdict and image; the rotated files (audit.jsonl.1, audit.jsonl.2.gz …) are read too. Lines that "
+              "are not decisions (torn, garbage) are reported on stderr with their file and line number (exit 1). "
+              "Times are UTC. The log is root's (group adm may read it): a user who may not read it gets "
+              "\"permission denied\" (exit 69).",
               "  sudo bacon audit\n  sudo bacon audit --verdict denied --since 1h\n"
               "  sudo bacon audit --image 127.0.0.1:5000/team/app -n 5 --json\n"
               "  sudo bacon audit --follow --verdict denied\n")
     p.add_argument("--since", metavar="DURATION|TIME",
                    help="only decisions since then: 15m, 2h, 1d, 1h30m, or 2026-12-01T08:00Z")
-    p.add_argument("--verdict", choices=("denied", "admitted"),
-                   help="only refusals (denied, verify-denied) or admissions (admitted, verify-admitted)")
+    p.add_argument("--verdict", choices=("denied", "admitted", "error", "verify-denied", "verify-admitted"),
+                   help="only this verdict: denied (refused by a check), admitted, error (not decided: image not "
+                        "found, a service down), or the dry runs of `bacon verify` (verify-denied, verify-admitted)")
     p.add_argument("--image", metavar="SUBSTR", help="only decisions whose image or digest contains SUBSTR")
     p.add_argument("-n", "--lines", type=int, default=20, metavar="N", help="the last N matches (default 20, 0: all)")
     p.add_argument("--follow", "-f", action="store_true", help="then wait for new decisions (Ctrl-C ends)")
@@ -289,6 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bacon: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        extra = missing_extra(e)
+        if extra is None:
+            print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+            return EXIT_INTERNAL
+        print(extra.render(), file=sys.stderr)
+        return extra.exit_code
     except Exception as e:  # noqa: BLE001 - one place turns every failure into a message and a status
         print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_INTERNAL

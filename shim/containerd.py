@@ -30,7 +30,7 @@ from shim._proto.containerd.services.content.v1 import content_pb2, content_pb2_
 from shim._proto.containerd.services.images.v1 import images_pb2, images_pb2_grpc
 from shim._proto.containerd.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
 from shim._proto.containerd.services.version.v1 import version_pb2_grpc
-from shim.errors import BaconError, IntegrityError, NotFound, Unavailable
+from shim.errors import BaconError, IntegrityError, NoPermission, NotFound, Unavailable
 from shim.nerdctl_env import Target
 
 MAX_MESSAGE = 16 << 20
@@ -96,10 +96,17 @@ class Client:
                 f"containerd socket {path} does not exist",
                 hint="start containerd, or point nerdctl at its socket with --address or CONTAINERD_ADDRESS",
             ) from e
+        except PermissionError as e:
+            raise NoPermission(f"you (uid {os.geteuid()}) may not reach containerd's socket {path}: "
+                               f"{e.strerror}", hint="run the command with sudo") from e
         except OSError as e:
             raise Unavailable(f"cannot reach containerd socket {path}: {e.strerror}") from e
         if not stat.S_ISSOCK(st.st_mode):
             raise Unavailable(f"{path} is not a socket", hint="check --address / CONTAINERD_ADDRESS")
+        if not os.access(path, os.R_OK | os.W_OK):  # else gRPC reports only "failed to connect"
+            raise NoPermission(f"you (uid {os.geteuid()}) may not use containerd's socket {path} (owner uid "
+                               f"{st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})",
+                               hint="run the command with sudo; containerd is running, its socket is root's")
         options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.enable_http_proxy", 0)]
         self._channel = grpc.insecure_channel(f"unix://{path}", options=options)
         self._metadata = (("containerd-namespace", target.namespace),)

@@ -56,6 +56,13 @@ class Unavailable(BaconError):
     prefix = "unavailable"
 
 
+class NoPermission(Unavailable):
+    """This user may not read or use something the command needs (a root-owned log, socket or directory):
+    exit 69, with a message that says it is a permission problem and a hint that says ``sudo``."""
+
+    prefix = "permission denied"
+
+
 class NotFound(BaconError):
     """A named thing (image, container) does not exist (exit 64: the operator named it)."""
 
@@ -100,3 +107,24 @@ class Denied(BaconError):
         if self.hint:
             text += f"\nbacon: hint: {self.hint}"
         return text
+
+
+# The optional extras (pyproject.toml) and the top-level modules each one brings.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "tpm": ("tpm2_pytss",),
+    "tdx": ("dcap_qvl", "jwt"),
+    "keyless": ("sigstore", "sigstore_models", "sigstore_protobuf_specs"),
+}
+
+
+def missing_extra(e: ModuleNotFoundError) -> Unavailable | None:
+    """The error to show when ``e`` is a module of an optional extra that is not installed (exit 69 and the
+    line that installs it), or None when ``e`` is not one (then it is a bug: an internal error)."""
+    top = (e.name or "").split(".", 1)[0]
+    for extra, modules in EXTRAS.items():
+        if top in modules:
+            return Unavailable(
+                f"this needs BACON's optional '{extra}' extra, which is not installed (no module {top!r})",
+                hint=f"in BACON's checkout, into the virtualenv it runs from: pip install '.[{extra}]' (the "
+                     "Debian package bundles every extra: sudo apt install --reinstall bacon)")
+    return None

@@ -26,7 +26,7 @@ import _socket
 import os
 import sys
 
-from shim.errors import ConfigError, Unavailable
+from shim.errors import ConfigError, NoPermission, Unavailable
 
 TYPE_CHECKING = False  # typing and collections are not imported at run time: import cost
 if TYPE_CHECKING:
@@ -171,6 +171,9 @@ def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str
             conn.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
             return None
+        except PermissionError as e:
+            raise NoPermission(f"you (uid {os.geteuid()}) may not use the decision service at {path}: it is "
+                               "root's, and so is every decision", hint="run nerdctl with sudo") from e
         except OSError as e:
             raise Unavailable(f"the decision service at {path} cannot be reached: {e.strerror}",
                               hint="restart it (bacon serve) or remove [service] socket from the configuration") from e

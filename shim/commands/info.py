@@ -8,18 +8,28 @@ import sys
 
 from shim import __version__, oci
 from shim.containerd import Client
+from shim.errors import BaconError
 from shim.nerdctl_env import resolve
 
 
 def cmd_version(args: argparse.Namespace) -> int:
+    """BACON's version always (it needs nothing); then containerd's, or why it cannot be had (exit 69)."""
     target = resolve(args.address, args.namespace)
-    with Client(target) as c:
-        version, revision = c.version()
+    if not args.json:
+        print(f"bacon {__version__}", flush=True)
+    try:
+        with Client(target) as c:
+            version, revision = c.version()
+    except BaconError as e:
+        if args.json:
+            print(json.dumps({"bacon": __version__, "containerd": {"error": e.message, "hint": e.hint,
+                                                                   "address": target.address}}))
+        raise
     if args.json:
         print(json.dumps({"bacon": __version__, "containerd": {"version": version, "revision": revision,
                                                                "address": target.address}}))
     else:
-        print(f"bacon {__version__}\ncontainerd {version} ({revision}) at {target.address}")
+        print(f"containerd {version} ({revision}) at {target.address}")
     return 0
 
 

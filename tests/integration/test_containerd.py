@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import oci
+from shim import __version__, oci
 from shim.containerd import Client
 from shim.errors import IntegrityError, NotFound, Unavailable
 from shim.nerdctl_env import Target
@@ -165,3 +165,4 @@ def test_bacon_image_cli(host: Host, images: ImageSet) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 69
     assert "/nonexistent.sock does not exist" in r.stderr
+    assert r.stdout.splitlines()[0] == f"bacon {__version__}"  # BACON's own version needs no containerd

@@ -358,14 +358,16 @@ def test_audit_lists_filters_and_reports_bad_lines(gate_host: Host, signed: Sign
     assert [e["verdict"] for e in doc["entries"]] == ["verify-admitted", "verify-denied"]
     assert doc["bad"] == []
 
-    denied = json.loads(bacon(gate_host, "audit", "--json", "--verdict", "denied").stdout)["entries"]
+    # A dry run (bacon verify) is not a refusal: --verdict denied does not count it.
+    assert json.loads(bacon(gate_host, "audit", "--json", "--verdict", "denied").stdout)["entries"] == []
+    denied = json.loads(bacon(gate_host, "audit", "--json", "--verdict", "verify-denied").stdout)["entries"]
     assert [e["image"] for e in denied] == [unsigned.ref]
     by_image = json.loads(bacon(gate_host, "audit", "--json", "--image", "bacon/low").stdout)["entries"]
     assert [e["verdict"] for e in by_image] == ["verify-admitted"]
     assert json.loads(bacon(gate_host, "audit", "--json", "--since", "2099-01-01").stdout)["entries"] == []
     assert len(json.loads(bacon(gate_host, "audit", "--json", "--since", "1h", "-n", "1").stdout)["entries"]) == 1
 
-    text = bacon(gate_host, "audit", "--verdict", "denied")
+    text = bacon(gate_host, "audit", "--verdict", "verify-denied")
     assert "verify-denied" in text.stdout
     assert unsigned.ref in text.stdout
     assert "failed signature" in text.stdout
@@ -385,7 +387,7 @@ def test_audit_lists_filters_and_reports_bad_lines(gate_host: Host, signed: Sign
 
 def test_audit_follow_prints_new_decisions(gate_host: Host, signed: Signed) -> None:
     assert bacon(gate_host, "verify", signed["low"].ref).returncode == 0
-    p = subprocess.Popen([*gate_host.bacon, "audit", "--follow", "-n", "0", "--verdict", "denied"],
+    p = subprocess.Popen([*gate_host.bacon, "audit", "--follow", "-n", "0", "--verdict", "verify-denied"],
                          preexec_fn=sigint_default,
                          env=gate_host.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

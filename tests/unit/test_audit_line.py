@@ -67,3 +67,27 @@ def test_record_appends_one_line_and_refuses_duplicate_keys(tmp_path: Path) -> N
         audit.record(log, argv=[], verdict="x", image=None, digest=None, level=None, system_level=None, checks=[],
                      event="e")
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_append_follows_a_rotation_that_happened_before_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """logrotate renames the log between a decision's open and its flock: the line goes to the new log."""
+    import fcntl
+
+    from shim import audit
+
+    log = tmp_path / "audit.jsonl"
+    log.write_bytes(b"")
+    real_flock = fcntl.flock
+    rotated: list[bool] = []
+
+    def flock(fd: int, op: int) -> None:
+        if not rotated:
+            rotated.append(True)
+            log.rename(tmp_path / "audit.jsonl.1")
+        real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    audit.append_line(log, '{"verdict": "denied"}')
+    assert (tmp_path / "audit.jsonl.1").read_bytes() == b""
+    assert log.read_bytes() == b'{"verdict": "denied"}\n'

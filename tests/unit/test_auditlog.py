@@ -49,7 +49,9 @@ def test_scan_filters_and_keeps_the_last_n() -> None:
     assert bad == []
     assert [e.lineno for e in entries] == [1, 2, 3, 5]
     denied, _, _ = auditlog.scan(io.BytesIO(log), auditlog.Filter(verdict="denied"), 0)
-    assert [e.verdict for e in denied] == ["denied", "verify-denied"]
+    assert [e.verdict for e in denied] == ["denied"]  # a dry run (bacon verify) is not a refusal
+    dry, _, _ = auditlog.scan(io.BytesIO(log), auditlog.Filter(verdict="verify-denied"), 0)
+    assert [e.lineno for e in dry] == [3]
     app, _, _ = auditlog.scan(io.BytesIO(log), auditlog.Filter(image="team/app"), 0)
     assert [e.lineno for e in app] == [1, 3]
     by_digest, _, _ = auditlog.scan(io.BytesIO(log), auditlog.Filter(image="sha256:abab"), 1)
@@ -118,3 +120,71 @@ def test_follow_emits_appended_lines_and_survives_rotation(tmp_path: Path) -> No
     assert isinstance(got[2], auditlog.Entry)
     assert got[2].doc["image"] == "after-rotation"
     assert got[2].lineno == 1
+
+
+def test_rotated_files_sort_oldest_first_and_others_are_ignored() -> None:
+    names = ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.10.gz", "audit.jsonl.2.gz", "audit.jsonl-20261201.gz",
+             "audit.jsonl-20261130", "audit.jsonl.tmp", "audit.jsonl.1.bak", "other.jsonl.1", "audit.jsonlx.1"]
+    keyed = sorted((k, n) for n in names if (k := auditlog.rotation_key("audit.jsonl", n)) is not None)
+    assert [n for _, n in keyed] == ["audit.jsonl-20261130", "audit.jsonl-20261201.gz", "audit.jsonl.10.gz",
+                                     "audit.jsonl.2.gz", "audit.jsonl.1"]
+
+
+def test_scan_reads_rotated_and_compressed_files_in_order(tmp_path: Path) -> None:
+    import gzip
+
+    log = tmp_path / "audit.jsonl"
+    with gzip.open(tmp_path / "audit.jsonl.3.gz", "wb") as g:
+        g.write(line("denied", "r/a:1", "2026-12-01T00:00:00Z"))
+    with gzip.open(tmp_path / "audit.jsonl.2.gz", "wb") as g:
+        g.write(line("admitted", "r/b:1", "2026-12-01T01:00:00Z") + b"garbage\n")
+    (tmp_path / "audit.jsonl.1").write_bytes(line("denied", "r/c:1", "2026-12-01T02:00:00Z"))
+    (tmp_path / "audit.jsonl.4.gz").write_bytes(b"\x1f\x8b not really gzip")
+    log.write_bytes(line("denied", "r/d:1", "2026-12-01T03:00:00Z"))
+    assert auditlog.log_files(log)[-1] == log
+    older, bad = auditlog.scan_rotated(log, auditlog.Filter(), 0)
+    assert [e.doc["image"] for e in older] == ["r/a:1", "r/b:1", "r/c:1"]
+    assert [e.source for e in older] == [tmp_path / "audit.jsonl.3.gz", tmp_path / "audit.jsonl.2.gz",
+                                         tmp_path / "audit.jsonl.1"]
+    assert [(b.source, b.lineno) for b in bad] == [(tmp_path / "audit.jsonl.4.gz", 1),
+                                                   (tmp_path / "audit.jsonl.2.gz", 2)]
+    assert "audit.jsonl.2.gz:2" in auditlog.format_bad(bad[1], log)
+    with auditlog.open_log(log) as f:
+        entries, _, _ = auditlog.scan(f, auditlog.Filter(verdict="denied"), 2,
+                                      keep=__import__("collections").deque(older))
+    assert [e.doc["image"] for e in entries] == ["r/c:1", "r/d:1"]  # the last two denials across files
+
+
+def test_follow_reads_the_old_file_to_its_end_after_a_rotation(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decision that opened the log just before logrotate renamed it finishes its line in the old file
+    after follow last read it; follow reads that line before it moves on to the new log."""
+    import os
+
+    log = tmp_path / "audit.jsonl"
+    log.write_bytes(b"")
+    f = auditlog.open_log(log)
+    writer = open(log, "ab")  # noqa: SIM115 - closed by the stat hook, mid-test
+    got: list[str] = []
+    calls = 0
+    real_stat = os.stat
+
+    def stop() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # logrotate: rename, create
+            log.rename(tmp_path / "audit.jsonl.1")
+            log.write_bytes(line("denied", "r/new:1"))
+        return calls > 10 or len(got) == 2
+
+    def stat(path: object, *a: object, **k: object) -> os.stat_result:
+        if calls == 2 and not writer.closed:  # the late line lands between follow's last read and its check
+            writer.write(line("denied", "r/late:1"))
+            writer.close()
+        return real_stat(path, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", stat)
+    auditlog.follow(log, f, auditlog.Filter(), 0,
+                    lambda e: got.append(str(e.doc["image"])) if isinstance(e, auditlog.Entry) else None,
+                    poll=0.01, stop=stop)
+    assert got == ["r/late:1", "r/new:1"]
