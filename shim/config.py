@@ -145,7 +145,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     where = str(path)
     known = {
         "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
-        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service",
+        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service", "measure",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -195,7 +195,9 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             isinstance(k, str) and isinstance(v, str) for k, v in endpoints.items()):
         raise ConfigError(f"{where}: [registry] endpoints must be a table of host = \"api-host[:port]\"")
     service_socket = configfile.service_socket(data, path)
-    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy") and isinstance(v, dict)}
+    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy", "measure") and isinstance(v, dict)}
+    if "measure" in data:
+        _check_measure(data, where)
     running = sections.get("policy", {}).get("running_above_level", "keep")
     if running not in RUNNING_ABOVE_LEVEL:
         raise ConfigError(f"{where}: [policy] running_above_level must be one of {', '.join(RUNNING_ABOVE_LEVEL)}")
@@ -218,6 +220,19 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         trusted_root=trusted_root,
         service_socket=service_socket,
     )
+
+
+def _check_measure(data: Mapping[str, Any], where: str) -> None:
+    """``[measure]`` refused at load time, like every other table (its rules: :mod:`shim.measure`)."""
+    from shim import measure
+    from shim.tpm import settings as tpm_settings
+
+    tpm = data.get("tpm", {})
+    pcrs = tpm_settings.parse(tpm).pcrs if isinstance(tpm, dict) else ()
+    try:
+        measure.parse(data["measure"], pcrs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e.message}", hint=e.hint) from e
 
 
 def load(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:

@@ -51,6 +51,15 @@ class Subject:
     local: bool
 
 
+@dataclass(frozen=True)
+class Launch:
+    """An admitted launch to measure: the verdict on its image, and what identifies the container."""
+
+    verdict: admission.Verdict
+    token: str | None = None
+    container_id: str | None = None
+
+
 @dataclass
 class Context:
     cfg: Config
@@ -62,6 +71,7 @@ class Context:
     _registry: Any = None
     verdicts: list[admission.Verdict] = field(default_factory=list)
     new_records: list[str] = field(default_factory=list)  # tokens written by this decision
+    launches: list[Launch] = field(default_factory=list)  # what to measure once admitted
 
     @property
     def containerd(self) -> Client:
@@ -364,6 +374,7 @@ def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
     rec = records.new_record(ctx.cfg.state_dir, digest=subject.digest, image=inv.image, level=main.level or "",
                              address=ctx.target.address, namespace=ctx.target.namespace)
     ctx.new_records.append(rec.token)
+    ctx.launches.append(Launch(main, token=rec.token))
     all_local = subject.local and all(s.local for s in mounts.values())
     return rewrite(inv, ctx.target, image=image_pin, mounts=mount_pins,
                    set_flags={"pull": "never" if all_local else "missing"},
@@ -386,7 +397,9 @@ def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
                 raise Denied(f"the admission record of {name} is for namespace {rec.namespace}", check="record")
             records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
             subject = record_subject(ctx, rec)
-        decide(ctx, subject).raise_if_denied()
+        verdict = decide(ctx, subject)
+        verdict.raise_if_denied()
+        ctx.launches.append(Launch(verdict, token=rec.token if rec else None, container_id=container.id))
     return rewrite(inv, ctx.target)
 
 
@@ -553,7 +566,16 @@ def _plan(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str
             raise
         raise denial from (e if denial is not e else None)
     try:
-        audit_decision(ctx, "admitted", forwarded=forward)
+        measured = measure_launches(ctx, inv.command, forward)
+    except Denied as e:
+        for token in ctx.new_records:
+            records.remove(ctx.cfg.state_dir, token)
+        audit_decision(ctx, "denied", image=e.image, digest=e.digest, reason=e.message, failed_check=e.check,
+                       error="Denied")
+        raise
+    try:
+        audit_decision(ctx, "admitted", forwarded=forward,
+                       **({"measured": measured.to_json()} if measured is not None else {}))
     except BaseException:
         for token in ctx.new_records:  # not carried out: leave no record a container could claim
             records.remove(ctx.cfg.state_dir, token)
@@ -571,6 +593,33 @@ def abandon(cfg: Config, raw_args: list[str], forward: list[str]) -> None:
     audit.record(cfg.audit_log, argv=["nerdctl", *raw_args], verdict="abandoned", image=None, digest=None,
                  level=None, system_level=None, checks=[], forwarded=forward, removed_records=tokens,
                  reason="the caller left before carrying out the decision; nothing was run")
+
+
+def signer_of(verdict: admission.Verdict) -> str:
+    """Who signed the admitted image, as the launch log names it: ``key:<id>`` or ``identity:<SAN> (<issuer>)``."""
+    for o in verdict.outcomes:
+        if o.check == "signature" and o.passed:
+            if "key_id" in o.details:
+                return f"key:{o.details['key_id']}"
+            if "identity" in o.details:
+                return f"identity:{o.details['identity']} ({o.details.get('issuer', '')})"
+    return "unknown"
+
+
+def measure_launches(ctx: Context, command: str, forward: Sequence[str]) -> Any:
+    """Log and extend each admitted launch (``[measure]``) before nerdctl runs: :func:`shim.measure.launches`.
+    ``None`` when nothing is measured. Raises :class:`Denied` (check ``measure``)."""
+    if not ctx.launches or "measure" not in ctx.cfg.sections:
+        return None
+    from shim import measure
+
+    at = measure.now()
+    events = [measure.LaunchEvent(source="wrapper", command=command, image=ln.verdict.image,
+                                  digest=ln.verdict.digest, signer=signer_of(ln.verdict),
+                                  level=ln.verdict.level or "", argv=("nerdctl", *forward), time=at,
+                                  container_id=ln.container_id, token=ln.token, namespace=ctx.target.namespace)
+              for ln in ctx.launches]
+    return measure.launches(ctx.cfg, events)
 
 
 def _failed_check(ctx: Context, e: BaconError) -> str:

@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shim.checks import CheckResult
 from shim.errors import BaconError, Denied, Unavailable
@@ -27,6 +27,7 @@ from shim.tpm.device import Quote, open_tpm
 from shim.tpm.settings import TpmSettings, format_selection, parse
 
 CHECK = "tpm"
+T = TypeVar("T")
 NONCE_SIZE = 32
 MAX_NONCE_SIZE = 64  # TPM2B_DATA holds at most sizeof(TPMU_HA)
 RECORD_HINT = "if this change is expected (firmware, boot loader or Secure Boot update), run `bacon baseline record`"
@@ -158,14 +159,14 @@ def fresh_quote(settings: TpmSettings, nonce: bytes) -> Quote:
     return quote
 
 
-def within_deadline(settings: TpmSettings, quote: Callable[[], Quote]) -> Quote:
-    """``quote()`` in a worker thread, waited for at most ``settings.timeout`` seconds.
+def within_deadline(settings: TpmSettings, quote: Callable[[], T]) -> T:
+    """``quote()`` (or any TPM work) in a worker thread, waited for at most ``settings.timeout`` seconds.
 
     tpm2-tss waits for a TPM's answer without a deadline (the synchronous ESAPI calls retry until one
     comes), so a TPM or simulator that stops answering mid-command would hold the admission forever. The
     worker releases the GIL while it waits in the TCTI; when the time is up it is abandoned (a daemon
     thread: the process exits after the denial) and the check is :class:`Unavailable`."""
-    box: dict[str, Quote | BaseException] = {}
+    box: dict[str, Any] = {}
 
     def work() -> None:
         try:
@@ -183,8 +184,7 @@ def within_deadline(settings: TpmSettings, quote: Callable[[], Quote]) -> Quote:
     error = box.get("error")
     if isinstance(error, BaseException):
         raise error
-    result = box["quote"]
-    assert isinstance(result, Quote)
+    result: T = box["quote"]
     return result
 
 

@@ -1,4 +1,5 @@
-"""The IO edge to the TPM: three operations, nothing else: read PCRs, create the attestation key, quote.
+"""The IO edge to the TPM: four operations, nothing else: read PCRs, create the attestation key, quote, and
+extend a PCR (a measured launch).
 
 Over ``device:`` (the kernel's ``/dev/tpmrm0``) and ``swtpm:`` the commands are marshalled by
 :mod:`shim.tpm.wire` and sent directly (:class:`WireDevice`); over ``tabrmd`` and ``mssim`` by tpm2-pytss's
@@ -78,6 +79,19 @@ class _Operations:
     def _flush(self, handle: Any) -> None:
         raise NotImplementedError
 
+    def _pcr_extend(self, pcr: int, bank: str, digest: bytes) -> None:
+        raise NotImplementedError
+
+    def extend(self, pcr: int, bank: str, digest: bytes) -> None:
+        """Extend ``pcr`` in ``bank`` by ``digest``. Raises :class:`Unavailable`."""
+        try:
+            self._pcr_extend(pcr, bank, digest)
+        except self._errors as e:
+            err = _unavailable(self.tcti, f"extending PCR {pcr} ({bank})", e)
+            if "locality" in str(e).lower() or "0x907" in str(e):
+                err.hint = f"PCR {pcr} cannot be extended from locality 0; choose another [measure] pcr"
+            raise err from e
+
     def read_pcrs(self, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
         """The current values of ``pcrs`` in ``bank``. Raises :class:`Unavailable`."""
         wanted = sorted(set(pcrs))
@@ -153,6 +167,14 @@ class Device(_Operations):
     def _flush(self, handle: Any) -> None:
         self._e.flush_context(handle)
 
+    def _pcr_extend(self, pcr: int, bank: str, digest: bytes) -> None:
+        from tpm2_pytss.constants import ESYS_TR, TPM2_ALG
+        from tpm2_pytss.types import TPML_DIGEST_VALUES, TPMT_HA
+
+        ha = TPMT_HA(hashAlg=getattr(TPM2_ALG, bank.upper()))
+        setattr(ha.digest, bank, digest)
+        self._e.pcr_extend(getattr(ESYS_TR, f"PCR{pcr}"), TPML_DIGEST_VALUES([ha]))
+
 
 class WireDevice(_Operations):
     """The same operations as :class:`Device`, over :mod:`shim.tpm.wire`. Use :func:`open_tpm`."""
@@ -185,6 +207,9 @@ class WireDevice(_Operations):
 
     def _flush(self, handle: Any) -> None:
         self._tpm.flush(handle)
+
+    def _pcr_extend(self, pcr: int, bank: str, digest: bytes) -> None:
+        self._tpm.pcr_extend(pcr, bank, digest)
 
 
 def _selected(sel_out: Any) -> list[int]:

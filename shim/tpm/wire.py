@@ -1,8 +1,9 @@
-"""The four TPM 2.0 commands the ``tpm`` check needs, marshalled here and sent over the TCTI directly.
+"""The TPM 2.0 commands BACON needs, marshalled here and sent over the TCTI directly.
 
-``TPM2_CreatePrimary`` (the AK under the endorsement hierarchy), ``TPM2_Quote``, ``TPM2_PCR_Read`` and
-``TPM2_FlushContext``, with the empty-password session (``TPM_RS_PW``) where the TPM asks for one, over the
-kernel's resource manager (``device:/dev/tpmrm0``: write a command, read the response) or swtpm's server socket
+``TPM2_CreatePrimary`` (the AK under the endorsement hierarchy), ``TPM2_Quote``, ``TPM2_PCR_Read``,
+``TPM2_FlushContext``, and ``TPM2_PCR_Extend`` (a measured launch, :mod:`shim.measure`), with the
+empty-password session (``TPM_RS_PW``) where the TPM asks for one, over the kernel's resource manager
+(``device:/dev/tpmrm0``: write a command, read the response) or swtpm's server socket
 (``swtpm:host=…,port=…``: raw commands, as tpm2-tss's swtpm TCTI sends them).
 
 Why not tpm2-pytss (which :mod:`shim.tpm.device` still uses for ``tabrmd`` and ``mssim``): importing it
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 ST_NO_SESSIONS, ST_SESSIONS = 0x8001, 0x8002
-CC_CREATE_PRIMARY, CC_QUOTE, CC_PCR_READ, CC_FLUSH_CONTEXT = 0x131, 0x158, 0x17E, 0x165
+CC_CREATE_PRIMARY, CC_QUOTE, CC_PCR_READ, CC_FLUSH_CONTEXT, CC_PCR_EXTEND = 0x131, 0x158, 0x17E, 0x165, 0x182
 RH_ENDORSEMENT, RS_PW = 0x4000000B, 0x40000009
 ALG_NULL = 0x0010
 HASH_ALGS = {"sha256": 0x000B, "sha384": 0x000C, "sha512": 0x000D}
@@ -243,6 +244,13 @@ class Tpm:
         values = [r.tpm2b(64) for _ in range(_bounded(r.u32(), 8, "digests"))]
         r.end()
         return sorted(selected), values
+
+    def pcr_extend(self, pcr: int, bank: str, digest: bytes) -> None:
+        """TPM2_PCR_Extend of ``pcr`` in ``bank`` by ``digest`` (its size is the bank's), empty-password auth."""
+        if not 0 <= pcr < 24:
+            raise WireError(f"PCR {pcr} is out of range")
+        params = struct.pack(">IH", 1, HASH_ALGS[bank]) + digest  # TPML_DIGEST_VALUES of one TPMT_HA
+        self._call(_command(ST_SESSIONS, CC_PCR_EXTEND, struct.pack(">I", pcr), params), "TPM2_PCR_Extend")
 
     def flush(self, handle: int) -> None:
         self._call(_command(ST_NO_SESSIONS, CC_FLUSH_CONTEXT, b"", struct.pack(">I", handle)), "TPM2_FlushContext")
