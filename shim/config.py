@@ -19,6 +19,8 @@ from shim import configfile
 from shim.configfile import read_trusted_file as read_trusted_file  # re-exported: callers use config's name
 from shim.configfile import under_sudo as under_sudo
 from shim.errors import ConfigError
+from shim.profiles.settings import ProfileConfig
+from shim.profiles.settings import parse as parse_profiles
 
 DEFAULT_PATH = Path(configfile.DEFAULT_PATH)
 LEVELS: tuple[str, ...] = ("Low", "Mid", "High")  # ascending
@@ -71,6 +73,7 @@ class Config:
     identities: tuple[TrustedIdentity, ...] = ()
     trusted_root: Path | None = None
     service_socket: str | None = None  # [service] socket: where `bacon serve` listens
+    profiles: ProfileConfig = field(default_factory=ProfileConfig)  # [levels.*] profile/allow, [global_flags]
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -145,7 +148,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     where = str(path)
     known = {
         "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
-        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service", "measure",
+        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service", "measure", "global_flags",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -162,6 +165,12 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         parse_level(lvl, f"{where} [levels]")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [levels.{lvl}] must be a table")
+        unknown_keys = sorted(set(table) - {"require", "profile", "allow"})
+        if unknown_keys:
+            raise ConfigError(f"{where}: [levels.{lvl}] unknown key(s) {', '.join(unknown_keys)}",
+                              hint="a level has require, profile and an allow table")
+        if "require" not in table:
+            continue
         checks = _str_list(table, "require", f"{where} [levels.{lvl}]")
         bad = sorted(set(checks) - KNOWN_CHECKS)
         if bad:
@@ -195,6 +204,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             isinstance(k, str) and isinstance(v, str) for k, v in endpoints.items()):
         raise ConfigError(f"{where}: [registry] endpoints must be a table of host = \"api-host[:port]\"")
     service_socket = configfile.service_socket(data, path)
+    profiles = parse_profiles(levels, data.get("global_flags", {}), where)
     sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy", "measure") and isinstance(v, dict)}
     if "measure" in data:
         _check_measure(data, where)
@@ -219,6 +229,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         identities=identities,
         trusted_root=trusted_root,
         service_socket=service_socket,
+        profiles=profiles,
     )
 
 

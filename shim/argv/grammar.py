@@ -178,6 +178,12 @@ PUSH_FLAGS: Final = _flagset(
     shorts={"a": "all-tags", "q": "quiet"},
 ).merged(GLOBAL_PERSISTENT, COBRA_HELP)
 
+# exec (cmd/nerdctl/container/container_exec.go): parsed so that the profile can judge it; forwarded.
+EXEC_FLAGS: Final = _flagset(
+    ("workdir", "env", "env-file", "user"), ("tty", "interactive", "detach", "privileged"),
+    shorts={"t": "tty", "i": "interactive", "d": "detach", "w": "workdir", "e": "env", "u": "user"},
+).merged(GLOBAL_PERSISTENT, COBRA_HELP)
+
 # Flags whose values pflag splits as CSV (StringSlice): they accumulate element-wise.
 SLICE_FLAGS: Final = frozenset({
     "hosts-dir", "cdi-spec-dirs", "global-dns", "global-dns-opts", "global-dns-search",
@@ -227,6 +233,8 @@ class Node:
 
 
 GATED: Final = frozenset({"run", "create", "start", "restart", "pull", "push"})
+# Commands parsed in full: the gated ones, and exec (decided by the container profile, then forwarded).
+PARSED: Final = GATED | {"exec"}
 # Gated commands whose decision ends in a plan nerdctl alone carries out (push also signs afterwards).
 PLANNED: Final = ("run", "create", "start", "restart", "pull")
 
@@ -237,6 +245,7 @@ _GATED_NODES: Final[Mapping[str, Node]] = {
     "restart": Node("restart", "gated", flags=RESTART_FLAGS, min_args=1),
     "pull": Node("pull", "gated", flags=PULL_FLAGS, min_args=1, max_args=1),
     "push": Node("push", "gated", flags=PUSH_FLAGS, min_args=1, max_args=1),
+    "exec": Node("exec", "gated", flags=EXEC_FLAGS, interspersed=False, min_args=2),
 }
 
 ROOT_CHILDREN: Final = (
@@ -306,6 +315,7 @@ def child_node(path: tuple[str, ...]) -> Node:
     if path in GROUPS:
         return GROUPS[path]
     leaf = path[-1]
-    if leaf in _GATED_NODES and path[:-1] in ((), ("container",), ("image",)):
+    if leaf in _GATED_NODES and path[:-1] in ((), ("container",), ("image",)) and not (
+            leaf == "exec" and path[:-1] == ("image",)):
         return _GATED_NODES[leaf]
     return Node(leaf, "opaque")

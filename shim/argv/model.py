@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shim.argv.grammar import GATED
+from shim.argv.grammar import PARSED
 from shim.errors import UsageError
 
 TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
@@ -141,8 +141,8 @@ class Invocation:
 
     @property
     def command(self) -> str:
-        """``run``, ``pull`` … for gated commands (any spelling); else the path joined by spaces."""
-        if self.leaf and self.path and self.path[-1] in GATED and self.path[:-1] in ((), ("container",), ("image",)):
+        """``run``, ``pull``, ``exec`` … for parsed commands (any spelling); else the path joined by spaces."""
+        if self.leaf and self.path and self.path[-1] in PARSED and self.path[:-1] in ((), ("container",), ("image",)):
             return self.path[-1]
         return " ".join(self.path)
 

@@ -157,7 +157,7 @@ def other_lines(draw: st.DrawFn) -> tuple[list[str], Expected]:
     argv = draw(globals_before(exp, grammar.GROUPS[()].parse, _ROOT_GLOBALS))
     kind = draw(st.sampled_from(("opaque", "group-help", "compose")))
     if kind == "opaque":
-        cmd = draw(st.sampled_from(("images", "ps", "logs", "exec", "network", "load", "tag", "rmi", "help")))
+        cmd = draw(st.sampled_from(("images", "ps", "logs", "network", "load", "tag", "rmi", "help")))
         tail = draw(st.lists(anything, max_size=4))
         exp.path, exp.args, exp.opaque = (cmd,), tail, True
         return [*argv, cmd, *tail], exp

@@ -173,7 +173,11 @@ CASES: list[Case] = [
     ("commit", ["commit", "c1", "x:1"], "forward", None, ["commit", "c1", "x:1"]),
     ("tag", ["tag", "a", "b"], "forward", None, ["tag", "a", "b"]),
     # --- forwarded commands: the subcommand is certain, its tokens are passed through ------------------
-    ("exec", ["exec", "-it", "c1", "sh"], "forward", None, ["exec", "-it", "c1", "sh"]),
+    # exec is parsed (the container profile judges it) and forwarded re-serialized
+    ("exec", ["exec", "-it", "c1", "sh"], "forward", None,
+     ["exec", "--interactive=true", "--tty=true", "--", "c1", "sh"]),
+    ("exec stops at the container", ["exec", "-u", "1", "c1", "--privileged", "-u", "0"], "forward", None,
+     ["exec", "--user=1", "--", "c1", "--privileged", "-u", "0"]),
     ("logs -n is its own flag", ["logs", "-n", "5", "c1"], "forward", None, ["logs", "-n", "5", "c1"]),
     ("images -a", ["--namespace", "k8s.io", "images", "-a"], "forward", None, ["--namespace=k8s.io", "images", "-a"]),
     ("network create", ["network", "create", "n1"], "forward", None, ["network", "create", "n1"]),

@@ -1,0 +1,66 @@
+"""Nothing slips through by omission: every flag and command nerdctl's grammar knows has a profile class.
+
+A flag added to :mod:`shim.argv.grammar` for a future nerdctl makes this fail until it is classified in
+:mod:`shim.profiles.classes` (and, if ``checked``, read in :mod:`shim.profiles.from_argv`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shim.argv import grammar
+from shim.profiles import classes
+
+CLASSES = {"allowed", "checked", "refused"}
+
+
+def _canonical(fs: grammar.FlagSet) -> set[str]:
+    return {f.name for f in (*fs.longs.values(), *fs.shorts.values()) if not f.is_global}
+
+
+def test_every_global_flag_is_classified() -> None:
+    names = {f.name for f in grammar.GLOBAL_PERSISTENT.longs.values()}
+    names |= {f.name for f in grammar.ROOT_LOCAL_ALIASES.longs.values()}
+    missing = sorted(n for n in names if classes.GLOBAL_FLAGS.get(n) not in CLASSES)
+    assert missing == [], f"global flags without a profile class: {missing}"
+
+
+@pytest.mark.parametrize("command", sorted(grammar.PARSED))
+def test_every_flag_of_every_parsed_command_is_classified(command: str) -> None:
+    node = grammar.child_node((command,))
+    assert node.kind == "gated"
+    table = classes.COMMAND_FLAGS[command]
+    missing = sorted(n for n in _canonical(node.flags) if table.get(n) not in CLASSES)
+    assert missing == [], f"`{command}` flags without a profile class: {missing}"
+    known = _canonical(grammar.child_node(("run",)).flags) if command == "create" else _canonical(node.flags)
+    stale = sorted(set(table) - known)  # create shares run's table
+    assert stale == [], f"`{command}` classifies flags the grammar does not know: {stale}"
+
+
+def test_every_compose_flag_is_classified() -> None:
+    missing = sorted(n for n in _canonical(grammar.COMPOSE_LOCAL) if n not in classes.COMMAND_FLAGS["compose"])
+    assert missing == []
+
+
+@pytest.mark.parametrize("group", sorted(grammar.GROUPS))
+def test_every_command_is_classified(group: tuple[str, ...]) -> None:
+    for child in grammar.GROUPS[group].children.values():
+        path = (*group, child)
+        if path[0] == "compose":
+            assert classes.command_class(path) == "host-files"
+            continue
+        key = " ".join(path)
+        assert key in classes.COMMANDS, f"`nerdctl {key}` has no profile class"
+
+
+def test_a_command_not_in_the_table_is_refused() -> None:
+    assert classes.command_class(("frobnicate",)) == "refused"
+    assert classes.GLOBAL_FLAGS.get("future-flag", "refused") == "refused"
+
+
+def test_the_flag_tables_of_a_future_grammar_would_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard itself: a flag added to run's grammar and not classified is found."""
+    run = grammar.child_node(("run",))
+    extra = grammar.FlagSet({"future-flag": grammar.Flag("future-flag")})
+    monkeypatch.setattr(run, "flags", run.flags.merged(extra))
+    with pytest.raises(AssertionError, match="future-flag"):
+        test_every_flag_of_every_parsed_command_is_classified("run")
