@@ -149,6 +149,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     known = {
         "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
         "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service", "measure", "global_flags",
+        "runtime",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -205,7 +206,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(f"{where}: [registry] endpoints must be a table of host = \"api-host[:port]\"")
     service_socket = configfile.service_socket(data, path)
     profiles = parse_profiles(levels, data.get("global_flags", {}), where)
-    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy", "measure") and isinstance(v, dict)}
+    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy", "measure", "runtime")
+                and isinstance(v, dict)}
     if "measure" in data:
         _check_measure(data, where)
     running = sections.get("policy", {}).get("running_above_level", "keep")

@@ -1,0 +1,150 @@
+"""runc's command line as runc 1.1 parses it (urfave/cli v1 over Go's ``flag`` package), and the
+launcher that sends every verb but the ones that make a container straight to the real runc. Pure.
+
+Go's ``flag`` package takes ``-name`` and ``--name`` alike, a value as ``-name value`` or ``-name=value``
+(a boolean only as ``-name`` or ``-name=true|false``), and stops at the first argument that is not a flag,
+at ``-`` or after ``--``. runc's global flags (``main.go``): ``--debug``, ``--systemd-cgroup`` (booleans),
+``--log``, ``--log-format``, ``--root``, ``--criu``, ``--rootless`` (values), ``--help``/``-h``,
+``--version``/``-v``. containerd's runc shim calls, for a task (seen with Debian's containerd 1.6):
+
+    runc --root /run/containerd/runc/<namespace> --log <bundle>/log.json --log-format json \\
+         create --bundle <bundle> --pid-file <bundle>/init.pid [--console-socket S] <container id>
+
+with ``<bundle>`` = ``<containerd state>/io.containerd.runtime.v2.task/<namespace>/<container id>``; an error
+``create`` writes to the ``--log`` file (JSON lines: ``level``, ``msg``) is what containerd returns to its
+client. Anything this module does not recognise is handed to the gate, which refuses what it cannot
+read (never to the real runc unchecked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+GLOBAL_VALUE = ("log", "log-format", "root", "criu", "rootless")
+GLOBAL_BOOL = ("debug", "systemd-cgroup")
+GLOBAL_INFO = ("help", "h", "version", "v")  # runc prints and exits: no container is made
+# Verbs that make and start a container from a bundle: decided by the gate.
+GATED = ("create", "run", "restore")
+# Verbs that act on a container runc already made: passed straight to the real runc. (``exec`` too, until
+# container profiles decide its process spec.)
+PASS_THROUGH = ("state", "start", "kill", "delete", "ps", "events", "pause", "resume", "update", "list",
+                "exec", "checkpoint", "spec", "features")
+CREATE_VALUE = ("bundle", "b", "console-socket", "pid-file", "preserve-fds")
+CREATE_BOOL = ("no-pivot", "no-new-keyring")
+RUN_BOOL = ("detach", "d", "keep", "no-subreaper")
+
+
+class RuncUsage(ValueError):
+    """An argv the gate does not read the way runc would; refused."""
+
+
+@dataclass(frozen=True)
+class Call:
+    globals: Mapping[str, str]  # name -> value ("true" for booleans)
+    verb: str  # "" for none (runc's help)
+    args: Sequence[str]  # after the verb
+    flags: Mapping[str, str] = field(default_factory=dict)  # the verb's own, for gated verbs
+    container_id: str = ""
+
+
+def _flag(arg: str) -> tuple[str, str | None] | None:
+    """``-name``/``--name`` [``=value``] → (name, value or None); None when ``arg`` is not a flag."""
+    if arg in ("-", "--") or not arg.startswith("-"):
+        return None
+    body = arg[2:] if arg.startswith("--") else arg[1:]
+    if not body or body.startswith("-"):
+        raise RuncUsage(f"bad flag syntax: {arg!r}")
+    name, eq, value = body.partition("=")
+    return name, (value if eq else None)
+
+
+def _flags(args: Sequence[str], values: Sequence[str], bools: Sequence[str], where: str) -> tuple[dict[str, str], int]:
+    """Go ``flag`` parsing of ``args``: the flags and the index of the first argument after them."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out, i + 1
+        parsed = _flag(arg)
+        if parsed is None:
+            break
+        name, value = parsed
+        if name in bools:
+            if value not in (None, "true", "false", "1", "0", "t", "f", "TRUE", "FALSE", "True", "False", "T", "F"):
+                raise RuncUsage(f"{where}: bad value for the boolean flag -{name}: {value!r}")
+            out[name] = "true" if value in (None, "true", "1", "t", "TRUE", "True", "T") else "false"
+        elif name in values:
+            if value is None:
+                if i + 1 >= len(args):
+                    raise RuncUsage(f"{where}: flag -{name} needs a value")
+                i += 1
+                value = args[i]
+            if name in out:
+                raise RuncUsage(f"{where}: flag -{name} given twice")
+            out[name] = value
+        else:
+            raise RuncUsage(f"{where}: flag -{name} is not one the runtime gate knows")
+        i += 1
+    return out, i
+
+
+def parse(argv: Sequence[str]) -> Call:
+    """Read a runc argv (without argv[0]). Raises :class:`RuncUsage` for what runc would read otherwise
+    than we do, or that the gate does not know, when the verb is gated or unknown."""
+    globals_, i = _flags(argv, GLOBAL_VALUE, GLOBAL_BOOL + GLOBAL_INFO, "runc")
+    if any(globals_.get(n) == "true" for n in GLOBAL_INFO):
+        return Call(globals=globals_, verb="", args=list(argv[i:]))
+    verb = argv[i] if i < len(argv) else ""
+    rest = list(argv[i + 1:])
+    if verb not in GATED:
+        return Call(globals=globals_, verb=verb, args=rest)
+    bools = CREATE_BOOL + (RUN_BOOL if verb == "run" else ())
+    if verb == "restore":
+        raise RuncUsage("runc restore (a container from a checkpoint) is not admitted by the runtime gate")
+    flags, j = _flags(rest, CREATE_VALUE, bools, f"runc {verb}")
+    if "b" in flags:
+        if "bundle" in flags:
+            raise RuncUsage(f"runc {verb}: --bundle given twice (-b and --bundle)")
+        flags["bundle"] = flags.pop("b")
+    positional = rest[j:]
+    if len(positional) != 1 or not positional[0]:
+        raise RuncUsage(f"runc {verb} takes exactly one container id, got {positional!r}")
+    return Call(globals=globals_, verb=verb, args=rest, flags=flags, container_id=positional[0])
+
+
+# -- the launcher ---------------------------------------------------------------------------------------
+
+def _sh_quote(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def launcher(real_runc: str, gate: str, environment: Mapping[str, str] | None = None) -> str:
+    """The ``runc`` put ahead of the real one: a POSIX shell script (about a millisecond, where Python
+    would cost tens) that execs the real runc for a verb in :data:`PASS_THROUGH` and ``gate`` (which
+    decides ``create``/``run``, and refuses what it cannot read) for anything else. ``environment``:
+    variables set for the gate only (a test's configuration path)."""
+    values = "|".join(f"-{n}|--{n}" for n in GLOBAL_VALUE)
+    bools = "|".join(f"-{n}|--{n}" for n in GLOBAL_BOOL)
+    bool_eq = "|".join(f"-{n}=*|--{n}=*" for n in GLOBAL_BOOL)
+    value_eq = "|".join(f"-{n}=*|--{n}=*" for n in GLOBAL_VALUE)
+    env = "".join(f"export {k}={_sh_quote(v)}\n" for k, v in (environment or {}).items())
+    return f"""#!/bin/sh
+# BACON's runtime gate, installed as `runc` ahead of the real one (bacon enable --runtime). Verbs that
+# act on a container runc already made go straight to the real runc; create/run (and anything this script
+# cannot place) go to the gate, which decides and then runs the real runc itself.
+real={_sh_quote(real_runc)}
+skip=
+for a in "$@"; do
+    if [ -n "$skip" ]; then skip=; continue; fi
+    case $a in
+        {values}) skip=1 ;;
+        {bools}|{bool_eq}|{value_eq}) ;;
+        -*) break ;;
+        {"|".join(PASS_THROUGH)}) exec "$real" "$@" ;;
+        *) break ;;
+    esac
+done
+{env}exec {_sh_quote(gate)} "$@"
+"""

@@ -1,0 +1,274 @@
+"""The runtime gate: BACON's decision at ``runc create``, for every containerd client (the second layer).
+
+The launcher installed as ``runc`` (``shim.runtime_argv.launcher``) sends the verbs that make a container
+here; everything else goes straight to the real runc. At ``create`` the gate knows the bundle (its
+``config.json``), the container ID and the namespace (the bundle is ``…/<namespace>/<id>``), and asks
+containerd, at the address the shim was started for, for the container's record:
+
+- a container the wrapper admitted carries ``bacon/admission=<token>`` and the token's root-only record
+  (``shim.records``): the record is bound to this container's ID on first use, as the wrapper's ``start``
+  does, and the container passes without a second admission;
+- any other container gets the full admission of the image it names (``shim.gate``: signature, level,
+  the host attestation the level requires), and only if its rootfs snapshot descends from that image's
+  layers (``shim.rootfs``);
+- the OCI spec's root must be the bundle's ``rootfs`` (what the shim mounted from the snapshot).
+
+Then the real runc (``[runtime] runc`` in the configuration) runs with the same argv. A refusal, or any
+failure to decide, writes one ``bacon: denied: …`` line where containerd reads runc's errors (the
+``--log`` file, JSON lines when ``--log-format json``) and to stderr, appends an audit line with
+``"layer": "runtime"`` and exits 77: the shim removes the bundle, nothing is left behind. Exit codes and
+the facts about containerd's shim: docs/runtime.md.
+
+Container profiles (privileged, capabilities, namespaces, mounts, devices) are not applied here yet:
+:func:`check_spec` is where they go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shim import runtime_argv
+from shim.errors import EXIT_DENIED, BaconError, ConfigError, Denied
+
+DEFAULT_RUNC = "/usr/sbin/runc"
+DEFAULT_CONTAINERD = "/run/containerd/containerd.sock"
+MAX_SPEC = 4 << 20  # bytes of config.json read
+LAYER = "runtime"
+TASK_DIR = "io.containerd.runtime.v2.task"  # where containerd's runtime v2 keeps bundles, per namespace
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``[runtime]`` in BACON's configuration."""
+
+    runc: str  # the real runc, absolute
+    containerd: str | None  # containerd's socket; None: the one that started the shim
+
+
+def settings(section: Mapping[str, Any], where: str) -> Settings:
+    unknown = sorted(set(section) - {"runc", "containerd"})
+    if unknown:
+        raise ConfigError(f"{where}: [runtime] has unknown key(s) {', '.join(unknown)}",
+                          hint="[runtime] knows runc (the real runc, absolute) and containerd (its socket)")
+    runc = section.get("runc", DEFAULT_RUNC)
+    containerd = section.get("containerd")
+    for key, value in (("runc", runc), ("containerd", containerd)):
+        if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+            raise ConfigError(f"{where}: [runtime] {key} must be an absolute path, got {value!r}")
+    return Settings(runc=runc, containerd=containerd)
+
+
+def containerd_address(s: Settings, environ: Mapping[str, str]) -> str:
+    """The containerd the shim belongs to: configured, else the one whose ttrpc address containerd gave
+    its shim (``TTRPC_ADDRESS``, its gRPC socket with ``.ttrpc`` appended), else the default socket."""
+    if s.containerd:
+        return s.containerd
+    ttrpc = environ.get("TTRPC_ADDRESS", "")
+    if ttrpc.startswith("/") and ttrpc.endswith(".ttrpc"):
+        return ttrpc.removesuffix(".ttrpc")
+    return DEFAULT_CONTAINERD
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which containerd container a ``create`` is for."""
+
+    bundle: Path
+    namespace: str
+    container_id: str
+
+
+def where(call: runtime_argv.Call, cwd: str) -> Where:
+    """The bundle (``--bundle``, else the working directory, as in runc), and the namespace it lies in:
+    containerd's runc shim makes bundles at ``<state>/io.containerd.runtime.v2.task/<namespace>/<id>`` and
+    gives runc ``--root <runc root>/<namespace>``. Anything else is not a containerd task: refused."""
+    bundle = Path(os.path.normpath(os.path.join(cwd, call.flags.get("bundle") or ".")))
+    namespace = bundle.parent.name
+    if bundle.name != call.container_id or not namespace or bundle.parent.parent.name != TASK_DIR:
+        raise Denied(f"bundle {bundle} is not containerd's bundle for container {call.container_id!r}",
+                     check=LAYER, hint="the runtime gate decides containers made through containerd only")
+    root = call.globals.get("root")
+    if root is not None and Path(root).name != namespace:
+        raise Denied(f"runc --root {root} is not for namespace {namespace!r} (the bundle's)", check=LAYER)
+    return Where(bundle=bundle, namespace=namespace, container_id=call.container_id)
+
+
+def read_spec(bundle: Path) -> dict[str, Any]:
+    path = bundle / "config.json"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, MAX_SPEC + 1)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise Denied(f"cannot read the OCI spec {path}: {e.strerror}", check="spec") from e
+    if len(raw) > MAX_SPEC:
+        raise Denied(f"the OCI spec {path} is larger than {MAX_SPEC} bytes", check="spec")
+    try:
+        spec = json.loads(raw)
+    except ValueError as e:
+        raise Denied(f"the OCI spec {path} is not JSON: {e}", check="spec") from e
+    if not isinstance(spec, dict):
+        raise Denied(f"the OCI spec {path} is not a JSON object", check="spec")
+    return spec
+
+
+def check_spec(spec: Mapping[str, Any], bundle: Path) -> None:
+    """What the OCI spec may say. Its root must be the bundle's ``rootfs``, where the shim mounted the
+    container's snapshot: a root elsewhere would run a filesystem the rootfs check never saw.
+
+    Container profiles (privileged, capabilities, namespaces, mounts, devices) belong here."""
+    root = spec.get("root")
+    path = root.get("path") if isinstance(root, dict) else None
+    if not isinstance(path, str) or os.path.normpath(os.path.join(bundle, path)) != str(bundle / "rootfs"):
+        raise Denied(f"the OCI spec's root is {path!r}, not the bundle's rootfs", check="spec",
+                     hint="a container's root is its image's snapshot, mounted by containerd at <bundle>/rootfs")
+
+
+# -- the decision -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decision:
+    """An admission at ``create``: on the wrapper's record, or a full one (its checks are in the context)."""
+
+    how: str  # "record" | "admission"
+    image: str | None = None
+    digest: str | None = None
+    checks: tuple[Mapping[str, Any], ...] = ()
+
+
+def decide(ctx: Any, at: Where) -> Decision:
+    """Decide the container ``at`` with a :class:`shim.gate.Context` for its containerd and namespace."""
+    from shim import gate, records
+
+    spec = read_spec(at.bundle)
+    check_spec(spec, at.bundle)
+    try:
+        container = ctx.containerd.get_container(at.container_id)
+    except BaconError as e:
+        raise Denied(f"containerd has no container {at.container_id!r} in namespace {at.namespace}: {e.message}",
+                     check=LAYER, hint="check [runtime] containerd in /etc/bacon/config.toml") from e
+    token = container.labels.get(records.LABEL)
+    rec = records.load(ctx.cfg.state_dir, token) if token else None
+    if rec is not None:
+        if rec.namespace != at.namespace:
+            raise Denied(f"the admission record of container {at.container_id[:12]} is for namespace "
+                         f"{rec.namespace}, not {at.namespace}", check="record", image=rec.image, digest=rec.digest)
+        records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
+        check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
+        return Decision("record", rec.image, rec.digest, (check,))
+    if not container.image:
+        raise Denied(f"container {at.container_id[:12]} names no image", check="image",
+                     hint="run containers from signed images")
+    subject = gate.unrecorded_subject(ctx, container)
+    gate.decide(ctx, subject).raise_if_denied()
+    return Decision("admission")
+
+
+# -- refusing ---------------------------------------------------------------------------------------------
+
+def _log_line(message: str, fmt: str) -> str:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if fmt == "json":
+        return json.dumps({"level": "error", "msg": message, "time": now}) + "\n"
+    return f'time="{now}" level=error msg={json.dumps(message)}\n'
+
+
+def report(call_globals: Mapping[str, str], message: str) -> None:
+    """Say ``message`` where containerd reads runc's errors (the ``--log`` file) and on stderr."""
+    log = call_globals.get("log")
+    if log:
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, _log_line(message, call_globals.get("log-format", "text")).encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            print(f"bacon: cannot write runc's log {log}: {e.strerror}", file=sys.stderr)
+    print(message, file=sys.stderr)
+
+
+def _one_line(e: BaconError) -> str:
+    text = e.render() if isinstance(e, Denied) else f"bacon: denied: check {LAYER} failed: {e.render()}"
+    return " ".join(text.split("\n"))  # containerd shows one line: the hint follows on it
+
+
+# -- entry point ------------------------------------------------------------------------------------------
+
+def _exec(runc: str, args: Sequence[str]) -> int:
+    os.execv(runc, [runc, *args])  # noqa: S606 - exec by absolute path, no shell
+    return 70  # not reached
+
+
+def _real_runc_only() -> str:
+    """The real runc for a verb that is passed through (configuration read, nothing else)."""
+    from shim import configfile
+
+    path = configfile.config_path()
+    section = configfile.read_table(path).get("runtime", {})
+    return settings(section if isinstance(section, dict) else {}, path).runc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        call = runtime_argv.parse(args)
+    except runtime_argv.RuncUsage as e:
+        report({}, f"bacon: denied: check {LAYER} failed: {e} (the runtime gate refuses what it cannot read)")
+        return EXIT_DENIED
+    try:
+        if call.verb not in runtime_argv.GATED:
+            return _exec(_real_runc_only(), args)
+        return _gate(call, args)
+    except BaconError as e:
+        report(call.globals, _one_line(e))
+        return EXIT_DENIED
+    except Exception as e:  # noqa: BLE001 - a gate that cannot decide refuses
+        report(call.globals, f"bacon: denied: check {LAYER} failed: the runtime gate failed: {type(e).__name__}: {e}")
+        return EXIT_DENIED
+
+
+def _gate(call: runtime_argv.Call, args: Sequence[str]) -> int:
+    from shim import config, gate, levels, oci
+    from shim.nerdctl_env import Target
+
+    cfg = config.load()
+    s = settings(cfg.sections.get("runtime", {}), str(cfg.path))
+    at = where(call, os.getcwd())
+    gate.check_state_dir(Path(cfg.state_dir))
+    umask = os.umask(0o022)
+    target = Target(address=containerd_address(s, os.environ), namespace=at.namespace)
+    ctx = gate.Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["runc", *args],
+                       platform=oci.host_platform())
+    try:
+        try:
+            decision = decide(ctx, at)
+        except BaconError as e:
+            denial = e if isinstance(e, Denied) else Denied(e.message, check=LAYER, hint=e.hint)
+            try:
+                gate.audit_decision(ctx, "denied", image=denial.image, digest=denial.digest, reason=denial.message,
+                                    failed_check=denial.check, error=type(e).__name__, layer=LAYER,
+                                    container=at.container_id, namespace=at.namespace)
+            except BaconError as audit_error:
+                print(f"bacon: the refusal could not be audited: {audit_error.message}", file=sys.stderr)
+            raise denial from (e if denial is not e else None)
+        gate.audit_decision(ctx, "admitted", image=decision.image, digest=decision.digest,
+                            extra_checks=decision.checks, layer=LAYER, how=decision.how, container=at.container_id,
+                            namespace=at.namespace)
+    finally:
+        os.umask(umask)
+        ctx.close()
+    return _exec(s.runc, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

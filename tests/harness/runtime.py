@@ -1,0 +1,48 @@
+"""A private containerd whose runc shim finds BACON's runtime gate as ``runc`` (ahead of the real one on
+its PATH), as `bacon enable --runtime` arranges on a host. The shim inherits containerd's environment and
+runs the first ``runc`` on that PATH (checked against Debian's containerd 1.6: docs/runtime.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from shim import runtime_argv
+from tests.harness import containerd as containerd_h
+from tests.harness import proc
+
+
+def gate_program() -> str:
+    exe = Path(sys.executable).parent / "bacon-runtime"
+    if not exe.exists():
+        raise RuntimeError(f"{exe} is missing: pip install -e . installs bin/bacon-runtime")
+    return str(exe)
+
+
+def install_launcher(bindir: Path, config: Path, real_runc: str | None = None) -> Path:
+    bindir.mkdir(parents=True, exist_ok=True)
+    real = real_runc or shutil.which("runc", path="/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/runc"
+    launcher = bindir / "runc"
+    launcher.write_text(runtime_argv.launcher(real, gate_program(), {"BACON_CONFIG": str(config)}))
+    launcher.chmod(0o755)
+    return launcher
+
+
+def start(workdir: Path, bindir: Path) -> containerd_h.Containerd:
+    """containerd with ``bindir`` first on its PATH (its own root, state and socket under ``workdir``)."""
+    base = workdir / "containerd"
+    root, state = base / "root", base / "state"
+    for d in (root, state):
+        d.mkdir(parents=True, exist_ok=True)
+    sock = base / "containerd.sock"
+    cfg = base / "config.toml"
+    cfg.write_text(containerd_h.CONFIG.format(root=root, state=state, sock=sock))
+    log = base / "containerd.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACON_")}
+    env["PATH"] = f"{bindir}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    p = proc.start(["containerd", "--config", str(cfg)], log, env=env)
+    c = containerd_h.Containerd(socket=sock, root=root, process=p, log=log, config=cfg)
+    proc.wait_for(lambda: proc.unix_open(sock), "containerd", proc=p, log=log)
+    return c

@@ -1,0 +1,176 @@
+"""The runtime gate (the second layer) end to end: a private containerd whose runc shim finds BACON's
+``runc`` launcher first on its PATH, the real runc behind it, images from the harness registry, and
+clients that are not the wrapper (``ctr``) as well as the wrapper (through the nerdctl stand-in)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Host, Signed, make_host, trusted_config
+from tests.harness import images as images_h
+from tests.harness import otherfs as otherfs_h
+from tests.harness import runtime as runtime_h
+from tests.harness.containerd import Containerd
+from tests.harness.registry import Registry
+
+pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
+
+
+@dataclass
+class Gated:
+    host: Host
+    containerd: Containerd
+    otherfs: images_h.Image
+
+    def configure(self, signed: Signed, level: str = "Mid", runtime: str = "") -> None:
+        trusted_config(self.host, signed.trusted, level=level,
+                       extra=f'[runtime]\nrunc = "/usr/sbin/runc"\n{runtime}')
+
+    def audit(self) -> list[dict[str, Any]]:
+        log = self.host.audit_log
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def runtime_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.audit() if line.get("layer") == "runtime"]
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory: pytest.TempPathFactory, registry: Registry, signed: Signed) -> Iterator[Gated]:
+    root = Path(str(tmp_path_factory.mktemp("rt")))
+    # Short socket paths: a unix socket path is at most 108 bytes.
+    work = Path(f"/tmp/bacon-rt-{secrets.token_hex(3)}")
+    work.mkdir()
+    config = root / "host" / "etc" / "config.toml"
+    runtime_h.install_launcher(work / "bin", config)
+    c = runtime_h.start(work, work / "bin")
+    try:
+        host = make_host(root / "host", c, registry, level="Mid")
+        assert host.config == config
+        for name in ("low", "unsigned", "high"):
+            images_h.pull(c, signed[name])
+        other = otherfs_h.build_and_push(signed.images.layout, work, registry, name="otherfs-rt")
+        images_h.pull(c, other)
+        yield Gated(host=host, containerd=c, otherfs=other)
+    finally:
+        c.stop()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def ctr(g: Gated, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    r = g.containerd.ctr(*args, check=False, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def assert_refused(g: Gated, rc: int, err: str, check: str, cid: str) -> dict[str, Any]:
+    assert rc != 0, err
+    assert "bacon: denied:" in err, err
+    assert f"check {check} failed" in err, err
+    line = g.runtime_lines()[-1]
+    assert line["verdict"] == "denied", line
+    assert line["failed_check"] == check, line
+    assert line["container"] == cid, line
+    # Nothing left running: the shim removed the task it could not create.
+    assert cid not in ctr(g, "tasks", "ls")[1]
+    return line
+
+
+def test_ctr_run_of_an_unsigned_image_is_refused(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed)
+    rc, out, err = ctr(gated, "run", "--rm", signed["unsigned"].ref, "rt-unsigned", "/bin/echo", "ran")
+    assert "ran" not in out
+    assert_refused(gated, rc, err, "signature", "rt-unsigned")
+    assert "rt-unsigned" not in ctr(gated, "containers", "ls")[1]
+
+
+def test_ctr_run_of_a_signed_low_image_on_a_mid_host_runs(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed, level="Mid")
+    rc, out, err = ctr(gated, "run", "--rm", signed["low"].ref, "rt-low", "/bin/echo", "ran-under-gate")
+    assert rc == 0, err
+    assert "ran-under-gate" in out
+    line = gated.runtime_lines()[-1]
+    assert line["verdict"] == "admitted", line
+    assert line["how"] == "admission", line
+    assert [c["check"] for c in line["checks"]] == ["signature", "level"], line
+
+
+def test_ctr_run_of_an_image_above_the_host_level_is_refused(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed, level="Mid")
+    rc, _, err = ctr(gated, "run", "--rm", signed["high"].ref, "rt-high", "/bin/true")
+    assert_refused(gated, rc, err, "level", "rt-high")
+
+
+def test_a_signed_images_name_over_another_images_rootfs_is_refused(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed)
+    low = signed["low"]
+    alias = f"{low.repo}:rt-retagged"
+    ctr(gated, "images", "tag", "--force", gated.otherfs.ref, alias)
+    try:
+        assert ctr(gated, "containers", "create", alias, "rt-retagged")[0] == 0
+        ctr(gated, "images", "tag", "--force", low.ref, alias)  # the name now points at signed content
+        rc, _, err = ctr(gated, "tasks", "start", "rt-retagged")
+        assert_refused(gated, rc, err, "rootfs", "rt-retagged")
+    finally:
+        ctr(gated, "containers", "rm", "rt-retagged")
+        ctr(gated, "images", "rm", alias)
+
+
+def test_a_wrapper_admitted_container_runs_on_its_record(gated: Gated, signed: Signed) -> None:
+    import subprocess
+
+    gated.configure(signed)
+    h = gated.host
+    r = subprocess.run([*h.wrapper, "run", "--rm", signed["low"].ref], env=h.env(), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "hello-from-low" in r.stdout
+    wrapper_line, runtime_line = [line for line in gated.audit() if line.get("verdict") == "admitted"][-2:]
+    assert "layer" not in wrapper_line or wrapper_line["layer"] != "runtime"
+    assert runtime_line["layer"] == "runtime", runtime_line
+    assert runtime_line["how"] == "record", runtime_line
+    # No second full admission: the only check at the runtime is the wrapper's record.
+    assert [c["check"] for c in runtime_line["checks"]] == ["record"], runtime_line
+    assert runtime_line["digest"] == signed["low"].digest
+
+
+def test_a_copied_admission_label_does_not_admit_another_container(gated: Gated, signed: Signed) -> None:
+    import subprocess
+
+    gated.configure(signed)
+    h = gated.host
+    r = subprocess.run([*h.wrapper, "create", "--name", "rt-orig", signed["low"].ref], env=h.env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    orig = r.stdout.strip().splitlines()[-1]
+    assert ctr(gated, "tasks", "start", orig)[0] == 0  # binds the record to this container
+    token = json.loads(ctr(gated, "containers", "info", orig)[1])["Labels"]["bacon/admission"]
+    try:
+        # Another client copies the label onto a container of unsigned content.
+        ctr(gated, "containers", "create", "--label", f"bacon/admission={token}", signed["unsigned"].ref, "rt-copy")
+        rc, _, err = ctr(gated, "tasks", "start", "rt-copy")
+        assert_refused(gated, rc, err, "record", "rt-copy")
+    finally:
+        ctr(gated, "tasks", "rm", "-f", orig)
+        ctr(gated, "containers", "rm", orig, "rt-copy")
+
+
+def test_a_root_outside_the_bundle_is_refused(gated: Gated, signed: Signed, tmp_path: Path) -> None:
+    gated.configure(signed)
+    hostdir = tmp_path / "hostroot"
+    (hostdir / "bin").mkdir(parents=True)
+    rc, _, err = ctr(gated, "run", "--rm", "--rootfs", str(hostdir), "rt-rootfs", "/bin/true")
+    assert_refused(gated, rc, err, "spec", "rt-rootfs")
+
+
+def test_a_gate_that_cannot_reach_containerd_refuses(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed, runtime='containerd = "/nonexistent/containerd.sock"\n')
+    rc, _, err = ctr(gated, "run", "--rm", signed["low"].ref, "rt-nocontainerd", "/bin/true")
+    assert_refused(gated, rc, err, "runtime", "rt-nocontainerd")
