@@ -106,7 +106,9 @@ def _check_private(path: Path, st: os.stat_result) -> None:
 
 
 def _identity() -> dict[str, Any]:
-    uid = os.getuid()
+    from shim import caller
+
+    uid = caller.credentials().ruid  # the caller's real uid (a service worker's adopted one)
     try:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:

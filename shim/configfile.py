@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 
 
 def under_sudo(environ: Mapping[str, str] | None = None) -> bool:
-    """True when the caller's environment must not be trusted: sudo, or a set-uid/set-gid start."""
-    env = os.environ if environ is None else environ
-    if os.getuid() != os.geteuid() or os.getgid() != os.getegid():
-        return True
-    return any(k in env for k in ("SUDO_UID", "SUDO_USER", "SUDO_COMMAND"))
+    """True when the caller's environment must not be trusted (:func:`shim.caller.under_sudo`: sudo, doas,
+    pkexec, or a set-uid/set-gid start, judged on the credentials decided for)."""
+    from shim import caller
+
+    return caller.under_sudo(environ)
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> str:

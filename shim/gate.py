@@ -349,13 +349,15 @@ def _label_guard(inv: nargv.Invocation) -> None:
         if lab.split("=", 1)[0].startswith(records.LABEL_PREFIX):
             raise Denied(f"labels in the {records.LABEL_PREFIX} namespace are BACON's own: {lab!r}",
                          check="argv", hint="drop that --label")
+    from shim import inputs
+
     for path in inv.label_files:
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError as e:
-            raise Denied(f"cannot read --label-file {path}: {e.strerror}", check="argv") from e
+        data = inputs.read_copy(path, what="--label-file")  # what nerdctl will read, read as the caller
+        # docker/cli's opts.ReadKVStrings, which nerdctl uses: a UTF-8 BOM is dropped, lines are trimmed
+        # on the left, '#' lines skipped; the key ends at the first '='. Trimmed on both sides here too.
+        text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
         for line in text.splitlines():
-            if line.strip().split("=", 1)[0].startswith(records.LABEL_PREFIX):
+            if line.strip().split("=", 1)[0].strip().startswith(records.LABEL_PREFIX):
                 raise Denied(f"--label-file {path} sets a label in the {records.LABEL_PREFIX} namespace",
                              check="argv", hint="remove that line")
 

@@ -17,7 +17,11 @@ out itself, in the operator's terminal. One process per request: no state is sha
 and nothing learnt from one caller is used for another.
 
 Trust runs both ways over ``SO_PEERCRED``: the service answers only callers with its own uid (root), and
-the wrapper uses only a service with its own uid, so nobody else can either ask or answer. The socket is
+the wrapper uses only a service with its own uid, so nobody else can either ask or answer. The caller
+sends its real and effective ids and groups; the worker checks them against the kernel's (``SO_PEERCRED``
+and ``/proc/PID/status``) and adopts them (:func:`shim.caller.adopt`), so "under sudo" (a set-uid start,
+sudo, doas, pkexec) and whose permissions open input files are decided exactly as in the wrapper's own
+process, never from the environment alone. The socket is
 ``SOCK_SEQPACKET`` (one message each way, boundaries kept) in a directory only root may write. When no
 service is configured or none is listening, the wrapper decides in its own process, as before: the
 service changes how long a decision takes, never what it is.
@@ -123,50 +127,109 @@ def _delivered(conn: socket.socket, plan: bytes) -> bool:
         return False
 
 
+def proc_credentials(pid: int) -> tuple[int, int, int, int, tuple[int, ...]]:
+    """(real uid, effective uid, real gid, effective gid, groups) of process ``pid``, from the kernel
+    (``/proc/PID/status``). Raises OSError or ValueError."""
+    fields: dict[str, list[str]] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            fields[key] = rest.split()
+    uid, gid = fields["Uid"], fields["Gid"]
+    return int(uid[0]), int(uid[1]), int(gid[0]), int(gid[1]), tuple(sorted(int(g) for g in fields["Groups"]))
+
+
+def check_caller(conn: socket.socket, sent: tuple[int, int, int, int, tuple[int, ...]]) -> None:
+    """The credentials a caller sent must be its own: its effective ids are the kernel's ``SO_PEERCRED``
+    (taken at ``connect``), and all of them are ``/proc/PID/status``'s for the peer's pid, so a caller
+    can neither hide a set-uid start nor claim another's. Raises ValueError."""
+    pid, uid, gid = struct_ucred(conn)
+    ruid, euid, rgid, egid, groups = sent
+    if (euid, egid) != (uid, gid):
+        raise ValueError(f"the caller says euid {euid}, egid {egid}; the kernel says {uid}, {gid}")
+    try:
+        kernel = proc_credentials(pid)
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        raise ValueError(f"cannot read the credentials of pid {pid}: {e}") from None
+    if kernel != (ruid, euid, rgid, egid, tuple(sorted(groups))):
+        raise ValueError(f"the caller's credentials {sent} are not the kernel's {kernel} for pid {pid}")
+
+
+def struct_ucred(conn: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the peer of a connected unix socket (``SO_PEERCRED``)."""
+    cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return tuple(int.from_bytes(cred[i:i + 4], sys.byteorder) for i in (0, 4, 8))  # type: ignore[return-value]
+
+
+def _place_inputs(numbers: tuple[int, ...], received: list[int]) -> None:
+    """Put the caller's sealed input copies at the numbers they have in the caller (``/proc/self/fd/N``
+    then names the same file here). Raises ValueError."""
+    from shim import callerfiles, inputs
+
+    if len(numbers) != len(received):
+        raise ValueError("the request's input copies do not match the descriptors sent")
+    for number, fd in zip(numbers, received, strict=True):
+        if number < inputs.FIRST_FD or not callerfiles.is_sealed_copy(fd):
+            raise ValueError(f"input copy {number} is not a sealed copy at or above {inputs.FIRST_FD}")
+        try:
+            os.fstat(number)
+        except OSError:
+            os.dup2(fd, number)
+            os.close(fd)
+            continue
+        raise ValueError(f"descriptor {number} is already in use in the worker")
+
+
 def _decide(conn: socket.socket, out: Any) -> None:
     """In a worker: take the caller's request, become the caller's environment, decide, answer."""
+    from shim import caller
+
     conn.settimeout(REQUEST_TIMEOUT)
     try:
-        msg, fds, flags, _addr = socket.recv_fds(conn, wire.MAX_MESSAGE, 3)
+        msg, fds, flags, _addr = socket.recv_fds(conn, wire.MAX_MESSAGE, 3 + wire.MAX_INPUTS)
     except TimeoutError:
         print(f"bacon serve: a connection sent no request within {REQUEST_TIMEOUT:g}s; closed", file=out, flush=True)
         return
     conn.settimeout(None)
     if not msg and not fds:
         return  # closed without asking (`bacon status` looking whether the service is there)
-    caller = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)[:4]
-    print(f"bacon serve: request from pid {int.from_bytes(caller, sys.byteorder)} decided by pid {os.getpid()}",
-          file=out, flush=True)
+    caller_pid = struct_ucred(conn)[0]
+    print(f"bacon serve: request from pid {caller_pid} decided by pid {os.getpid()}", file=out, flush=True)
     if wire.peer_uid(conn) != os.geteuid():  # read first, so that the caller gets this answer, not EPIPE
         for fd in fds:
             os.close(fd)
         _answer(conn, wire.encode_error(f"bacon: denied: the decision service serves only uid {os.geteuid()}", 77))
         return
     try:
-        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) < 3:
             raise ValueError("a truncated request, or not the caller's three standard streams")
-        args, env, cwd, umask = wire.decode_request(msg)
+        req = wire.decode_request(msg)
+        check_caller(conn, req.creds)
+        _place_inputs(req.inputs, fds[3:])
     except (ValueError, UnicodeError) as e:
         for fd in fds:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
         _answer(conn, wire.encode_error(f"bacon: internal error: the decision service got a bad request: {e}",
                                         EXIT_INTERNAL))
         return
-    for i, fd in enumerate(fds):
+    for i, fd in enumerate(fds[:3]):
         os.dup2(fd, i)
         os.close(fd)
+    caller.adopt(caller.Credentials(*req.creds))
     os.environ.clear()
-    os.environ.update(env)
-    os.umask(umask & 0o777)
+    os.environ.update(req.env)
+    os.umask(req.umask & 0o777)
+    cwd = req.cwd
     try:
         os.chdir(cwd)
         from shim import wrapper
 
-        nerdctl, forward, then = wrapper.plan(args)
+        nerdctl, forward, then = wrapper.plan(req.args)
         if not _delivered(conn, wire.encode_plan(nerdctl, forward, then)):
-            print(f"bacon serve: pid {int.from_bytes(caller, sys.byteorder)} left before taking up its plan; "
+            print(f"bacon serve: pid {caller_pid} left before taking up its plan; "
                   "audited as abandoned", file=out, flush=True)
-            wrapper.abandon(args, forward)
+            wrapper.abandon(req.args, forward)
     except BaconError as e:
         _answer(conn, wire.encode_error(e.render(), e.exit_code))
     except OSError as e:

@@ -6,8 +6,11 @@ so it imports nothing but the built-in ``_socket``: ``socket`` (enum, selectors)
 8-14 ms each to import, as much as the rest of the wrapper. For the same reason the messages are fields
 separated by NUL, which argv, environment strings and paths cannot contain, rather than JSON:
 
-- request: ``bacon-request-1``, cwd, umask, N, N arguments, the environment as ``KEY=VALUE`` fields, and
-  ``end``; the caller's standard streams travel with it (``SCM_RIGHTS``);
+- request: ``bacon-request-2``, cwd, umask, the caller's real and effective uid and gid, G and G
+  supplementary groups, F and F descriptor numbers (the wrapper's sealed copies of input files,
+  :mod:`shim.inputs`), N and N arguments, the environment as ``KEY=VALUE`` fields, and ``end``; the
+  caller's standard streams and then the F copies travel with it (``SCM_RIGHTS``). The service checks the
+  ids against the kernel's (``SO_PEERCRED``, ``/proc/PID/status``) and decides for them;
 - answer: ``bacon-answer-1``, ``plan``, the real nerdctl, N, N arguments, M, M commands each as K and K
   arguments, and ``end``; or ``bacon-answer-1``, ``error``, the exit status, and the message (the rest).
 
@@ -32,9 +35,10 @@ TYPE_CHECKING = False  # typing and collections are not imported at run time: im
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-REQUEST = "bacon-request-1"
+REQUEST = "bacon-request-2"
 ANSWER = "bacon-answer-1"
 TAKEN = b"bacon-taken-1"
+MAX_INPUTS = 64  # sealed input copies passed with a request (each --label-file/--env-file path)
 MAX_MESSAGE = 256 << 10  # argv + environment; larger requests are decided in the wrapper's own process
 ANSWER_TIMEOUT = 600.0  # seconds; the gate bounds each step itself (registry, TPM), this bounds a stuck child
 _MAX_COUNT = 100_000
@@ -65,9 +69,9 @@ class _Fields:
         self.at += 1
         return self.fields[self.at - 1]
 
-    def count(self) -> int:
+    def count(self, limit: int = _MAX_COUNT) -> int:
         text = self.take()
-        if not (text.isascii() and text.isdigit()) or int(text) > _MAX_COUNT:
+        if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > limit:
             raise ValueError(f"not a count: {text[:20]!r}")
         return int(text)
 
@@ -83,19 +87,39 @@ class _Fields:
             raise ValueError("the message has trailing fields")
 
 
-def encode_request(args: Sequence[str], environ: Mapping[str, str], cwd: str, umask: int) -> bytes:
-    return _encode([REQUEST, cwd, str(umask), str(len(args)), *args, *(f"{k}={v}" for k, v in environ.items()),
-                    _END])
+class Request:
+    """What the wrapper asks: its arguments, environment, working directory and umask, its credentials
+    (real uid, effective uid, real gid, effective gid, supplementary groups) and the numbers its sealed
+    input copies have in its process."""
+
+    __slots__ = ("args", "creds", "cwd", "env", "inputs", "umask")
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: str, umask: int,
+                 creds: tuple[int, int, int, int, tuple[int, ...]], inputs: tuple[int, ...]) -> None:
+        self.args, self.env, self.cwd, self.umask, self.creds, self.inputs = args, env, cwd, umask, creds, inputs
 
 
-def decode_request(data: bytes) -> tuple[list[str], dict[str, str], str, int]:
-    """(args, environment, cwd, umask) of a request. Raises ValueError."""
+def encode_request(args: Sequence[str], environ: Mapping[str, str], cwd: str, umask: int,
+                   creds: tuple[int, int, int, int, Sequence[int]], inputs: Sequence[int] = ()) -> bytes:
+    ruid, euid, rgid, egid, groups = creds
+    return _encode([REQUEST, cwd, str(umask), str(ruid), str(euid), str(rgid), str(egid),
+                    str(len(groups)), *map(str, groups), str(len(inputs)), *map(str, inputs),
+                    str(len(args)), *args, *(f"{k}={v}" for k, v in environ.items()), _END])
+
+
+def decode_request(data: bytes) -> Request:
+    """The request in ``data``. Raises ValueError."""
     fields = _decode(data)
     if fields[0] != REQUEST:
-        raise ValueError("not a request of this protocol")
+        raise ValueError("not a request of this protocol (restart bacon serve after upgrading BACON)")
     r = _Fields(fields, 1)
     cwd = r.take()
     umask = r.count()
+    ruid, euid, rgid, egid = (r.count((1 << 32) - 1) for _ in range(4))
+    groups = tuple(_number(g) for g in r.strings())
+    inputs = tuple(_number(n) for n in r.strings())
+    if len(inputs) > MAX_INPUTS:
+        raise ValueError(f"more than {MAX_INPUTS} input copies")
     args = r.strings()
     if fields[-1] != _END:
         raise ValueError("the request ends early")
@@ -105,7 +129,13 @@ def decode_request(data: bytes) -> tuple[list[str], dict[str, str], str, int]:
         if not key or not eq or key in env:
             raise ValueError(f"not an environment entry: {entry[:40]!r}")
         env[key] = value
-    return args, env, cwd, umask
+    return Request(args, env, cwd, umask, (ruid, euid, rgid, egid, groups), inputs)
+
+
+def _number(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) >= 1 << 32:
+        raise ValueError(f"not an id: {text[:20]!r}")
+    return int(text)
 
 
 def encode_plan(nerdctl: str, forward: Sequence[str], then: Sequence[Sequence[str]]) -> bytes:
@@ -158,7 +188,8 @@ def listener_uid(path: str, timeout: float) -> int:
         conn.close()
 
 
-def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str) -> Plan | tuple[int, str] | None:
+def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str,
+            inputs: Sequence[int] = ()) -> Plan | tuple[int, str] | None:
     """Ask the service at ``path`` to decide ``args``: its plan, or (exit status, message). ``None`` when no
     service listens there (the caller decides itself). Raises :class:`ConfigError` when whoever listens is
     not this user (root), and :class:`Unavailable` when the service fails to answer."""
@@ -184,12 +215,15 @@ def request(path: str, args: Sequence[str], environ: Mapping[str, str], cwd: str
         umask = os.umask(0o022)
         os.umask(umask)
         try:
-            payload = encode_request(args, environ, cwd, umask)
+            creds = (os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups())
+            payload = encode_request(args, environ, cwd, umask, creds, inputs)
         except ValueError:
             return None
         if len(payload) > MAX_MESSAGE:
             return None
-        streams = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))  # three C ints
+        if len(inputs) > MAX_INPUTS:
+            return None
+        streams = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2, *inputs))  # C ints
         try:
             conn.settimeout(ANSWER_TIMEOUT)
             conn.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, streams)])

@@ -58,10 +58,18 @@ def _gate_config(table: dict[str, Any], path: str) -> Config:
 def run(args: Sequence[str]) -> int:
     path, table, nerdctl = _configured()
     inv = nargv.parse(args)
+    served_args: Sequence[str] = args
+    copies: list[int] = []
+    if inv.command in ("run", "create"):
+        from shim import inputs  # files nerdctl would read as root: read as the caller, handed over sealed
+
+        inv, copies = inputs.materialize(inv)
+        if copies:
+            served_args = nargv.serialize(inv)
     if inv.command in PLANNED:
         socket_path = configfile.service_socket(table, path)
         if socket_path:
-            answer = _ask_service(socket_path, args, nerdctl)
+            answer = _ask_service(socket_path, served_args, nerdctl, copies)
             if answer is not None:
                 return answer
     decision = _decide(inv)
@@ -72,12 +80,12 @@ def run(args: Sequence[str]) -> int:
     return gate.admit_and_exec(_gate_config(table, path), inv, list(args))
 
 
-def _ask_service(socket_path: str, args: Sequence[str], nerdctl: str) -> int | None:
+def _ask_service(socket_path: str, args: Sequence[str], nerdctl: str, copies: Sequence[int] = ()) -> int | None:
     """Have the warm service (``bacon serve``) decide, and carry out its plan here; ``None`` if none listens.
     It decides exactly as :func:`plan` (classification included), so a refusal comes back as one."""
     from shim import service_client  # standard library only (and no socket, json)
 
-    answer = service_client.request(socket_path, args, os.environ, os.getcwd())
+    answer = service_client.request(socket_path, args, os.environ, os.getcwd(), inputs=copies)
     if answer is None:
         return None
     if len(answer) == 2:

@@ -12,6 +12,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +29,9 @@ from tests.harness.proc import wait_for
 from tests.integration.test_gate import assert_denied, audit_lines, nerdctl
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
+
+
+CREDS = (os.getuid(), os.geteuid(), os.getgid(), os.getegid(), tuple(os.getgroups()))  # this process's own
 
 
 class Served:
@@ -169,7 +173,7 @@ def test_the_service_serves_only_its_own_uid(gate_host: Host, signed: Signed) ->
 
 
 def test_garbage_requests_are_answered_not_crashed_on(served: Served) -> None:
-    valid = wire.encode_request(["run", "--rm", "x"], {"PATH": "/bin"}, "/", 0o22)
+    valid = wire.encode_request(["run", "--rm", "x"], {"PATH": "/bin"}, "/", 0o22, (0, 0, 0, 0, ()))
     for payload, fds in ((b"not a request", [0, 1, 2]), (b"bacon-request-1\0/\x0018", [0, 1, 2]),
                          (b"bacon-request-1\0/\0" + b"18\x003\0run\0end", [0, 1, 2]), (valid[:-4], [0, 1, 2]),
                          (valid[:-4] + b"\0NOEQUALS\0end", [0, 1, 2]),
@@ -291,7 +295,7 @@ def test_a_caller_that_leaves_mid_decision_is_audited_abandoned_and_leaves_no_re
         served: Served, signed: Signed, leaves: str) -> None:
     """The decision is made (and audited) while the caller is gone: its plan is never run, so the audit says
     abandoned and no admission record is left that a later `start` could claim."""
-    payload = wire.encode_request(["create", signed["low"].ref], served.host.env(), "/", 0o22)
+    payload = wire.encode_request(["create", signed["low"].ref], served.host.env(), "/", 0o22, CREDS)
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
         c.connect(str(served.socket))
         socket.send_fds(c, [payload], [0, 1, 2])
@@ -329,3 +333,73 @@ def test_idle_connections_hold_a_worker_only_briefly(served: Served, signed: Sig
     assert r.rc == 0, r.stderr
     assert elapsed < 4 * service.REQUEST_TIMEOUT + 10, elapsed
     assert "sent no request within" in served.log.read_text()
+
+
+ASK_AS = r"""
+import _socket, json, os, sys
+from shim import service_client as wire
+ruid, claimed, args, env = json.loads(sys.argv[2])
+os.setresuid(ruid, 0, 0)  # a set-uid start: real uid the caller's, effective root
+groups = tuple(os.getgroups())
+creds = (*claimed, groups) if claimed else (os.getuid(), os.geteuid(), os.getgid(), os.getegid(), groups)
+c = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+c.connect(sys.argv[1])
+streams = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+c.sendmsg([wire.encode_request(args, env, "/", 0o22, creds)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, streams)])
+print(c.recv(wire.MAX_MESSAGE).hex())
+"""
+
+
+def _ask_as(served: Served, ruid: int, claimed: tuple[int, int, int, int] | None, args: list[str]) -> object:
+    env = served.host.env()
+    r = subprocess.run([sys.executable, "-c", ASK_AS, str(served.socket), json.dumps([ruid, claimed, args, env])],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    return wire.decode_answer(bytes.fromhex(r.stdout))
+
+
+def test_a_set_uid_caller_is_decided_as_under_sudo(served: Served, signed: Signed) -> None:
+    """Real uid 65534, effective root, no SUDO_* variable: in the wrapper's own process that is "under
+    sudo" (BACON_CONFIG ignored); the service decides the same from the credentials the kernel reports
+    (before, it looked at SUDO_* alone and took the caller's BACON_CONFIG)."""
+    answer = _ask_as(served, 65534, None, ["run", "--rm", signed["low"].ref])
+    assert isinstance(answer, tuple)
+    assert len(answer) == 2, answer
+    assert "/etc/bacon/config.toml" in str(answer[1]), answer
+    # the same request from root itself is decided with BACON_CONFIG, and admitted
+    plan = _ask_as(served, 0, None, ["run", "--rm", signed["low"].ref])
+    assert isinstance(plan, tuple)
+    assert len(plan) == 3, plan
+
+
+@pytest.mark.parametrize("claimed", [(0, 0, 0, 0), (65534, 65534, 0, 0), (65534, 0, 65534, 0)])
+def test_credentials_the_kernel_does_not_confirm_are_refused(served: Served, signed: Signed,
+                                                             claimed: tuple[int, int, int, int]) -> None:
+    answer = _ask_as(served, 65534, claimed, ["run", "--rm", signed["low"].ref])
+    assert isinstance(answer, tuple)
+    assert answer[0] == 70, answer
+    assert "bad request" in str(answer[1]), answer
+    assert "kernel" in str(answer[1]), answer
+    assert served.proc is not None
+    assert served.proc.poll() is None
+
+
+def test_served_input_files_are_the_callers_copies(served: Served, signed: Signed) -> None:
+    """The wrapper's sealed copies of --env-file/--label-file travel with the request: the service's
+    label check and nerdctl read the same bytes."""
+    d = Path(tempfile.mkdtemp(prefix="bacon-served-inputs-"))
+    try:
+        d.chmod(0o755)
+        (d / "labels").write_text("bacon/admission=forged\n")
+        r = nerdctl(served.host, "create", "--label-file", str(d / "labels"), signed["low"].ref)
+        assert r.rc == 77, r.stderr
+        assert "bacon/ namespace" in r.stderr, r.stderr
+        (d / "env").write_text("A=1\n")
+        r = nerdctl(served.host, "run", "--rm", "--env-file", str(d / "env"), "--label-file", str(d / "env"),
+                    signed["low"].ref)
+        assert r.rc == 0, r.stderr
+        assert served.requests() == 2
+        read = json.loads(served.host.calls.read_text().splitlines()[-1])["read"]
+        assert list(read.values()) == ["A=1\n"]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -93,7 +93,7 @@ def test_a_served_admission_imports_only_the_light_standard_library(tmp_path: Pa
             msg, fds, _, _ = socket.recv_fds(conn, wire.MAX_MESSAGE, 3)
             for fd in fds:
                 os.close(fd)
-            assert wire.decode_request(msg)[0] == ["run", "--rm", "busybox"]
+            assert wire.decode_request(msg).args == ["run", "--rm", "busybox"]
             conn.send(plan)
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:

@@ -17,10 +17,30 @@ _ARG = st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=1
 _KEY = st.text(st.characters(codec="utf-8", exclude_characters="\0="), min_size=1, max_size=8)
 
 
+CREDS = (1000, 0, 1000, 0, (4, 27))
+_ID = st.integers(0, (1 << 32) - 1)
+
+
+def _fields(r: wire.Request) -> tuple[object, ...]:
+    return r.args, r.env, r.cwd, r.umask, r.creds, r.inputs
+
+
 @fuzz(300)
-@given(st.lists(_ARG, max_size=8), st.dictionaries(_KEY, _ARG, max_size=6), _ARG, st.integers(0, 0o777))
-def test_requests_round_trip(args: list[str], env: dict[str, str], cwd: str, umask: int) -> None:
-    assert wire.decode_request(wire.encode_request(args, env, cwd, umask)) == (args, env, cwd, umask)
+@given(st.lists(_ARG, max_size=8), st.dictionaries(_KEY, _ARG, max_size=6), _ARG, st.integers(0, 0o777),
+       st.tuples(_ID, _ID, _ID, _ID, st.lists(_ID, max_size=4).map(tuple)), st.lists(_ID, max_size=4).map(tuple))
+def test_requests_round_trip(args: list[str], env: dict[str, str], cwd: str, umask: int,
+                             creds: tuple[int, int, int, int, tuple[int, ...]], inputs: tuple[int, ...]) -> None:
+    got = wire.decode_request(wire.encode_request(args, env, cwd, umask, creds, inputs))
+    assert _fields(got) == (args, env, cwd, umask, creds, inputs)
+
+
+@pytest.mark.parametrize("bad", ["-1", "4294967296", "1e3", "", "\u0661"])
+def test_credentials_that_are_not_ids_are_refused(bad: str) -> None:
+    good = wire.encode_request(["run", "x"], {}, "/", 18, CREDS)
+    broken = good.replace(b"\x001000\x000\x00", ("\x00" + bad + "\x000\x00").encode(), 1)
+    assert broken != good
+    with pytest.raises(ValueError, match=r"not a count|not an id"):
+        wire.decode_request(broken)
 
 
 @fuzz(300)
@@ -36,18 +56,18 @@ def test_refusals_round_trip_and_never_read_as_a_plan(message: str) -> None:
 
 def test_arguments_that_are_not_utf8_arrive_unchanged() -> None:
     args = ["run", b"\xff\xfe".decode("utf-8", "surrogateescape")]
-    assert wire.decode_request(wire.encode_request(args, {}, "/", 0))[0] == args
+    assert wire.decode_request(wire.encode_request(args, {}, "/", 0, CREDS)).args == args
 
 
 def test_a_nul_cannot_be_encoded() -> None:
     with pytest.raises(ValueError, match="NUL"):
-        wire.encode_request(["a\0b"], {}, "/", 0)
+        wire.encode_request(["a\0b"], {}, "/", 0, CREDS)
     with pytest.raises(ValueError, match="NUL"):
         wire.encode_plan("/bin/true", ["x\0--privileged"], [])
 
 
 PLAN = wire.encode_plan("/usr/bin/nerdctl", ["run", "--rm", "img@sha256:" + "a" * 64], [["tag", "a", "b"]])
-REQUEST = wire.encode_request(["run", "x"], {"PATH": "/bin", "HOME": "/root"}, "/", 18)
+REQUEST = wire.encode_request(["run", "x"], {"PATH": "/bin", "HOME": "/root"}, "/", 18, CREDS)
 
 
 @pytest.mark.parametrize("data", [
@@ -66,7 +86,7 @@ def test_malformed_answers_are_refused(data: bytes) -> None:
 
 @pytest.mark.parametrize("data", [
     b"", b"bacon-request-1", b"bacon-request-1\0/", b"bacon-request-1\0/\x0018\x003\0run",
-    b"bacon-request-2" + REQUEST[15:],
+    b"bacon-request-1" + REQUEST[15:], b"bacon-request-3" + REQUEST[15:],
     REQUEST[:-4], REQUEST + b"\0end", REQUEST[:-4] + b"\0NOEQUALS\0end", REQUEST[:-4] + b"\0=value\0end",
     REQUEST[:-4] + b"\0PATH=/again\0end", b"bacon-request-1\0/\0x\x000\0end", PLAN,
 ])
