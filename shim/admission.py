@@ -111,6 +111,18 @@ def decide(
     if err:
         return verdict(None, err)
     level = str(outcome.details["level"])
+    ceiling = outcomes[0].details.get("signer_max_level")
+    if ceiling is not None:  # a scoped signer vouched: only up to its max_level (docs/scopes.md)
+        signer = outcomes[0].details.get("signed_by", "its signer")
+        scope = outcomes[0].details.get("scope", "")
+        if levels.RANK[level] > levels.RANK[str(ceiling)]:
+            message = (f"the image is level {level}, above what its signer {signer} may vouch for "
+                       f"(scope {scope})")
+            outcomes.append(Outcome("scope", False, message))
+            return verdict(level, Denied(message, check="scope",
+                                         hint="have it signed by a signer whose max_level covers its level, or "
+                                              "raise that signer's max_level under [trust] (docs/scopes.md)"))
+        outcomes.append(Outcome("scope", True, f"{level} within the scope of {signer} ({scope})"))
     for name in require.get(level, ()):
         if name == "signature":
             continue

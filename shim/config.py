@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shim import configfile
+from shim import configfile, scopes
 from shim.configfile import read_trusted_file as read_trusted_file  # re-exported: callers use config's name
 from shim.configfile import under_sudo as under_sudo
 from shim.errors import ConfigError
@@ -33,7 +33,13 @@ DEFAULT_REQUIRE: Mapping[str, tuple[str, ...]] = {
 }
 UNRECORDED_START_POLICIES = ("deny", "check-image")
 RUNNING_ABOVE_LEVEL = ("keep", "list", "stop")
-IDENTITY_KEYS = frozenset({"issuer", "subject", "subject_regexp"})
+IDENTITY_KEYS = frozenset({"issuer", "subject", "subject_regexp", "name", "repositories", "max_level"})
+KEY_ENTRY_KEYS = frozenset({"path", "name", "repositories", "max_level"})
+REQUIREMENT_KEYS = frozenset({"repositories", "signers"})
+TRUST_KEYS = frozenset({"keys", "key_types", "identities", "trusted_root", "require"})
+SIGNING_KEYS = frozenset({"key", "unattended"})
+SCOPE_EXAMPLE = ('keys = [{ path = "/etc/bacon/keys/team.pub", name = "team", '
+                 'repositories = ["registry.example/team/*"], max_level = "Low" }]')
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,28 @@ class TrustedIdentity:
     issuer: str
     subject: str | None = None
     subject_regexp: str | None = None
+    alias: str | None = None  # ``name =``: what [trust] require calls it
+    scope: scopes.Scope = scopes.UNSCOPED
 
     @property
     def name(self) -> str:
         shown = self.subject if self.subject is not None else f"~{self.subject_regexp}"
         return f"{shown} (issuer {self.issuer})"
+
+    @property
+    def signer_name(self) -> str:
+        """The name policy uses: ``name =`` if given, else :attr:`name`."""
+        return self.alias or self.name
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A ``[trust] keys`` entry: the public key file, the name policy uses (``name =``, else the path)
+    and its scope (:mod:`shim.scopes`)."""
+
+    path: Path
+    name: str
+    scope: scopes.Scope = scopes.UNSCOPED
 
 
 @dataclass(frozen=True)
@@ -74,6 +97,9 @@ class Config:
     trusted_root: Path | None = None
     service_socket: str | None = None  # [service] socket: where `bacon serve` listens
     profiles: ProfileConfig = field(default_factory=ProfileConfig)  # [levels.*] profile/allow, [global_flags]
+    key_entries: tuple[TrustedKey, ...] = ()  # [trust] keys with names and scopes (trusted_keys: their paths)
+    requirements: tuple[scopes.Requirement, ...] = ()  # [trust] require
+    signing_unattended: bool = False  # [signing] unattended: a key without a password may sign
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -132,7 +158,92 @@ def _identities(trust: Mapping[str, Any], where: str) -> tuple[TrustedIdentity, 
                 re.compile(pattern)
             except re.error as e:
                 raise ConfigError(f"{at}: 'subject_regexp' is not a valid regular expression: {e}") from e
-        out.append(TrustedIdentity(issuer=issuer, subject=subject, subject_regexp=pattern))
+        alias = _alias(item, at)
+        out.append(TrustedIdentity(issuer=issuer, subject=subject, subject_regexp=pattern, alias=alias,
+                                   scope=_scope(item, at)))
+    return tuple(out)
+
+
+def _alias(item: Mapping[str, Any], at: str) -> str | None:
+    if "name" not in item:
+        return None
+    name = item["name"]
+    if not isinstance(name, str) or not name or len(name) > 128 or not name.isprintable():
+        raise ConfigError(f"{at}: 'name' must be a short printable string (what [trust] require calls this "
+                          f"signer), got {name!r}")
+    return name
+
+
+def _patterns(value: object, at: str, key: str) -> tuple[scopes.Pattern, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{at}: '{key}' must be a non-empty list of repository patterns",
+                          hint='e.g. repositories = ["registry.example/team/*"] (* within a path component, '
+                               '** across them)')
+    out = []
+    for v in value:
+        try:
+            out.append(scopes.parse_pattern(v))
+        except ValueError as e:
+            raise ConfigError(f"{at}: '{key}': {e}",
+                              hint='write REGISTRY/PATH globs such as "registry.example/team/*"') from e
+    return tuple(out)
+
+
+def _scope(item: Mapping[str, Any], at: str) -> scopes.Scope:
+    """``repositories`` and ``max_level`` of a key or identity entry (both optional)."""
+    repos = _patterns(item["repositories"], at, "repositories") if "repositories" in item else None
+    max_level = parse_level(item["max_level"], f"{at} 'max_level'") if "max_level" in item else None
+    return scopes.Scope(repositories=repos, max_level=max_level)
+
+
+def _key_entries(trust: Mapping[str, Any], where: str) -> tuple[TrustedKey, ...]:
+    value = trust.get("keys", [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: 'keys' must be a list of strings (key paths) or tables", hint=SCOPE_EXAMPLE)
+    out = []
+    for i, item in enumerate(value):
+        at = f"{where} keys[{i}]"
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at} must be a path or a table", hint=SCOPE_EXAMPLE)
+        unknown = sorted(set(item) - KEY_ENTRY_KEYS)
+        if unknown:
+            raise ConfigError(f"{at}: unknown key(s) {', '.join(unknown)}",
+                              hint="a key entry has path and optionally name, repositories, max_level")
+        path = item.get("path")
+        if not isinstance(path, str) or not path or not Path(path).is_absolute():
+            raise ConfigError(f"{where}: [trust] keys must be absolute paths, got {path!r}", hint=SCOPE_EXAMPLE)
+        out.append(TrustedKey(path=Path(path), name=_alias(item, at) or path, scope=_scope(item, at)))
+    return tuple(out)
+
+
+def _requirements(trust: Mapping[str, Any], where: str, names: Sequence[str]) -> tuple[scopes.Requirement, ...]:
+    value = trust.get("require", [])
+    example = 'require = [{ repositories = ["registry.example/prod/**"], signers = ["release"] }]'
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: 'require' must be a list of tables", hint=example)
+    out = []
+    for i, item in enumerate(value):
+        at = f"{where} require[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at} must be a table", hint=example)
+        unknown = sorted(set(item) - REQUIREMENT_KEYS)
+        if unknown:
+            raise ConfigError(f"{at}: unknown key(s) {', '.join(unknown)}",
+                              hint="a requirement has repositories and signers")
+        if "repositories" not in item or "signers" not in item:
+            raise ConfigError(f"{at}: needs both 'repositories' and 'signers'", hint=example)
+        signers = item["signers"]
+        if not isinstance(signers, list) or not signers or not all(isinstance(x, str) for x in signers):
+            raise ConfigError(f"{at}: 'signers' must be a non-empty list of signer names", hint=example)
+        missing = [x for x in signers if x not in names]
+        if missing:
+            raise ConfigError(f"{at}: 'signers' names no [trust] key or identity called {', '.join(missing)}",
+                              hint="give the key or identity that name (name = \"release\") or use its path; "
+                                   f"known: {', '.join(names) or 'none'}")
+        out.append(scopes.Requirement(repositories=_patterns(item["repositories"], at, "repositories"),
+                                      signers=tuple(signers)))
     return tuple(out)
 
 
@@ -185,17 +296,30 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     unrecorded = data.get("unrecorded_start", "deny")
     if unrecorded not in UNRECORDED_START_POLICIES:
         raise ConfigError(f"{where}: unrecorded_start must be one of {', '.join(UNRECORDED_START_POLICIES)}")
-    keys = tuple(Path(k) for k in _str_list(trust, "keys", f"{where} [trust]"))
-    for k in keys:
-        if not k.is_absolute():
-            raise ConfigError(f"{where}: [trust] keys must be absolute paths, got {str(k)!r}")
+    for name, table, allowed in (("trust", trust, TRUST_KEYS), ("signing", signing, SIGNING_KEYS)):
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise ConfigError(f"{where}: [{name}] has unknown key(s) {', '.join(unknown)}",
+                              hint=f"[{name}] knows {', '.join(sorted(allowed))}")
+    key_entries = _key_entries(trust, f"{where} [trust]")
+    keys = tuple(k.path for k in key_entries)
     signing_key = _abs_path(signing, "key", None, f"{where} [signing]") if "key" in signing else None
+    unattended = signing.get("unattended", False)
+    if not isinstance(unattended, bool):
+        raise ConfigError(f"{where}: [signing] unattended must be true or false, got {unattended!r}",
+                          hint="leave it out (false) so that signing needs the key's password each time")
     key_types = frozenset(_str_list(trust, "key_types", f"{where} [trust]") or ["ecdsa-p256"])
     if key_types - KEY_TYPES:
         unknown_types = ", ".join(sorted(key_types - KEY_TYPES))
         raise ConfigError(f"{where}: [trust] key_types names unknown type(s) {unknown_types}",
                           hint=f"known: {', '.join(sorted(KEY_TYPES))}")
     identities = _identities(trust, f"{where} [trust]")
+    names = [k.name for k in key_entries] + [i.signer_name for i in identities]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"{where}: [trust] signer name(s) used twice: {', '.join(dup)}",
+                          hint="each key and identity needs its own name (and each key file is listed once)")
+    requirements = _requirements(trust, f"{where} [trust]", names)
     trusted_root = _abs_path(trust, "trusted_root", None, f"{where} [trust]") if "trusted_root" in trust else None
     if identities and trusted_root is None:
         raise ConfigError(f"{where}: [trust] identities need a trusted_root (a Sigstore trusted_root.json)",
@@ -232,6 +356,9 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         trusted_root=trusted_root,
         service_socket=service_socket,
         profiles=profiles,
+        key_entries=key_entries,
+        requirements=requirements,
+        signing_unattended=unattended,
     )
 
 

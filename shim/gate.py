@@ -178,22 +178,23 @@ def _keep(ctx: Context, materials: Sequence[Material]) -> None:
 
 def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]:
     def run() -> CheckResult:
-        from shim import keys, signatures
+        from shim import keys, signatures, trustpolicy
 
         trusted = keys.load_trusted_keys(list(ctx.cfg.trusted_keys), allowed=ctx.cfg.key_types)
         keyless = (signatures.KeylessTrust(ctx.cfg.identities, ctx.cfg.trusted_root)
                    if ctx.cfg.identities and ctx.cfg.trusted_root else None)
+        judge = trustpolicy.judge_for(ctx.cfg, subject.repository)  # scoped signers (docs/scopes.md)
         # The cache only saves fetching: whatever it holds is verified again, every time.
         materials = _cached(ctx, subject)
         try:
-            verified = signatures.verify(materials, trusted, keyless=keyless) if materials else None
+            verified = signatures.verify(materials, trusted, keyless=keyless, judge=judge) if materials else None
         except Denied:
             if subject.repository is None:
                 raise
             verified = None  # kept material no longer passes (a key rotated?): ask the registry
         if verified is None:
             materials = _fetched(ctx, subject)
-            verified = signatures.verify(materials, trusted, keyless=keyless)
+            verified = signatures.verify(materials, trusted, keyless=keyless, judge=judge)
             _keep(ctx, materials)  # what came from the cache is already kept: no rewrite (and fsync) per run
         return verified.check_result()
 

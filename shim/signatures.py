@@ -32,12 +32,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shim import oci
+from shim import oci, scopes
 from shim.checks import CheckResult
 from shim.config import TrustedIdentity
 from shim.errors import Denied, IntegrityError
@@ -148,11 +148,15 @@ class KeylessTrust:
 @dataclass(frozen=True)
 class Verified:
     """Which digest was signed, in which format, by whom: a trusted key, or a keyless signer (the
-    certificate's identity and OIDC issuer)."""
+    certificate's identity and OIDC issuer); the signature's annotations (a classic payload's
+    ``optional``: cosign's ``-a``, BACON's provenance); and, once policy judged it, the signer's
+    configured name and scope (``info``)."""
 
     digest: str
     format: str
     signer: PublicKey | Signer
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    info: scopes.SignerInfo | None = None
 
     @property
     def key(self) -> PublicKey:
@@ -163,17 +167,31 @@ class Verified:
 
     def check_result(self) -> CheckResult:
         s = self.signer
+        scoped: dict[str, Any] = {}
+        if self.info is not None:
+            scoped = {"signer": self.info.name, "signed_by": self.info.shown, "scope": self.info.scope.describe(),
+                      "signer_max_level": self.info.scope.max_level}
+        if self.annotations:
+            scoped["annotations"] = dict(self.annotations)
+        by = self.info.shown if self.info is not None else s.name
         if isinstance(s, PublicKey):
-            return CheckResult("signature", f"{self.format} signature on {self.digest} by {s.name}",
+            return CheckResult("signature", f"{self.format} signature on {self.digest} by {by}",
                                {"format": self.format, "signed_digest": self.digest, "key": s.name,
-                                "key_id": s.key_id})
-        return CheckResult("signature", f"{self.format} signature on {self.digest} by {s.name}",
+                                "key_id": s.key_id, **scoped})
+        return CheckResult("signature", f"{self.format} signature on {self.digest} by {by}",
                            {"format": self.format, "signed_digest": self.digest, "identity": s.identity,
-                            "issuer": s.issuer, "trusted_identity": s.rule.name})
+                            "issuer": s.issuer, "trusted_identity": s.rule.name, **scoped})
+
+
+# Policy over one verified signature: why its signer may not vouch for this image (None: it may), and
+# the signer as policy sees it (name, scope). Supplied by the caller (shim.trustpolicy).
+Judge = Callable[[Verified], tuple[str | None, scopes.SignerInfo]]
+MAX_ANNOTATIONS = 64
+MAX_ANNOTATION_CHARS = 1024
 
 
 # Why one candidate (layer, bundle) was rejected; the worst kind decides the denial's message.
-_NONE, _UNSUPPORTED, _UNTRUSTED, _MALFORMED, _OTHER_DIGEST = 0, 1, 2, 3, 4
+_NONE, _UNSUPPORTED, _UNTRUSTED, _MALFORMED, _OTHER_DIGEST, _OUT_OF_SCOPE = 0, 1, 2, 3, 4, 5
 
 
 class _Reject(Exception):
@@ -220,8 +238,20 @@ def _verify_with_keys(signature: bytes, message: bytes, keys: Sequence[PublicKey
     raise _Reject(_UNTRUSTED, f"{what} is not signed by a trusted key")
 
 
+def _annotations(doc: Mapping[str, Any]) -> dict[str, str]:
+    """A classic payload's ``optional`` map, its string entries only, bounded (shown, never decided on)."""
+    optional = doc.get("optional")
+    if not isinstance(optional, dict):
+        return {}
+    out: dict[str, str] = {}
+    for k, v in optional.items():
+        if isinstance(k, str) and isinstance(v, str) and len(out) < MAX_ANNOTATIONS:
+            out[k[:MAX_ANNOTATION_CHARS]] = v[:MAX_ANNOTATION_CHARS]
+    return out
+
+
 def _check_layer(digest: str, layer: oci.Descriptor, blobs: Mapping[str, bytes], keys: Sequence[PublicKey],
-                 limits: Limits, what: str) -> PublicKey:
+                 limits: Limits, what: str) -> tuple[PublicKey, dict[str, str]]:
     if layer.media_type != SIMPLESIGNING_MEDIA_TYPE:
         raise _Reject(_NONE, f"{what} is a {layer.media_type!r}, not a simple-signing payload")
     if SIGNATURE_ANNOTATION not in layer.annotations:
@@ -255,7 +285,7 @@ def _check_layer(digest: str, layer: oci.Descriptor, blobs: Mapping[str, bytes],
         raise _Reject(_OTHER_DIGEST, f"{what}: signed by {key.name} for another digest, {claimed[:80]}")
     if critical.get("type") != CLAIM_TYPE:
         raise _Reject(_MALFORMED, f"{what}: payload type is {str(critical.get('type'))[:80]!r}, not {CLAIM_TYPE!r}")
-    return key
+    return key, _annotations(doc)
 
 
 def verify_classic(digest: str, manifest: bytes, blobs: Mapping[str, bytes], keys: Sequence[PublicKey],
@@ -266,22 +296,23 @@ def verify_classic(digest: str, manifest: bytes, blobs: Mapping[str, bytes], key
 
 
 def _classic_attempts(digest: str, manifest: bytes, blobs: Mapping[str, bytes], keys: Sequence[PublicKey],
-                      limits: Limits) -> list[Verified | _Reject]:
+                      limits: Limits) -> Iterator[Verified | _Reject]:
+    """Each layer's result, lazily (the caller stops at the first one it accepts)."""
     try:
         parsed = oci.parse_manifest(manifest, max_layers=limits.max_layers)
     except IntegrityError as e:
-        return [_Reject(_MALFORMED, f"signature manifest {sig_tag(digest)}: {e.message}")]
+        yield _Reject(_MALFORMED, f"signature manifest {sig_tag(digest)}: {e.message}")
+        return
     if not parsed.layers:
-        return [_Reject(_NONE, f"signature manifest {sig_tag(digest)} has no layers")]
-    out: list[Verified | _Reject] = []
+        yield _Reject(_NONE, f"signature manifest {sig_tag(digest)} has no layers")
+        return
     for i, layer in enumerate(parsed.layers):
         try:
-            key = _check_layer(digest, layer, blobs, keys, limits, f"{sig_tag(digest)} layer {i}")
+            key, annotations = _check_layer(digest, layer, blobs, keys, limits, f"{sig_tag(digest)} layer {i}")
         except _Reject as r:
-            out.append(r)
+            yield r
             continue
-        return [Verified(digest, CLASSIC, key)]
-    return out
+        yield Verified(digest, CLASSIC, key, annotations)
 
 
 def _check_statement(digest: str, payload_type: str, payload: bytes, signer: str, limits: Limits,
@@ -379,48 +410,70 @@ def verify_bundle(digest: str, bundle: bytes, keys: Sequence[PublicKey], limits:
 
 
 def _bundle_attempts(digest: str, bundles: Sequence[bytes], keys: Sequence[PublicKey], keyless: _KeylessVerifier,
-                     limits: Limits) -> list[Verified | _Reject]:
-    out: list[Verified | _Reject] = []
+                     limits: Limits) -> Iterator[Verified | _Reject]:
+    """Each bundle's result, lazily (the caller stops at the first one it accepts)."""
     for i, raw in enumerate(bundles[: limits.max_bundles]):
         try:
-            return [_bundle_attempt(digest, raw, keys, keyless, limits, f"bundle {i} for {digest}")]
+            yield _bundle_attempt(digest, raw, keys, keyless, limits, f"bundle {i} for {digest}")
         except _Reject as r:
-            out.append(r)
+            yield r
     if len(bundles) > limits.max_bundles:
-        out.append(_Reject(_MALFORMED, f"{len(bundles)} bundles; only the first {limits.max_bundles} were tried"))
-    return out
+        yield _Reject(_MALFORMED, f"{len(bundles)} bundles; only the first {limits.max_bundles} were tried")
 
 
 def verify(materials: Sequence[Material], keys: Sequence[PublicKey], limits: Limits = DEFAULT_LIMITS,
-           keyless: KeylessTrust | None = None) -> Verified:
+           keyless: KeylessTrust | None = None, judge: Judge | None = None) -> Verified:
     """Admit when any material (the image index's, the chosen platform manifest's) carries a valid
     signature for its own digest by a trusted key (either format) or, with ``keyless``, a keyless bundle
-    by a trusted identity; bundles are tried first (cosign 3 does the same). Raises :class:`Denied`
-    naming what was wrong, :class:`shim.errors.ConfigError` for an unusable trusted root; lets
-    :class:`shim.errors.Unavailable` from a lazy blob fetch through (the decision could not be made)."""
+    by a trusted identity; bundles are tried first (cosign 3 does the same).
+
+    With ``judge`` (scoped signers, :mod:`shim.trustpolicy`) a valid signature counts only when its
+    signer may vouch for this image's repository; among those, the signer allowed the highest level is
+    returned (the level is checked once known, :mod:`shim.admission`). A valid signature whose signer
+    may not vouch for the repository is the denial's reason, naming the signer and its scope.
+
+    Raises :class:`Denied` naming what was wrong, :class:`shim.errors.ConfigError` for an unusable trusted
+    root; lets :class:`shim.errors.Unavailable` from a lazy blob fetch through (the decision could not be
+    made)."""
     if not keys and not (keyless and keyless.identities):
         raise Denied("no trusted keys or keyless identities are configured", check="signature",
                      hint="list the team's public key under [trust] keys in /etc/bacon/config.toml")
     verifier = _KeylessVerifier(keyless)
-    groups: list[list[Verified | _Reject]] = []
+    groups: list[Iterable[Verified | _Reject]] = []
     for m in materials:
         if m.bundles:
             groups.append(_bundle_attempts(m.digest, m.bundles, keys, verifier, limits))
-            if isinstance(groups[-1][0], Verified):
-                return groups[-1][0]
         if m.classic_manifest is not None:
             groups.append(_classic_attempts(m.digest, m.classic_manifest, m.blobs, keys, limits))
-    return _decide(groups, ", ".join(m.digest for m in materials) or "-", keyless)
+    return _decide(groups, ", ".join(m.digest for m in materials) or "-", keyless, judge)
 
 
-def _decide(groups: Sequence[Sequence[Verified | _Reject]], digests: str, keyless: KeylessTrust | None = None
-            ) -> Verified:
+def _ceiling(info: scopes.SignerInfo) -> int:
+    top = len(scopes.LEVELS) - 1
+    return top if info.scope.max_level is None else scopes.LEVELS.index(info.scope.max_level)
+
+
+def _decide(groups: Sequence[Iterable[Verified | _Reject]], digests: str, keyless: KeylessTrust | None = None,
+            judge: Judge | None = None) -> Verified:
     rejects: list[_Reject] = []
+    best: Verified | None = None
     for g in groups:
         for item in g:
-            if isinstance(item, Verified):
+            if isinstance(item, _Reject):
+                rejects.append(item)
+                continue
+            if judge is None:
                 return item
-            rejects.append(item)
+            refusal, info = judge(item)
+            if refusal is not None:
+                rejects.append(_Reject(_OUT_OF_SCOPE, refusal))
+                continue
+            if best is None or best.info is None or _ceiling(info) > _ceiling(best.info):
+                best = replace(item, info=info)
+            if _ceiling(info) == len(scopes.LEVELS) - 1:
+                return best  # no signer could vouch for more
+    if best is not None:
+        return best
     hint = "sign it with `bacon sign IMAGE` (or cosign sign --key) using a key listed under [trust] keys"
     if keyless and keyless.identities:
         hint += ", or keyless (cosign sign, bundle format) as an identity listed under [trust] identities"
@@ -433,6 +486,10 @@ def _decide(groups: Sequence[Sequence[Verified | _Reject]], digests: str, keyles
     reasons = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
     if worst == _UNSUPPORTED:
         hint = RESIGN_HINT
+    if worst == _OUT_OF_SCOPE:
+        hint = ("have the image signed by a signer whose scope covers its repository and level, or widen the "
+                "signer's repositories/max_level under [trust] keys or identities (docs/scopes.md)")
     lead = {_UNSUPPORTED: "unsupported signature format", _UNTRUSTED: "signed only by untrusted keys or identities",
-            _MALFORMED: "malformed signature", _OTHER_DIGEST: "signature for another digest"}[worst]
+            _MALFORMED: "malformed signature", _OTHER_DIGEST: "signature for another digest",
+            _OUT_OF_SCOPE: "no signer whose scope covers this image"}[worst]
     raise Denied(f"{lead}: {reasons}", check="signature", hint=hint)

@@ -316,6 +316,42 @@ def probe_keys(cfg: bconfig.Config) -> Item:
                 details=details)
 
 
+def probe_scopes(cfg: bconfig.Config) -> Item:
+    """Which trusted signers are scoped (docs/scopes.md); a warning for each that vouches for anything."""
+    from shim import trustpolicy
+
+    lines = [f"{'any  ' if k.scope.unscoped else 'scope'} {k.name}: {k.scope.describe()}" for k in cfg.key_entries]
+    lines += [f"{'any  ' if i.scope.unscoped else 'scope'} {i.signer_name}: {i.scope.describe()}"
+              for i in cfg.identities]
+    lines += [f"rule  {r.describe()}" for r in cfg.requirements]
+    unscoped = trustpolicy.unscoped_signers(cfg)
+    details = {"unscoped": unscoped, "requirements": [r.describe() for r in cfg.requirements]}
+    if unscoped:
+        return Item("scopes", "signer scopes", WARN,
+                    f"{len(unscoped)} trusted signer(s) unscoped: each may vouch for any repository at any level "
+                    f"({', '.join(unscoped)})",
+                    "give each [trust] keys/identities entry repositories and max_level (docs/scopes.md)",
+                    lines=tuple(lines), details=details)
+    if not cfg.key_entries and not cfg.identities:
+        return Item("scopes", "signer scopes", INFO, "no trusted signers", details=details)
+    return Item("scopes", "signer scopes", OK, "every trusted signer is scoped", lines=tuple(lines), details=details)
+
+
+def probe_signing(cfg: bconfig.Config) -> Item:
+    """What `nerdctl push` and `bacon sign` sign with, and whether they ask for its password."""
+    details = {"key": str(cfg.signing_key) if cfg.signing_key else None, "unattended": cfg.signing_unattended}
+    if cfg.signing_key is None:
+        return Item("signing", "signing", INFO, "no [signing] key: nerdctl push is refused", details=details)
+    if cfg.signing_unattended:
+        return Item("signing", "signing", WARN,
+                    f"[signing] unattended = true: anyone allowed to run the wrapper can sign with "
+                    f"{cfg.signing_key} if it has no password",
+                    "remove unattended = true and give the key a password (cosign generate-key-pair), so that "
+                    "signing needs it each time", details=details)
+    return Item("signing", "signing", OK, f"{cfg.signing_key}, with its password asked at each push or sign "
+                                          "(a prompt on a terminal, or COSIGN_PASSWORD)", details=details)
+
+
 def probe_secure_boot(efi: Path = EFI) -> Item:
     var = efi / "efivars" / f"SecureBoot-{SECURE_BOOT_GUID}"
     if not efi.is_dir():
@@ -577,6 +613,8 @@ def collect(config_path: Path, *, address: str | None = None, namespace: str | N
     if cfg is not None:
         state_cfg = cfg
         specs.append(ProbeSpec("state", "state, audit", ALWAYS, lambda: probe_state(state_cfg)))
+        specs.insert(1, ProbeSpec("scopes", "signer scopes", None, lambda: probe_scopes(state_cfg)))
+        specs.insert(2, ProbeSpec("signing", "signing", None, lambda: probe_signing(state_cfg)))
     specs.append(ProbeSpec("wrapper", "wrapper", None, probe_wrapper))
     specs.append(ProbeSpec("service", "decision service", None, lambda: probe_service(cfg)))
     items.extend(run_probes(specs, max(0.5, timeout - (time.monotonic() - start)), timeout))
