@@ -237,6 +237,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nonce", required=True, metavar="HEX")
     p.add_argument("--out", metavar="FILE", help="where to write the quote")
 
+    e = _verb(sub, "evidence", "shim.commands.evidence:cmd_evidence",
+              "quotes and the launch log for a remote challenger (root); `verify` checks a bundle anywhere",
+              "Write an evidence bundle for the challenger's NONCE (16-64 bytes) into DIR: a TPM quote over the "
+              "boot PCRs and the launch PCR, the AK, the boot event log, the launch log and, in a TD, a TD quote "
+              "binding the nonce and the launch log; evidence.json lists each file's SHA-256.",
+              "  sudo bacon evidence --nonce 00112233445566778899aabbccddeeff --out /tmp/evidence\n"
+              "  bacon evidence verify /tmp/evidence --nonce 00112233445566778899aabbccddeeff\n")
+    e.add_argument("--nonce", metavar="HEX", help="the challenger's nonce")
+    e.add_argument("--out", metavar="DIR", help="where to write the bundle")
+    _add_json(e)
+    esub = e.add_subparsers(dest="evidence_verb", metavar="ACTION")
+    p = _verb(esub, "verify", "shim.commands.evidence:cmd_evidence", "check a bundle (no TPM needed)",
+              "Check DIR for NONCE: the TPM quote's signature and nonce, the boot log and the launch log replayed "
+              "to the quoted PCRs, the TD quote against Intel's root (offline, with the bundled or --collateral "
+              "collateral) and its RTMR3; print the containers launched since boot. Exit 0 verified, 77 not.",
+              "  bacon evidence verify /tmp/evidence --nonce 00112233445566778899aabbccddeeff --json\n")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--nonce", dest="verify_nonce", required=True, metavar="HEX")
+    p.add_argument("--ak", metavar="PEM", help="require this attestation key (the host's, enrolled before)")
+    p.add_argument("--collateral", metavar="FILE", help="TDX collateral (default: the bundle's)")
+    p.add_argument("--at", type=int, metavar="UNIXTIME", help="check the TD quote as of this time (default: now)")
+    p.add_argument("--allow-missing-boot-log", action="store_true",
+                   help="accept a bundle without a boot event log (its boot PCRs are then not explained)")
+    _add_json(p)
+
     t = _verb(sub, "tdx", "", "verify TD quotes, refresh the TDX collateral",
               "Intel TDX: verify a quote offline against Intel's root, or refresh the collateral cache.",
               "  bacon tdx verify --quote td.quote --collateral collateral.json --at 1750329147 --json\n")
@@ -263,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _help_for(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The parser of the deepest group the user named (``bacon policy`` shows policy's help)."""
     current = parser
-    for dest in ("verb", "policy_verb", "baseline_verb", "quote_verb", "tdx_verb", "collateral_verb"):
+    for dest in ("verb", "policy_verb", "baseline_verb", "quote_verb", "tdx_verb", "collateral_verb",
+                 "evidence_verb"):
         name = getattr(args, dest, None)
         if not name:
             continue

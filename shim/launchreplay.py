@@ -4,7 +4,8 @@ which launches the register holds, or the first record where log and register pa
 The rules, in order, each failure naming its record:
 
 1. the records are numbered 0, 1, 2, … in file order (a gap: a record was removed; a step back: reordered);
-2. each record's digest is the digest of its content (else the content was edited);
+2. each record's digest is the digest of its content (else the content was edited), and no two records
+   of a register have the same digest (every launch has its own time and prior: a repeat is a copy);
 3. for one register, each record's ``prior`` (the value the writer read just before it) is what the
    records before it give: when it is not, the log breaks there: a record before was removed or
    changed, or something outside BACON extended the register;
@@ -62,7 +63,12 @@ def decode(records: Sequence[cel.Record]) -> list[launchlog.Entry]:
     """Rules 1 and 2, and each content decoded. Raises :class:`ReplayError`."""
     check_sequence(records)
     out = []
+    seen: dict[tuple[int, bytes], int] = {}
     for r in records:
+        for d in r.digests.values():
+            first = seen.setdefault((r.register_type, d), r.recnum)
+            if first != r.recnum:
+                raise ReplayError(f"record #{r.recnum} repeats record #{first}: a record was duplicated")
         try:
             entry = launchlog.decode_event(r)
         except cel.CelError as e:

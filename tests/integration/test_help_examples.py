@@ -25,6 +25,7 @@ from tests.harness import images as images_h
 from tests.harness import registry as registry_h
 from tests.harness import swtpm as swtpm_h
 from tests.harness.proc import sigint_default
+from tests.integration.test_evidence import boot
 from tests.unit.test_cli_help import all_examples, split_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry, pytest.mark.swtpm]
@@ -66,6 +67,9 @@ EXPECTED: dict[str, set[int] | str] = {
     "bacon tdx verify --quote td.quote --collateral collateral.json --at 1750329147": {0},
     "bacon tdx verify --quote td.quote --collateral collateral.json --at 1750329147 --json": {0},
     "sudo bacon tdx collateral refresh": {NO_TDX},
+    "sudo bacon evidence --nonce 00112233445566778899aabbccddeeff --out /tmp/evidence": {0},
+    "bacon evidence verify /tmp/evidence --nonce 00112233445566778899aabbccddeeff": {0},
+    "bacon evidence verify /tmp/evidence --nonce 00112233445566778899aabbccddeeff --json": {0},
 }
 
 
@@ -85,7 +89,10 @@ def example_host(tmp_path_factory: pytest.TempPathFactory, containerd: container
     keys.mkdir(mode=0o755)
     shutil.copy2(signed.trusted.private, keys / "team.key")
     shutil.copy2(signed.trusted.public, keys / "team.pub")
-    trusted_config(host, signed.trusted, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
+    bios = root / "binary_bios_measurements"
+    boot(tpm, bios)  # a boot event log for the evidence examples
+    trusted_config(host, signed.trusted, level="Mid",
+                   extra=f'[tpm]\ntcti = "{tpm.tcti}"\neventlog = "{bios}"\n[measure]\ninto = ["tpm"]\n')
     app = images_h.push(signed.images.layout, registry, "low", repo_path="team/app", tag="1")
     sign_image(app, signed.trusted)
     images_h.pull(containerd, app)
@@ -123,6 +130,11 @@ def test_example_runs(example: str, example_host: tuple[Host, swtpm_h.Swtpm], tm
     shutil.copy(VECTORS / "tdx_quote_collateral.json", scratch / "collateral.json")
     env, argv = split_example(example)
     cmd = [*host.bacon, *localize(argv, host, scratch)]
+    if argv[:2] == ["evidence", "verify"]:  # the bundle the example before it writes
+        nonce = argv[argv.index("--nonce") + 1]
+        made = subprocess.run([*host.bacon, "evidence", "--nonce", nonce, "--out", str(scratch / "tmp" / "evidence")],
+                              env=host.env(), capture_output=True, text=True, timeout=120)
+        assert made.returncode == 0, made.stderr
     expected = EXPECTED[example]
     if expected == FOLLOW:
         p = subprocess.Popen(cmd, env=host.env(**env), cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

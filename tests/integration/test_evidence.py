@@ -1,0 +1,165 @@
+"""`bacon evidence` on a real swtpm, and `bacon evidence verify` in a process with no TPM and no configuration.
+
+The swtpm is "booted" first: a TCG2 event log made here is extended into it event by event (PCRs 0, 7 and
+the launch PCR 14, as shim would measure its MOK list), so the boot log replays to the quoted boot PCRs and
+the launch log continues from the boot log's PCR 14. Launches go through the nerdctl wrapper (the stand-in
+nerdctl runs them through ctr).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shim import cel
+from tests.conftest import Host, Signed, trusted_config
+from tests.harness import swtpm as swtpm_h
+from tests.integration.test_gate import nerdctl
+
+pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry, pytest.mark.swtpm]
+
+NONCE = "5eed" * 16
+
+
+def tcg2_log(events: list[tuple[int, int, bytes]]) -> bytes:
+    """A TCG2 crypto-agile log (Spec ID event, then one SHA-256 TCG_PCR_EVENT2 per (pcr, type, data))."""
+    spec = (b"Spec ID Event03\x00" + struct.pack("<IBBBBI", 0, 0, 2, 0, 2, 1) + struct.pack("<HH", 0x0B, 32)
+            + b"\x00")
+    out = struct.pack("<II", 0, 3) + bytes(20) + struct.pack("<I", len(spec)) + spec
+    for pcr, etype, data in events:
+        out += (struct.pack("<IIIH", pcr, etype, 1, 0x0B) + hashlib.sha256(data).digest()
+                + struct.pack("<I", len(data)) + data)
+    return out
+
+
+def boot(tpm: swtpm_h.Swtpm, path: Path) -> None:
+    events = [(0, 0x8, b"firmware version 1"), (0, 0x4, bytes(4)), (7, 0x800000E0, b"db: test key"),
+              (7, 0x4, bytes(4)), (14, 0xD, b"MokList")]
+    path.write_bytes(tcg2_log(events))
+    env = {**os.environ, "TPM2TOOLS_TCTI": tpm.tcti}
+    for pcr, _t, data in events:
+        subprocess.run(["tpm2_pcrextend", f"{pcr}:sha256={hashlib.sha256(data).hexdigest()}"], env=env, check=True,
+                       capture_output=True)
+
+
+@pytest.fixture
+def booted(gate_host: Host, signed: Signed, tpm: swtpm_h.Swtpm) -> Host:
+    log = gate_host.root / "binary_bios_measurements"
+    boot(tpm, log)
+    trusted_config(gate_host, signed.trusted, extra=f'[tpm]\ntcti = "{tpm.tcti}"\npcrs = [0, 7]\neventlog = "{log}"\n'
+                                                    '[measure]\ninto = ["tpm"]\n')
+    return gate_host
+
+
+def bacon(host: Host, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*host.bacon, *args], env=env or host.env(), capture_output=True, text=True, timeout=120)
+
+
+def elsewhere(host: Host) -> dict[str, str]:
+    """A challenger's environment: no BACON configuration at all (so no TPM either)."""
+    env = host.env()
+    env["BACON_CONFIG"] = str(host.root / "no-such-config.toml")
+    return env
+
+
+def collect(host: Host, out: Path) -> dict[str, object]:
+    r = bacon(host, "evidence", "--nonce", NONCE, "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    manifest: dict[str, object] = json.loads(r.stdout)
+    return manifest
+
+
+def test_a_challengers_round_trip(booted: Host, signed: Signed, tpm: swtpm_h.Swtpm) -> None:
+    low = signed["low"]
+    assert nerdctl(booted, "run", "--rm", low.ref).rc == 0
+    assert nerdctl(booted, "run", "--rm", low.ref).rc == 0
+    out = booted.root / "evidence"
+    manifest = collect(booted, out)
+    files = manifest["files"]
+    assert isinstance(files, dict)
+    assert {"quote.msg", "quote.sig", "ak.pub.pem", "ak.pub", "pcrs.bin", "boot-eventlog.bin",
+            "launch-log.cel"} <= set(files)
+    tpm.stop()  # the challenger's side needs no TPM
+
+    r = bacon(booted, "evidence", "verify", str(out), "--nonce", NONCE, env=elsewhere(booted))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verdict: verified" in r.stdout
+    assert "replays to the quoted PCRs 0,7" in r.stdout
+    assert r.stdout.count(low.digest) == 2
+
+    r = bacon(booted, "evidence", "verify", str(out), "--nonce", NONCE, "--json", "--ak", str(out / "ak.pub.pem"),
+              env=elsewhere(booted))
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "verified"
+    assert [ln["command"] for ln in doc["launched"]] == ["run", "run"]
+    assert doc["launched"][0]["argv"][-1].endswith(low.digest)
+
+    # tpm2-tools' own verifier accepts the quote too
+    tpm_info = manifest["tpm"]
+    assert isinstance(tpm_info, dict)
+    check = subprocess.run(str(tpm_info["checkquote"]).split(), cwd=out, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_stale_nonce_fails(booted: Host, signed: Signed) -> None:
+    assert nerdctl(booted, "run", "--rm", signed["low"].ref).rc == 0
+    out = booted.root / "evidence"
+    collect(booted, out)
+    r = bacon(booted, "evidence", "verify", str(out), "--nonce", "0badc0de" * 8, env=elsewhere(booted))
+    assert r.returncode == 77, r.stdout + r.stderr
+    assert "not for this nonce" in r.stderr
+    assert "verdict: FAILED" in r.stdout
+
+
+def _records(log: bytes) -> list[bytes]:
+    recs = cel.parse(log).records
+    bounds = [r.offset for r in recs] + [len(log)]
+    return [log[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _rewrite(out: Path, log: bytes) -> None:
+    """The launch log replaced, and the manifest updated to match (as a forger would)."""
+    (out / "launch-log.cel").write_bytes(log)
+    manifest = json.loads((out / "evidence.json").read_text())
+    manifest["files"]["launch-log.cel"] = hashlib.sha256(log).hexdigest()
+    (out / "evidence.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    ("removed", "record #1 is missing"),
+    ("changed", "record #1 (run 127.0.0.1"),
+    ("reordered", "record #2 comes before record #1"),
+    ("appended", "record #3 repeats record #2"),
+])
+def test_a_launch_log_edited_after_the_fact_fails_with_the_record_named(
+        booted: Host, signed: Signed, edit: str, named: str) -> None:
+    for _ in range(3):
+        assert nerdctl(booted, "run", "--rm", signed["low"].ref).rc == 0
+    out = booted.root / "evidence"
+    collect(booted, out)
+    log = (out / "launch-log.cel").read_bytes()
+    recs = _records(log)
+    if edit == "removed":
+        forged = recs[0] + recs[2]
+    elif edit == "changed":
+        forged = recs[0] + recs[1].replace(b"--rm", b"--rX") + recs[2]
+    elif edit == "reordered":
+        forged = recs[0] + recs[2] + recs[1]
+    else:
+        forged = log + recs[2][:5] + struct.pack(">Q", 3) + recs[2][13:]
+    _rewrite(out, forged)
+    r = bacon(booted, "evidence", "verify", str(out), "--nonce", NONCE, env=elsewhere(booted))
+    assert r.returncode == 77, r.stdout + r.stderr
+    assert named in r.stderr, r.stderr
+
+    (out / "launch-log.cel").write_bytes(log)  # the true log, but the manifest no longer lists its hash
+    r = bacon(booted, "evidence", "verify", str(out), "--nonce", NONCE, env=elsewhere(booted))
+    assert r.returncode == 77
+    assert "launch-log.cel does not have the SHA-256" in r.stderr
