@@ -19,8 +19,10 @@ failure to decide, writes one ``bacon: denied: …`` line where containerd reads
 ``"layer": "runtime"`` and exits 77: the shim removes the bundle, nothing is left behind. Exit codes and
 the facts about containerd's shim: docs/runtime.md.
 
-Container profiles (privileged, capabilities, namespaces, mounts, devices) are not applied here yet:
-:func:`check_spec` is where they go.
+For a container decided here (not the wrapper's), the profile of its image's level (``shim.profiles``)
+is applied to what its OCI spec asks for (``shim.runtime_spec``): privileged, capabilities, host
+namespaces, mounts, devices, hooks. A wrapper-admitted container's spec was written by nerdctl from the
+command line the wrapper checked, with nerdctl's own bind mounts and hooks: it is not judged again.
 """
 
 from __future__ import annotations
@@ -122,10 +124,9 @@ def read_spec(bundle: Path) -> dict[str, Any]:
 
 
 def check_spec(spec: Mapping[str, Any], bundle: Path) -> None:
-    """What the OCI spec may say. Its root must be the bundle's ``rootfs``, where the shim mounted the
-    container's snapshot: a root elsewhere would run a filesystem the rootfs check never saw.
-
-    Container profiles (privileged, capabilities, namespaces, mounts, devices) belong here."""
+    """What the OCI spec may say whoever admitted the container. Its root must be the bundle's ``rootfs``,
+    where the shim mounted the container's snapshot: a root elsewhere would run a filesystem the rootfs
+    check never saw. (The profile, for containers decided here: :func:`profile_check`.)"""
     root = spec.get("root")
     path = root.get("path") if isinstance(root, dict) else None
     if not isinstance(path, str) or os.path.normpath(os.path.join(bundle, path)) != str(bundle / "rootfs"):
@@ -169,8 +170,39 @@ def decide(ctx: Any, at: Where) -> Decision:
         raise Denied(f"container {at.container_id[:12]} names no image", check="image",
                      hint="run containers from signed images")
     subject = gate.unrecorded_subject(ctx, container)
-    gate.decide(ctx, subject).raise_if_denied()
+    verdict = gate.decide(ctx, subject)
+    verdict.raise_if_denied()
+    profile_check(ctx.cfg, verdict.level or ctx.cfg.default_level, spec, subject.asked, subject.digest)
     return Decision("admission")
+
+
+def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, digest: str) -> None:
+    """Apply the profile of the image's level to what the OCI spec asks for (``shim.runtime_spec``)."""
+    from shim import runtime_spec
+    from shim.profiles import rules
+
+    settings_ = cfg.profiles.settings(level)
+    refusals = rules.decide(runtime_spec.requested(spec, is_host_namespace), settings_)
+    if refusals:
+        first = refusals[0]
+        more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+        raise Denied(f"profile {first.profile} (level {first.level}) refuses {first.render()}{more}",
+                     check="profile", image=image, digest=digest, hint=f"to allow it: {first.allow}")
+
+
+_PROC_NS = {"pid": "pid", "ipc": "ipc", "network": "net", "uts": "uts", "cgroup": "cgroup", "user": "user",
+            "mount": "mnt"}
+
+
+def is_host_namespace(kind: str, path: str) -> bool:
+    """Whether the namespace at ``path`` is the host's (init's); one that cannot be looked at counts as
+    the host's (fail closed: runc could not join it either)."""
+    try:
+        a = os.stat(path)
+        b = os.stat(f"/proc/1/ns/{_PROC_NS.get(kind, kind)}")
+    except OSError:
+        return True
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 # -- refusing ---------------------------------------------------------------------------------------------

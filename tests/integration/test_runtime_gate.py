@@ -174,3 +174,22 @@ def test_a_gate_that_cannot_reach_containerd_refuses(gated: Gated, signed: Signe
     gated.configure(signed, runtime='containerd = "/nonexistent/containerd.sock"\n')
     rc, _, err = ctr(gated, "run", "--rm", signed["low"].ref, "rt-nocontainerd", "/bin/true")
     assert_refused(gated, rc, err, "runtime", "rt-nocontainerd")
+
+
+def test_ctr_run_privileged_of_a_signed_image_is_refused_under_baseline(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed)  # no profile configured: baseline
+    rc, out, err = ctr(gated, "run", "--rm", "--privileged", signed["low"].ref, "rt-priv", "/bin/echo", "ran")
+    assert "ran" not in out
+    line = assert_refused(gated, rc, err, "profile", "rt-priv")
+    assert "privileged" in str(line["reason"]), line
+    assert "profile baseline" in err, err
+
+
+def test_ctr_run_net_host_is_refused_and_a_privileged_level_admits_it(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed)
+    rc, _, err = ctr(gated, "run", "--rm", "--net-host", signed["low"].ref, "rt-nethost", "/bin/true")
+    assert_refused(gated, rc, err, "profile", "rt-nethost")
+    gated.configure(signed, runtime='[levels.Low]\nrequire = ["signature"]\nprofile = "privileged"\n')
+    rc, out, err = ctr(gated, "run", "--rm", "--net-host", signed["low"].ref, "rt-nethost2", "/bin/echo", "ran")
+    assert rc == 0, err
+    assert "ran" in out
