@@ -1,8 +1,10 @@
 """nerdctl's command tree and flag tables, as data (docs/nerdctl.md §1-4).
 
 Read from cmd/nerdctl/main.go, cmd/nerdctl/helpers/cobra.go and the command files of containerd/nerdctl
-(main after v2.3.5), with spf13/cobra v1.10.2 and spf13/pflag v1.0.10. The parser (``parser.py``) walks
-these tables exactly as cobra's ``Traverse`` and pflag's ``Parse`` do.
+(main after v2.3.5, checked again at commit 8da50408), with spf13/cobra v1.10.2 and spf13/pflag v1.0.10. The
+parser (``parser.py``) walks these tables exactly as cobra's ``Traverse`` and pflag's ``Parse`` do.
+``--mount`` values are read as pkg/mountutil's ``ProcessFlagMount`` reads them at that commit
+(``model.MountSpec``, docs/nerdctl.md §4).
 
 Three flag sets matter per command, because cobra consults different ones at different moments:
 

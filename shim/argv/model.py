@@ -31,8 +31,30 @@ def _csv(flag: str, value: str) -> list[str]:
     return rows[0] if rows else []
 
 
+# nerdctl's --mount keys (pkg/mountutil/mountutil_linux.go ProcessFlagMount, docs/nerdctl.md §4), each
+# spelling mapped to the setting it changes. Spellings of one setting are one key: giving two of them
+# (``src=a,source=b``, ``ro,readonly=false``) has two readings, and is refused.
+MOUNT_KEYS: dict[str, str] = {
+    "type": "type", "source": "source", "src": "source", "target": "target", "dst": "target",
+    "destination": "target", "readonly": "readonly", "ro": "readonly", "rro": "readonly",
+    "rw": "readonly",  # nerdctl v1.7 to v2.0 only; later releases reject it themselves
+    "bind-propagation": "bind-propagation", "bind-nonrecursive": "bind-nonrecursive",
+    "bind-recursive": "bind-recursive", "tmpfs-size": "tmpfs-size", "tmpfs-mode": "tmpfs-mode",
+}
+MOUNT_BARE: frozenset[str] = frozenset({"readonly", "ro", "rro", "rw", "bind-nonrecursive"})  # valid without =VALUE
+MOUNT_TYPES: frozenset[str] = frozenset({"volume", "bind", "tmpfs", "image"})  # matched with case
+
+
 class MountSpec:
-    """One ``--mount`` value split as nerdctl splits it (on ``,``; keys case-insensitive)."""
+    """One ``--mount`` value read as nerdctl reads it (ProcessFlagMount, containerd/nerdctl main at
+    8da50408, after v2.3.5; unchanged in how keys and types are read since v1.7.7 but for ``type=image``
+    and ``rw``): split on every ``,`` (no quoting), each field split at its first ``=``, the key lower-cased,
+    a bare field only for the ``readonly`` family and ``bind-nonrecursive``, an unknown key an error.
+    nerdctl's loop lets a later field override an earlier one, except that ``type=volume`` (the default)
+    leaves an earlier ``type=`` alone: ``type=image,…,type=volume`` is an image mount. So that no spelling
+    has two readings, BACON refuses any setting given twice (in any case, under any of its spellings) and
+    every value nerdctl itself would reject (:meth:`parse`).
+    """
 
     __slots__ = ("fields",)
 
@@ -50,14 +72,38 @@ class MountSpec:
 
     @classmethod
     def parse(cls, value: str) -> MountSpec:
+        """Split and check ``value``.
+
+        Raises:
+            UsageError: nerdctl would reject it, or one of its settings is given twice.
+        """
         out: list[tuple[str, str | None]] = []
+        seen: dict[str, str] = {}
         for f in value.split(","):
             k, eq, v = f.partition("=")
+            key = k.lower()
+            where = f"--mount {value!r}"
+            if not eq and key not in MOUNT_BARE:
+                raise UsageError(f"{where}: invalid field {f!r}: it must be a key=value pair",
+                                 hint="see `nerdctl run --help`: --mount type=…,source=…,target=…")
+            setting = MOUNT_KEYS.get(key)
+            if setting is None:
+                hint = ("nerdctl does not support image-subpath" if key == "image-subpath"
+                        else "keys: " + ", ".join(sorted(MOUNT_KEYS)))
+                raise UsageError(f"{where}: unexpected key {k!r}", hint=hint)
+            if setting in seen:
+                raise UsageError(f"{where}: the mount's {setting} is given twice ({seen[setting]!r} and {k!r}): "
+                                 "readers of it disagree on which one counts (nerdctl keeps an earlier type "
+                                 "over a later type=volume)", hint=f"give the mount's {setting} once")
+            seen[setting] = k
+            if setting == "type" and v not in MOUNT_TYPES:
+                raise UsageError(f"{where}: invalid mount type {v!r}: it must be one of volume, bind, tmpfs, "
+                                 "image (lower case)")
             out.append((k, v if eq else None))
         return cls(tuple(out))
 
     def get(self, *keys: str) -> str | None:
-        """The last value of any of ``keys`` (lower case), as nerdctl's loop keeps the last."""
+        """The value of the setting any of ``keys`` (lower case) spells (a parsed spec sets each once)."""
         found = None
         for k, v in self.fields:
             if k.lower() in keys and v is not None:
@@ -65,15 +111,24 @@ class MountSpec:
         return found
 
     @property
+    def type(self) -> str:
+        """``volume`` (nerdctl's default), ``bind``, ``tmpfs`` or ``image``."""
+        return self.get("type") or "volume"
+
+    @property
     def is_image(self) -> bool:
-        return self.get("type") == "image"
+        return self.type == "image"
 
     @property
     def source(self) -> str | None:
         return self.get("source", "src")
 
+    @property
+    def target(self) -> str | None:
+        return self.get("target", "dst", "destination")
+
     def with_source(self, source: str) -> str:
-        """The value with every ``source=``/``src=`` replaced by ``source``."""
+        """The value with its ``source=``/``src=`` replaced by ``source``."""
         parts = []
         for k, v in self.fields:
             if v is not None and k.lower() in ("source", "src"):

@@ -226,6 +226,8 @@ def _check_args(inv: Invocation, node: Node, where: str) -> None:
         raise UsageError(f"{where} takes exactly {node.max_args} argument(s), got {n}: {list(inv.args)!r}",
                          hint=f"nerdctl {node.name} --help")
     for value in (v for k, v in inv.flags if k == "mount"):
-        m = MountSpec.parse(value)
+        m = MountSpec.parse(value)  # raises for what nerdctl rejects and for settings given twice
         if m.is_image and not m.source:
             raise UsageError(f"{where}: --mount {value!r}: type=image requires a source (the image reference)")
+        if m.is_image and not m.target:
+            raise UsageError(f"{where}: --mount {value!r}: type=image requires a destination")

@@ -85,7 +85,7 @@ def _volume(b: _Builder, value: str) -> None:
 def _mount(b: _Builder, value: str) -> None:
     m = MountSpec.parse(value)
     src = f"--mount={value}"
-    kind = (m.get("type") or "volume").lower()
+    kind = m.type  # nerdctl's reading; MountSpec.parse refused a type given twice
     source = m.source
     if kind in ("tmpfs", "image"):
         return
@@ -98,6 +98,28 @@ def _mount(b: _Builder, value: str) -> None:
             b.add("host_paths", Ask(source, src, read_only=ro))
     else:
         b.add("unknown", Ask(f"mount type {kind!r} is not one BACON can judge", src))
+
+
+# Security options read as one setting each. nerdctl keeps one value per key (strutil.ConvertKVStringsToMap
+# over strutil.DedupeStrSlice: the last of the distinct values, so `seccomp=a seccomp=unconfined seccomp=a`
+# is unconfined); a key given with two different values has two readings, and is not judged but refused.
+_SINGLE_SECURITY_OPTS = ("seccomp", "apparmor", "no-new-privileges", "systempaths")
+
+
+def _security_opt_key(value: str) -> str:
+    key, eq, _ = value.partition("=")
+    if not eq and ":" in value and key not in ("no-new-privileges",):
+        key = value.partition(":")[0]
+    return key
+
+
+def _single_security_opts(b: _Builder, values: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for v in values:
+        key = _security_opt_key(v)
+        if key in _SINGLE_SECURITY_OPTS and seen.setdefault(key, v) != v:
+            b.add("unknown", Ask(f"--security-opt {key} is given twice ({seen[key]!r} and {v!r}); give it once",
+                                 f"--security-opt={v}"))
 
 
 def _security_opt(b: _Builder, value: str) -> None:
@@ -185,6 +207,7 @@ def _container_flags(inv: Invocation, b: _Builder) -> None:
         b.add("devices", Ask(v.split(":", 1)[0] if v.startswith("/") else v, f"--device={v}"))
     for v in _values(inv, "gpus"):
         b.add("devices", Ask("gpus", f"--gpus={v}"))
+    _single_security_opts(b, _values(inv, "security-opt"))
     for v in _values(inv, "security-opt"):
         _security_opt(b, v)
     for v in _values(inv, "sysctl"):

@@ -193,6 +193,29 @@ def test_container_policy_label_does_not_raise_an_images_level(gate_host: Host, 
     gate_host.containerd.ctr("containers", "rm", r.stdout.strip(), check=False)
 
 
+# -- image mounts read as nerdctl reads them ------------------------------------------------------------
+
+@pytest.mark.parametrize("spelling", [
+    "type=image,source={u},target=/x,type=volume",  # nerdctl: an image mount (type=volume changes nothing)
+    "type=image,src=low-decoy,source={u},target=/x",  # nerdctl: the last source; another reader: the first
+    "type=volume,TYPE=image,source={u},target=/x",
+])
+def test_an_image_mount_with_two_readings_is_refused(gate_host: Host, signed: Signed, spelling: str) -> None:
+    """Before, the wrapper read the last ``type=`` (volume) and let the unsigned image through, unchecked and
+    unpinned, while nerdctl mounted it."""
+    configure(gate_host, signed.trusted)
+    mount = spelling.format(u=signed["unsigned"].ref)
+    r = wrapper(gate_host, "run", "--rm", "--mount", mount, signed["low"].ref)
+    assert_refused(r, gate_host, rc=64, says="given twice", within=QUICK)
+
+
+def test_an_image_mount_in_upper_case_keys_is_checked(gate_host: Host, signed: Signed) -> None:
+    configure(gate_host, signed.trusted)
+    r = wrapper(gate_host, "run", "--rm", "--mount", f"TYPE=image,SOURCE={signed['unsigned'].ref},Target=/x",
+                signed["low"].ref)
+    assert_refused(r, gate_host, rc=77, says=signed["unsigned"].digest, within=QUICK, check="signature")
+
+
 # -- signatures -----------------------------------------------------------------------------------------
 
 def _repo(img: Image) -> registry_client.Repository:

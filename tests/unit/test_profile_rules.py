@@ -41,7 +41,10 @@ ESCALATIONS: list[tuple[list[str], str]] = [
     (["run", "-v", "/etc:/etc:ro", "img"], "host-paths"),
     (["run", "-v", "./here:/x", "img"], "host-paths"),
     (["run", "--mount", "type=bind,src=/etc,dst=/x", "img"], "host-paths"),
-    (["run", "--mount", "type=BIND,source=/,target=/x,readonly", "img"], "host-paths"),
+    (["run", "--mount", "TYPE=bind,SOURCE=/,Target=/x,readonly", "img"], "host-paths"),
+    (["run", "--security-opt", "seccomp=/p.json", "--security-opt", "seccomp=unconfined", "--security-opt",
+      "seccomp=/p.json", "img"], "unknown"),  # nerdctl: de-duplicated, then the last: unconfined
+    (["run", "--security-opt", "no-new-privileges", "--security-opt", "no-new-privileges=false", "img"], "unknown"),
     (["run", "--mount", "type=volume,src=/var/lib,dst=/x", "img"], "host-paths"),
     (["run", "--device", "/dev/mem", "img"], "devices"),
     (["run", "--gpus", "all", "img"], "devices"),
