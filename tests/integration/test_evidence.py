@@ -49,12 +49,16 @@ def boot(tpm: swtpm_h.Swtpm, path: Path) -> None:
                        capture_output=True)
 
 
+def booted_config(host: Host, tpm: swtpm_h.Swtpm, into: str = '["tpm"]') -> str:
+    """Boot the swtpm (:func:`boot`); the ``[tpm]`` and ``[measure]`` tables that use it (``[measure]`` last)."""
+    log = host.root / "binary_bios_measurements"
+    boot(tpm, log)
+    return f'[tpm]\ntcti = "{tpm.tcti}"\npcrs = [0, 7]\neventlog = "{log}"\n[measure]\ninto = {into}\n'
+
+
 @pytest.fixture
 def booted(gate_host: Host, signed: Signed, tpm: swtpm_h.Swtpm) -> Host:
-    log = gate_host.root / "binary_bios_measurements"
-    boot(tpm, log)
-    trusted_config(gate_host, signed.trusted, extra=f'[tpm]\ntcti = "{tpm.tcti}"\npcrs = [0, 7]\neventlog = "{log}"\n'
-                                                    '[measure]\ninto = ["tpm"]\n')
+    trusted_config(gate_host, signed.trusted, extra=booted_config(gate_host, tpm))
     return gate_host
 
 

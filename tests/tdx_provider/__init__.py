@@ -117,6 +117,51 @@ class FuseProvider:
         self.log.close()
 
 
+class FuseMeasurements:
+    """The FUSE stand-in for the kernel's TD measurement files (``fuse_measurements``), mounted at
+    ``env.root/measurements`` in a child process we own, starting from the env's MRTD and RTMRs; ``provider``
+    (when given) is pointed at its registers so that its quotes carry them."""
+
+    def __init__(self, env: TdxEnv, provider: FuseProvider | None = None) -> None:
+        self.dir = env.root / "measurements"
+        self.dir.mkdir(exist_ok=True)
+        self.state = env.root / "measurements.json"
+        self.state.write_text(json.dumps({"mrtd": env.body.mrtd.hex(),
+                                          **{f"rtmr{i}": env.body.rtmr[i].hex() for i in range(4)}}))
+        self.log = (env.root / "fuse-measurements.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-m", "tests.tdx_provider.fuse_measurements", str(self.dir),
+             str(self.state)],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while not _mounted(self.dir):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"FUSE measurements did not mount: {self.log.name}")
+            time.sleep(0.05)
+        if provider is not None:
+            provider.set(measurements_state=str(self.state))
+
+    def rtmr(self, index: int) -> bytes:
+        return bytes.fromhex(json.loads(self.state.read_text())[f"rtmr{index}"])
+
+    def stop(self) -> None:
+        if _mounted(self.dir):
+            subprocess.run(["umount", str(self.dir)], check=False, capture_output=True)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+
+
+def _mounted(target: Path) -> bool:
+    with open("/proc/mounts", encoding="utf-8") as f:
+        return any(line.split()[1] == str(target) for line in f)
+
+
 def fuse_unavailable_reason() -> str | None:
     """Why a FUSE provider cannot run here, or ``None`` when it can."""
     if os.geteuid() != 0:

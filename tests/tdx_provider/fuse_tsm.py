@@ -12,7 +12,8 @@ without a Quote Generation Service), ``ebusy`` (the next N commits fail with EBU
 commit advances the generation twice, as if another writer came in between), ``report_data`` (hex: put
 this REPORTDATA in the quote instead of the one written), ``body`` (hex TD report fields: mrtd,
 rtmr0..3, mrconfigid, mrowner, td_attributes, tee_tcb_svn), ``fixed_quote`` (a file whose bytes are
-returned as the quote, e.g. a real vector).
+returned as the quote, e.g. a real vector), ``measurements_state`` (the state file of the measurement-files
+stand-in, ``fuse_measurements``: the quote carries the MRTD and RTMRs it holds, as a real TD's does).
 
 Run: ``python -m tests.tdx_provider.fuse_tsm MOUNTPOINT PKI_DIR CONTROL_JSON`` (root; needs libfuse3 and
 the PyPI package ``mfusepy``). Stops when unmounted.
@@ -92,6 +93,11 @@ class TsmReportFs(fuse.Operations):  # type: ignore[misc]
                 b.rtmr = (rt[0], rt[1], rt[2], rt[3])
             else:
                 setattr(b, key, raw)
+        if ctl.get("measurements_state"):
+            with open(ctl["measurements_state"], encoding="utf-8") as f:
+                regs = {k: bytes.fromhex(v) for k, v in json.load(f).items()}
+            b.mrtd = regs["mrtd"]
+            b.rtmr = (regs["rtmr0"], regs["rtmr1"], regs["rtmr2"], regs["rtmr3"])
         return b
 
     def generate(self, e: Entry) -> bytes:
