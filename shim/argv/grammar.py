@@ -109,11 +109,10 @@ ROOT_LOCAL_ALIASES: Final = FlagSet(
             "n": GLOBAL_PERSISTENT.longs["namespace"]},
 )
 
-# Booleans defined after the last ``cmd.LocalFlags()`` call in initRootCmdFlags are not yet merged into
-# the root's flag set when cobra traverses, so ``--kube-hide-dupe images`` swallows ``images`` there, and
-# which booleans are affected changes with the order of definitions between releases. BACON accepts them
-# before the subcommand only in the ``--flag=value`` form.
-ROOT_AMBIGUOUS_BARE: Final = frozenset({"kube-hide-dupe", "selinux-enabled"})
+# Every root persistent flag, booleans included, is known to cobra's Traverse: before it traverses,
+# ExecuteC's initCompleteCmd calls Find, whose stripFlags merges the root's persistent flags into its flag
+# set (spf13/cobra command.go and completions.go, so since v1.0.0). So ``--kube-hide-dupe images`` is the
+# boolean and then ``images``, as nerdctl's own tests write it.
 
 HELP = Flag("help", boolean=True)
 VERSION = Flag("version", boolean=True)
@@ -277,8 +276,9 @@ COMPOSE_CHILDREN: Final = (
 COMPOSE_REFUSED: Final = frozenset({"up", "run", "create", "start", "restart", "pull", "push"})
 
 ALIASES: Final[Mapping[tuple[str, ...], Mapping[str, str]]] = {
-    (): {"ns": "namespace"},
-    ("container",): {"list": "ls"},
+    # every alias in cmd/nerdctl of the traversed groups (``rm`` is container.RemoveCommand at both levels)
+    (): {"ns": "namespace", "remove": "rm"},
+    ("container",): {"list": "ls", "remove": "rm"},
     ("image",): {"list": "ls", "remove": "rm"},
     ("compose",): {},
 }

@@ -17,7 +17,7 @@ versions disagree on it). Unknown subcommands are not errors here: ``classify`` 
 
 from __future__ import annotations
 
-from shim.argv.grammar import BOOL_VALUES, GROUPS, ROOT_AMBIGUOUS_BARE, Flag, FlagSet, Node, child_node
+from shim.argv.grammar import BOOL_VALUES, GROUPS, Flag, FlagSet, Node, child_node
 from shim.argv.model import Invocation, MountSpec
 from shim.errors import UsageError
 
@@ -121,14 +121,7 @@ def _traverse(node: Node, tokens: Sequence[str], at_root: bool) -> tuple[int, st
     in_flag = False
     for i, tok in enumerate(tokens):
         if tok.startswith("--") and "=" not in tok:
-            name = tok[2:]
-            if at_root and name in ROOT_AMBIGUOUS_BARE:
-                raise UsageError(
-                    f"{tok} before the subcommand: nerdctl releases disagree on whether it takes the next word; "
-                    f"write {tok}=true (or =false)",
-                    hint=f"write {tok}=true",
-                )
-            flag = node.traverse.longs.get(name)
+            flag = node.traverse.longs.get(tok[2:])
             in_flag = not (flag is not None and flag.boolean)
             continue
         if tok.startswith("-") and "=" not in tok and _blen(tok) == 2:

@@ -53,7 +53,7 @@ def flag_tokens(draw: st.DrawFn, fs: grammar.FlagSet, flag: grammar.Flag, *, tra
     longs, shorts = _spellings(fs, flag)
     use_short = bool(shorts) and draw(st.booleans())
     if flag.boolean:
-        explicit = draw(st.booleans()) or (traverse and flag.name in grammar.ROOT_AMBIGUOUS_BARE)
+        explicit = draw(st.booleans())
         spelled = draw(st.sampled_from(_BOOL_SPELLINGS)) if explicit else "true"
         value = "true" if grammar.BOOL_VALUES[spelled] else "false"
         if use_short:
