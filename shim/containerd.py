@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from shim import oci, rootfs
+from shim import oci, platforms, rootfs
 from shim._proto.containerd.services.containers.v1 import containers_pb2, containers_pb2_grpc
 from shim._proto.containerd.services.content.v1 import content_pb2, content_pb2_grpc
 from shim._proto.containerd.services.images.v1 import images_pb2, images_pb2_grpc
@@ -206,20 +206,44 @@ class Client:
 
     # -- resolution -----------------------------------------------------------------------------
 
-    def resolve_record(self, record: ImageRecord, platform: oci.Platform) -> ResolvedImage:
-        """Follow a record's target to the platform manifest, the config and its labels."""
-        target = record.target
-        if target.media_type in oci.INDEX_TYPES:
-            index = oci.parse_index(self.read_blob(target.digest, oci.MAX_MANIFEST_BYTES, target.size))
-            chosen = oci.select_platform(index, platform)
-        elif target.media_type in oci.MANIFEST_TYPES:
-            chosen = target
-        else:
-            raise IntegrityError(f"image {record.name} has a target of unsupported media type {target.media_type!r}")
+    def resolve_record(self, record: ImageRecord, platform: oci.Platform, host: platforms.Host) -> ResolvedImage:
+        """Follow a record's target to the manifest nerdctl runs for ``platform`` (containerd's walk with
+        nerdctl's matcher for a stored image), its config and labels."""
+        matcher = platforms.local_matcher(platform, host)
+        chosen = platforms.choose(record.target, matcher, self._read_index, self._config_platform)
+        return self._resolved(record, chosen.manifest, platform, matcher)
+
+    def candidate_images(self, record: ImageRecord, platform: oci.Platform,
+                         host: platforms.Host) -> list[ResolvedImage]:
+        """Every manifest under the record's target that nerdctl's matcher for ``platform`` accepts, each
+        resolved to its config and labels. Raises :class:`NotFound` naming one whose content is missing."""
+        matcher = platforms.local_matcher(platform, host)
+        out = []
+        for c in platforms.candidates(record.target, matcher, self._read_index, self._config_platform):
+            try:
+                out.append(self._resolved(record, c.manifest, platform, matcher))
+            except NotFound as e:
+                raise NotFound(f"image {record.name} lists a manifest for {platform} ({c.manifest.digest}) whose "
+                               f"content is not here: {e.message}",
+                               hint="pull the image again through the nerdctl wrapper, which pins the one "
+                                    "platform it checked") from e
+        return out
+
+    def _read_index(self, d: oci.Descriptor) -> oci.Index:
+        return oci.parse_index(self.read_blob(d.digest, oci.MAX_MANIFEST_BYTES, d.size))
+
+    def _config_platform(self, d: oci.Descriptor) -> oci.Platform:
+        manifest = oci.parse_manifest(self.read_blob(d.digest, oci.MAX_MANIFEST_BYTES, d.size))
+        raw = self.read_blob(manifest.config.digest, oci.MAX_CONFIG_BYTES, manifest.config.size)
+        return oci.parse_config(raw).platform
+
+    def _resolved(self, record: ImageRecord, chosen: oci.Descriptor, platform: oci.Platform,
+                  matcher: platforms.MatchComparer) -> ResolvedImage:
         manifest = oci.parse_manifest(self.read_blob(chosen.digest, oci.MAX_MANIFEST_BYTES, chosen.size))
         cfg_raw = self.read_blob(manifest.config.digest, oci.MAX_CONFIG_BYTES, manifest.config.size)
         config = oci.parse_config(cfg_raw)
-        if target.media_type in oci.MANIFEST_TYPES and config.platform is not None and config.platform != platform:
+        if chosen is record.target and not matcher.match(config.platform):
+            # nerdctl runs a single-manifest image whatever its config says; BACON asks for --platform.
             raise IntegrityError(
                 f"image {record.name} is for platform {config.platform}, not {platform}",
                 hint="pass --platform to nerdctl if that is what you mean",
@@ -227,9 +251,14 @@ class Client:
         return ResolvedImage(record=record, manifest=chosen, config_digest=manifest.config.digest,
                              labels=config.labels, platform=platform)
 
-    def resolve_image(self, name: str, platform: oci.Platform | None = None) -> ResolvedImage:
-        """Image name → record → platform manifest → config → labels."""
-        return self.resolve_record(self.get_image(name), platform or oci.host_platform())
+    def resolve_image(self, name: str, platform: oci.Platform | None = None,
+                      host: platforms.Host | None = None) -> ResolvedImage:
+        """Image name → record → platform manifest → config → labels (default: this host's platform)."""
+        if host is None:
+            from shim.hostplatform import this_host
+
+            host = this_host()
+        return self.resolve_record(self.get_image(name), platform or platforms.default_spec(host), host)
 
     # -- containers -----------------------------------------------------------------------------
 

@@ -22,11 +22,11 @@ import secrets
 import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shim import admission, audit, imagewalk, levels, oci, records, rootfs, signature_cache
+from shim import admission, audit, imagewalk, levels, oci, platforms, records, rootfs, signature_cache
 from shim import argv as nargv
 from shim import reference as nref
 from shim.checks import CheckResult
@@ -34,6 +34,7 @@ from shim.config import Config, require_for
 from shim.containerd import Client, ContainerRecord, ResolvedImage
 from shim.errors import BaconError, ConfigError, Denied, IntegrityError, NotFound, Unavailable, UsageError
 from shim.exec import carry_out, check_real_nerdctl, run_real
+from shim.hostplatform import this_host
 from shim.nerdctl_env import Target, resolve
 from shim.signatures import Material
 
@@ -49,6 +50,15 @@ class Subject:
     platform_digest: str | None  # the platform manifest, when ``digest`` is an index
     labels: Callable[[], Mapping[str, str]]
     local: bool
+    # Other manifests of a local index that nerdctl's matcher could take on this host: each must pass too,
+    # since a local image is forwarded by its index digest and nerdctl chooses again (docs/platforms.md).
+    alternatives: tuple[Subject, ...] = ()
+
+    @property
+    def pin_digest(self) -> str:
+        """What nerdctl is handed: the platform manifest chosen from a registry's index (so that nothing
+        is chosen again), the local image's own target otherwise."""
+        return self.digest if self.local or self.platform_digest is None else self.platform_digest
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Context:
     system_level: str
     argv: Sequence[str]
     platform: oci.Platform
+    host: platforms.Host
     _client: Client | None = None
     _registry: Any = None
     verdicts: list[admission.Verdict] = field(default_factory=list)
@@ -232,17 +243,28 @@ def decide(ctx: Context, subject: Subject) -> admission.Verdict:
 
 # -- finding the image --------------------------------------------------------------------------------
 
-def local_subject(ctx: Context, asked: str, resolved: ResolvedImage) -> Subject:
+def local_subject(ctx: Context, asked: str, resolved: ResolvedImage, *,
+                  platform: oci.Platform | None = None) -> Subject:
+    """The subject for a local record; for an index, with every other manifest nerdctl's matcher could
+    take (``platform``: the one asked for, default the context's)."""
     name = resolved.record.name
     repo = None
     try:
         repo = nref.parse(name).name or None
     except UsageError:
         repo = None
-    platform_digest = resolved.manifest.digest if resolved.manifest.digest != resolved.digest else None
-    labels = dict(resolved.labels)
-    return Subject(asked=asked, digest=resolved.digest, repository=repo, platform_digest=platform_digest,
-                   labels=lambda: labels, local=True)
+
+    def one(r: ResolvedImage, alternatives: tuple[Subject, ...] = ()) -> Subject:
+        platform_digest = r.manifest.digest if r.manifest.digest != r.digest else None
+        labels = dict(r.labels)
+        return Subject(asked=asked, digest=r.digest, repository=repo, platform_digest=platform_digest,
+                       labels=lambda: labels, local=True, alternatives=alternatives)
+
+    others: tuple[Subject, ...] = ()
+    if resolved.record.target.media_type in oci.INDEX_TYPES:
+        every = ctx.containerd.candidate_images(resolved.record, platform or ctx.platform, ctx.host)
+        others = tuple(one(c) for c in every if c.manifest.digest != resolved.manifest.digest)
+    return one(resolved, others)
 
 
 def remote_subject(ctx: Context, asked: str) -> Subject:
@@ -261,10 +283,30 @@ def remote_subject(ctx: Context, asked: str) -> Subject:
     manifest_bytes = top.data
     mt = oci.media_type_of(top.data, top.media_type)
     if mt in oci.INDEX_TYPES:
-        chosen = oci.select_platform(oci.parse_index(top.data), ctx.platform)
-        platform_digest = chosen.digest
-        manifest_bytes = ctx.registry.get_manifest(repo, chosen.digest).data
-        oci.verify_digest(manifest_bytes, chosen.digest, f"platform manifest of {asked}")
+        fetched: dict[str, bytes] = {top.digest: top.data}
+
+        def fetch(d: oci.Descriptor) -> bytes:
+            if d.digest not in fetched:
+                data = ctx.registry.get_manifest(repo, d.digest).data
+                oci.verify_digest(data, d.digest, f"manifest {d.digest} of {asked}")  # listed by the index
+                fetched[d.digest] = data
+            return fetched[d.digest]
+
+        def config_platform(d: oci.Descriptor) -> oci.Platform:
+            m = oci.parse_manifest(fetch(d))
+            raw = ctx.registry.get_blob(repo, m.config.digest, oci.MAX_CONFIG_BYTES)
+            return oci.parse_config(raw).platform
+
+        top_desc = oci.Descriptor(mt, top.digest, len(top.data))
+        try:
+            chosen = platforms.choose(top_desc, platforms.pull_matcher(ctx.platform, ctx.host),
+                                      lambda d: oci.parse_index(fetch(d)), config_platform)
+        except NotFound as e:
+            offered = ", ".join(sorted({str(d.platform) for d in oci.parse_index(top.data).manifests if d.platform}))
+            raise NotFound(f"{asked}: {e.message} {ctx.platform} (it offers: {offered or 'none'})",
+                           hint="pass --platform for one it offers") from e
+        platform_digest = chosen.manifest.digest
+        manifest_bytes = fetch(chosen.manifest)
     manifest = oci.parse_manifest(manifest_bytes)
 
     def labels() -> Mapping[str, str]:
@@ -288,7 +330,7 @@ def find_image(ctx: Context, asked: str, pull: str) -> Subject:
             normalized = str(nref.parse(asked))
         except UsageError:
             normalized = None
-        found = imagewalk.pick(ctx.containerd, asked, normalized, ctx.platform)
+        found = imagewalk.pick(ctx.containerd, asked, normalized, ctx.platform, ctx.host)
         if found is not None:
             return local_subject(ctx, asked, found)
         if pull == "never":
@@ -297,14 +339,16 @@ def find_image(ctx: Context, asked: str, pull: str) -> Subject:
     return remote_subject(ctx, asked)
 
 
-def pinned(ctx: Context, subject: Subject) -> str:
-    """The reference nerdctl is handed for a decided subject."""
+def pinned(ctx: Context, subject: Subject, *, digest: str | None = None) -> str:
+    """The reference nerdctl is handed for a decided subject: ``digest``, by default
+    :attr:`Subject.pin_digest`."""
     if subject.local:
         imagewalk.check_pinned(ctx.containerd, subject.digest)
         return imagewalk.pinned_reference(subject.digest)
     assert subject.repository is not None
-    pin = f"{subject.repository}@{subject.digest}"
-    stale = [r for r in imagewalk.matches(ctx.containerd, pin, pin) if r.target.digest != subject.digest]
+    digest = digest or subject.pin_digest
+    pin = f"{subject.repository}@{digest}"
+    stale = [r for r in imagewalk.matches(ctx.containerd, pin, pin) if r.target.digest != digest]
     if stale:
         raise Denied(f"a local image named {stale[0].name} points at {stale[0].target.digest}, not at the "
                      "checked digest", check="image", image=subject.asked, digest=subject.digest,
@@ -370,12 +414,15 @@ def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
     subject = find_image(ctx, inv.image, pull)
     mounts: dict[str, Subject] = {src: find_image(ctx, src, pull) for src in inv.mount_images}
     for s in (subject, *mounts.values()):
-        decide(ctx, s).raise_if_denied()
+        for each in (s, *s.alternatives):
+            decide(ctx, each).raise_if_denied()
     image_pin = pinned(ctx, subject)
     mount_pins = {src: pinned(ctx, s) for src, s in mounts.items()}
     main = ctx.verdicts[0]
-    rec = records.new_record(ctx.cfg.state_dir, digest=subject.digest, image=inv.image, level=main.level or "",
-                             address=ctx.target.address, namespace=ctx.target.namespace)
+    rec = records.new_record(ctx.cfg.state_dir, digest=subject.pin_digest, image=inv.image, level=main.level or "",
+                             address=ctx.target.address, namespace=ctx.target.namespace,
+                             index_digest=subject.digest if subject.pin_digest != subject.digest else None,
+                             platform=str(ctx.platform))
     ctx.new_records.append(rec.token)
     ctx.launches.append(Launch(main, token=rec.token))
     all_local = subject.local and all(s.local for s in mounts.values())
@@ -414,7 +461,7 @@ def unrecorded_subject(ctx: Context, container: ContainerRecord) -> Subject:
         normalized: str | None = str(nref.parse(container.image))
     except UsageError:
         normalized = None
-    found = imagewalk.pick(ctx.containerd, container.image, normalized, ctx.platform)
+    found = imagewalk.pick(ctx.containerd, container.image, normalized, ctx.platform, ctx.host)
     if found is None:
         raise NotFound(f"the image {container.image} container {container.id[:12]} names is not present locally",
                        hint="recreate the container through the nerdctl wrapper")
@@ -428,14 +475,17 @@ def record_subject(ctx: Context, rec: records.AdmissionRecord) -> Subject:
         local = [r for r in imagewalk.matches(ctx.containerd, rec.digest, None) if r.target.digest == rec.digest]
     except NotFound:
         local = []
+    platform = platforms.parse(rec.platform, ctx.host) if rec.platform else ctx.platform  # what create used
     for r in local:
         try:
-            resolved = ctx.containerd.resolve_record(r, ctx.platform)
+            resolved = ctx.containerd.resolve_record(r, platform, ctx.host)
+            s = local_subject(ctx, rec.image, resolved, platform=platform)
         except (NotFound, IntegrityError):
             continue
-        s = local_subject(ctx, rec.image, resolved)
-        return Subject(asked=rec.image, digest=s.digest, repository=s.repository or _repo_of(rec.image),
-                       platform_digest=s.platform_digest, labels=s.labels, local=True)
+        if rec.index_digest:  # a platform manifest pinned from this signed index at create time
+            return Subject(asked=rec.image, digest=rec.index_digest, repository=s.repository or _repo_of(rec.image),
+                           platform_digest=s.digest, labels=s.labels, local=True)
+        return replace(s, asked=rec.image, repository=s.repository or _repo_of(rec.image))
     raise Denied(f"the image {rec.digest} this container was created from is no longer present locally",
                  check="image", image=rec.image, digest=rec.digest,
                  hint=f"pull it again (nerdctl pull {rec.image}) or recreate the container")
@@ -453,7 +503,9 @@ def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list
     assert inv.image is not None
     subject = find_image(ctx, inv.image, "always")
     decide(ctx, subject).raise_if_denied()
-    pin = pinned(ctx, subject)
+    # pull runs nothing: the index is pulled (all platforms asked for), and whatever later runs from it
+    # locally is decided then, every manifest nerdctl's matcher could take included.
+    pin = pinned(ctx, subject, digest=subject.digest)
     first = rewrite(inv, ctx.target, image=pin)
     then: list[list[str]] = []
     ref = nref.parse(inv.image)
@@ -471,7 +523,7 @@ def do_push(ctx: Context, inv: nargv.Invocation) -> int:
                      hint="set [signing] key = \"/etc/bacon/keys/team.key\" in /etc/bacon/config.toml")
     key = keys.load_signing_key_file(Path(ctx.cfg.signing_key))
     ref = nref.parse(inv.image)
-    local = imagewalk.pick(ctx.containerd, inv.image, str(ref), ctx.platform)
+    local = imagewalk.pick(ctx.containerd, inv.image, str(ref), ctx.platform, ctx.host)
     if local is None:
         raise NotFound(f"image {inv.image} is not present locally", hint="nerdctl images lists what can be pushed")
     rc = run_real(ctx.cfg.nerdctl, rewrite(inv, ctx.target))
@@ -537,9 +589,10 @@ def _with_context(cfg: Config, inv: nargv.Invocation, raw_args: list[str], body:
     # others, whatever the caller's umask; nerdctl gets the caller's umask back.
     callers_umask = os.umask(0o022)
     target = resolve(inv.address, inv.namespace)
-    platform = oci.parse_platform(inv.platform) if inv.platform else oci.host_platform()
+    host = this_host()
+    platform = platforms.requested(inv.platform, host)
     ctx = Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["nerdctl", *raw_args],
-                  platform=platform)
+                  platform=platform, host=host)
     try:
         return body(ctx)
     finally:

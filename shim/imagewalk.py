@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from shim import oci
+from shim import oci, platforms
 from shim.containerd import Client, ImageRecord, ResolvedImage
 from shim.errors import Denied, IntegrityError, NotFound
 
@@ -48,7 +48,7 @@ def matches(client: Client, raw: str, normalized: str | None) -> list[ImageRecor
     return [found[n] for n in sorted(found)]
 
 
-def pick(client: Client, raw: str, normalized: str | None, platform: oci.Platform,
+def pick(client: Client, raw: str, normalized: str | None, platform: oci.Platform, host: platforms.Host,
          on_skip: Callable[[ImageRecord, Exception], None] | None = None) -> ResolvedImage | None:
     """The record nerdctl would run for ``raw`` (``None`` when nothing local matches).
 
@@ -65,7 +65,7 @@ def pick(client: Client, raw: str, normalized: str | None, platform: oci.Platfor
                          check="image", hint="give the full digest or an image name")
     for r in records:
         try:
-            return client.resolve_record(r, platform)
+            return client.resolve_record(r, platform, host)
         except (NotFound, IntegrityError) as e:
             if on_skip:
                 on_skip(r, e)

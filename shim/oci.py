@@ -1,4 +1,4 @@
-"""OCI and Docker image structures: digests, descriptors, manifests, indexes, configs, platforms.
+"""OCI and Docker image structures: digests, descriptors, manifests, indexes, configs.
 
 Pure functions over bytes. Every parser here takes untrusted input: it checks types, bounds sizes and
 counts, and raises :class:`shim.errors.IntegrityError` for anything malformed, never a bare exception.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as _platform
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,12 +54,18 @@ def verify_digest(data: bytes, expected: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class Platform:
+    """An OCI platform as written (``shim.platforms`` normalizes and matches it, as containerd does)."""
+
     os: str
     architecture: str
     variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+        from shim.platforms import format_all
+
+        return format_all(self)
 
 
 @dataclass(frozen=True)
@@ -70,38 +75,6 @@ class Descriptor:
     size: int
     platform: Platform | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
-
-
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
-                 "i386": "386", "i686": "386"}
-
-
-def normalize_platform(p: Platform) -> Platform:
-    """containerd's ``platforms.Normalize``: arch aliases; ``amd64/v1`` and ``arm64/v8`` lose the
-    variant; plain ``arm`` means ``arm/v7``."""
-    os_ = p.os.lower()
-    arch = _ARCH_ALIASES.get(p.architecture.lower(), p.architecture.lower())
-    variant = p.variant.lower()
-    if (arch == "amd64" and variant == "v1") or (arch == "arm64" and variant in ("v8", "8")):
-        variant = ""
-    elif arch == "arm" and variant in ("", "7"):
-        variant = "v7"
-    return Platform(os_, arch, variant)
-
-
-def parse_platform(spec: str) -> Platform:
-    """``os/arch[/variant]`` (or just ``arch``, as containerd accepts) into a normalized platform."""
-    parts = spec.strip().split("/")
-    if not 1 <= len(parts) <= 3 or not all(parts):
-        raise IntegrityError(f"invalid platform {spec!r}: expected os/arch[/variant]")
-    if len(parts) == 1:
-        parts = ["linux", parts[0]]
-    return normalize_platform(Platform(*parts))
-
-
-def host_platform() -> Platform:
-    """The platform nerdctl picks by default (containerd's ``platforms.DefaultSpec``)."""
-    return normalize_platform(Platform("linux", _platform.machine()))
 
 
 def _load_json(data: bytes, what: str, limit: int) -> dict[str, Any]:
@@ -170,20 +143,30 @@ def _descriptor(obj: object, what: str) -> Descriptor:
         raise IntegrityError(f"{what}: descriptor has a bad mediaType or digest")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise IntegrityError(f"{what}: descriptor has a bad size")
-    plat = None
     p = obj.get("platform")
-    if p is not None:
-        if isinstance(p, dict):
-            p = _struct(p, ("os", "architecture", "variant"), f"{what} platform")
-        if not isinstance(p, dict) or not isinstance(p.get("os"), str) or not isinstance(p.get("architecture"), str):
-            raise IntegrityError(f"{what}: descriptor has a bad platform")
-        variant = p.get("variant", "")
-        plat = normalize_platform(Platform(p["os"], p["architecture"], variant if isinstance(variant, str) else ""))
+    plat = None if p is None else _platform(p, f"{what} platform")
     ann = obj.get("annotations")
     ann = {} if ann is None else ann
     if not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()):
         raise IntegrityError(f"{what}: descriptor has bad annotations")
     return Descriptor(mt, dg, size, plat, ann)
+
+
+def _platform(obj: object, what: str) -> Platform:
+    """An OCI platform object as Go decodes it: absent fields are empty (an empty OS is the host's, to
+    containerd), a field of the wrong type makes the whole document invalid."""
+    if not isinstance(obj, dict):
+        raise IntegrityError(f"{what} is not an object")
+    obj = _struct(obj, ("os", "architecture", "variant", "os.version", "os.features"), what)
+    strings = {k: obj.get(k) for k in ("os", "architecture", "variant", "os.version")}
+    if not all(v is None or isinstance(v, str) for v in strings.values()):
+        raise IntegrityError(f"{what} has a field that is not a string")
+    features = obj.get("os.features")
+    features = [] if features is None else features
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise IntegrityError(f"{what}: os.features is not a list of strings")
+    return Platform(strings["os"] or "", strings["architecture"] or "", strings["variant"] or "",
+                    strings["os.version"] or "", tuple(features))
 
 
 @dataclass(frozen=True)
@@ -258,29 +241,19 @@ def parse_index(data: bytes) -> Index:
     return Index(mt, tuple(_descriptor(x, f"index entry {i}") for i, x in enumerate(entries)))
 
 
-def select_platform(index: Index, want: Platform) -> Descriptor:
-    """The manifest containerd picks from an index for a strict platform: the first entry, in index
-    order, that is an image manifest whose normalized platform equals ``want``."""
-    want = normalize_platform(want)
-    for d in index.manifests:
-        if d.media_type in MANIFEST_TYPES and d.platform is not None and d.platform == want:
-            return d
-    offered = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
-    raise IntegrityError(f"the image index has no manifest for platform {want} (it offers: {offered})")
-
-
 @dataclass(frozen=True)
 class ImageConfig:
     labels: Mapping[str, str]
-    platform: Platform | None
+    platform: Platform  # as written; an absent field is empty
 
 
 def parse_config(data: bytes) -> ImageConfig:
     """The parts of an image config the gate reads: ``config.Labels`` and the platform.
 
     Duplicate keys anywhere make the config invalid (see :func:`_no_duplicate_keys`)."""
-    obj = _struct(_load_json(data, "image config", MAX_CONFIG_BYTES), ("config", "os", "architecture", "variant"),
-                  "image config")
+    obj = _load_json(data, "image config", MAX_CONFIG_BYTES)
+    plat = _platform(obj, "image config")  # containerd's ConfigPlatform: the platform fields of the config
+    obj = _struct(obj, ("config",), "image config")
     cfg = obj.get("config")
     cfg = {} if cfg is None else cfg
     if not isinstance(cfg, dict):
@@ -291,8 +264,4 @@ def parse_config(data: bytes) -> ImageConfig:
         raise IntegrityError("image config: Labels is not a map of strings")
     if len(labels) > MAX_LABELS:
         raise IntegrityError(f"image config has {len(labels)} labels, more than the limit of {MAX_LABELS}")
-    plat = None
-    if isinstance(obj.get("os"), str) and isinstance(obj.get("architecture"), str):
-        v = obj.get("variant", "")
-        plat = normalize_platform(Platform(obj["os"], obj["architecture"], v if isinstance(v, str) else ""))
     return ImageConfig(labels=dict(labels), platform=plat)

@@ -41,6 +41,8 @@ class AdmissionRecord:
     namespace: str
     created: float
     container_id: str | None = None
+    index_digest: str | None = None  # the signed index ``digest`` was chosen from, when it is a platform manifest
+    platform: str | None = None  # the platform create decided for (containerd's specifier syntax)
 
 
 def _dir(state_dir: Path) -> Path:
@@ -64,9 +66,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def new_record(state_dir: Path, *, digest: str, image: str, level: str, address: str,
-               namespace: str) -> AdmissionRecord:
+               namespace: str, index_digest: str | None = None, platform: str | None = None) -> AdmissionRecord:
     rec = AdmissionRecord(token=secrets.token_hex(16), digest=digest, image=image, level=level,
-                          address=address, namespace=namespace, created=time.time())
+                          address=address, namespace=namespace, created=time.time(), index_digest=index_digest,
+                          platform=platform)
     save(state_dir, rec)
     return rec
 

@@ -270,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _gate(call: runtime_argv.Call, args: Sequence[str]) -> int:
-    from shim import config, gate, levels, oci
+    from shim import config, gate, levels, platforms
+    from shim.hostplatform import this_host
     from shim.nerdctl_env import Target
 
     cfg = config.load()
@@ -279,8 +280,9 @@ def _gate(call: runtime_argv.Call, args: Sequence[str]) -> int:
     gate.check_state_dir(Path(cfg.state_dir))
     umask = os.umask(0o022)
     target = Target(address=containerd_address(s, os.environ), namespace=at.namespace)
+    host = this_host()
     ctx = gate.Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["runc", *args],
-                       platform=oci.host_platform())
+                       platform=platforms.default_spec(host), host=host)
     try:
         try:
             decision = decide(ctx, at)

@@ -5,6 +5,8 @@ Read from cmd/nerdctl/main.go, cmd/nerdctl/helpers/cobra.go and the command file
 parser (``parser.py``) walks these tables exactly as cobra's ``Traverse`` and pflag's ``Parse`` do.
 ``--mount`` values are read as pkg/mountutil's ``ProcessFlagMount`` reads them at that commit
 (``model.MountSpec``, docs/nerdctl.md §4).
+What the gate does with ``--platform`` follows containerd/platforms v1.0.0-rc.4/rc.5 and containerd v2's
+image walk (``shim/platforms.py``, docs/platforms.md).
 
 Three flag sets matter per command, because cobra consults different ones at different moments:
 

@@ -8,16 +8,19 @@ import sys
 from pathlib import Path
 
 from shim import config as bconfig
-from shim import gate, levels, oci
+from shim import gate, levels, platforms
 from shim import reference as nref
 from shim.errors import BaconError, Denied, UsageError
 from shim.nerdctl_env import resolve
 
 
 def _context(args: argparse.Namespace, cfg: bconfig.Config) -> gate.Context:
-    platform = oci.parse_platform(args.platform) if getattr(args, "platform", None) else oci.host_platform()
+    from shim.hostplatform import this_host
+
+    host = this_host()
+    platform = platforms.requested(getattr(args, "platform", None), host)
     return gate.Context(cfg=cfg, target=resolve(args.address, args.namespace), system_level=levels.system_level(cfg),
-                        argv=["bacon", *sys.argv[1:]], platform=platform)
+                        argv=["bacon", *sys.argv[1:]], platform=platform, host=host)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -82,7 +85,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         if ref.digest:
             digest = ref.digest
         elif args.local:
-            found = imagewalk.pick(ctx.containerd, args.image, str(ref), ctx.platform)
+            found = imagewalk.pick(ctx.containerd, args.image, str(ref), ctx.platform, ctx.host)
             if found is None:
                 raise UsageError(f"image {args.image} is not present locally")
             digest = found.digest

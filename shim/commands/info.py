@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from shim import __version__, oci
+from shim import __version__, platforms
 from shim.containerd import Client
 from shim.errors import BaconError
 from shim.nerdctl_env import resolve
@@ -35,9 +35,12 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_image(args: argparse.Namespace) -> int:
     target = resolve(args.address, args.namespace)
-    platform = oci.parse_platform(args.platform) if args.platform else oci.host_platform()
+    from shim.hostplatform import this_host
+
+    host = this_host()
+    platform = platforms.requested(args.platform, host)
     with Client(target) as c:
-        r = c.resolve_image(args.image, platform)
+        r = c.resolve_image(args.image, platform, host)
     doc = {
         "name": r.record.name,
         "namespace": target.namespace,

@@ -42,7 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shim import argv as nargv
-from shim import levels, oci, signatures, signing, simpletoml
+from shim import levels, oci, platforms, signatures, signing, simpletoml
 from shim import reference as nref
 from shim.errors import BaconError, Denied, IntegrityError, UsageError
 from shim.keys import PublicKey, SigningKey
@@ -91,7 +91,7 @@ def _gate_reads(inv: nargv.Invocation) -> None:
                  "platform", "all_platforms", "pull_policy", "name", "labels", "label_files"):
         getattr(inv, name)
     if inv.platform:
-        oci.parse_platform(inv.platform)
+        platforms.parse(inv.platform, platforms.Host("linux", "amd64"))
 
 
 def check_argv(tokens: Sequence[str]) -> None:
@@ -208,13 +208,13 @@ def oci_documents(data: bytes) -> None:
     else:
         for d in idx.manifests:
             _check_descriptor(d)
-        try:
-            chosen = oci.select_platform(idx, oci.Platform("linux", "amd64"))
-        except IntegrityError:
-            pass
-        else:
-            _require(chosen in idx.manifests and chosen.platform == oci.Platform("linux", "amd64")
-                     and chosen.media_type in oci.MANIFEST_TYPES, f"chose {chosen}")
+        host = platforms.Host("linux", "amd64")
+        matcher = platforms.only_strict(platforms.default_spec(host), host)
+        ordered = platforms.sort_entries(idx.manifests, matcher)
+        _require(all(d in idx.manifests for d in ordered), "sorted an entry that is not in the index")
+        _require(all(d.platform is None or matcher.match(d.platform) for d in ordered), "kept a foreign platform")
+        nulls = [i for i, d in enumerate(ordered) if d.platform is None]
+        _require(nulls == list(range(len(ordered) - len(nulls), len(ordered))), "a platform-less entry sorts early")
     check_config(data)
 
 

@@ -1,4 +1,4 @@
-"""Pure OCI parsing: digests, platform choice, hostile manifests and configs."""
+"""Pure OCI parsing: digests, hostile manifests and configs (platform choice: test_platforms.py)."""
 
 from __future__ import annotations
 
@@ -30,40 +30,6 @@ def test_digest_checks() -> None:
     for bad in ("sha256:ABC", "sha512:" + "a" * 128, "sha256:" + "A" * 64, d + " ", "md5:x"):
         with pytest.raises(IntegrityError, match="malformed"):
             oci.verify_digest(data, bad, "x")
-
-
-@pytest.mark.parametrize(("spec", "want"), [
-    ("linux/amd64", "linux/amd64"), ("linux/x86_64", "linux/amd64"), ("linux/amd64/v1", "linux/amd64"),
-    ("linux/arm64/v8", "linux/arm64"), ("linux/aarch64", "linux/arm64"), ("linux/arm", "linux/arm/v7"),
-    ("arm64", "linux/arm64"), ("Linux/AMD64", "linux/amd64"), ("linux/arm/v6", "linux/arm/v6"),
-])
-def test_platform_normalization(spec: str, want: str) -> None:
-    assert str(oci.parse_platform(spec)) == want
-
-
-@pytest.mark.parametrize("spec", ["", "/", "linux//", "a/b/c/d"])
-def test_bad_platforms(spec: str) -> None:
-    with pytest.raises(IntegrityError):
-        oci.parse_platform(spec)
-
-
-def test_select_platform_first_strict_match() -> None:
-    idx = oci.parse_index(index((D1, "arm64", ""), (D2, "amd64", ""), (D3, "amd64", "")))
-    assert oci.select_platform(idx, oci.Platform("linux", "amd64")).digest == D2
-    assert oci.select_platform(idx, oci.Platform("linux", "arm64", "v8")).digest == D1
-    with pytest.raises(IntegrityError, match="offers: linux/arm64, linux/amd64"):
-        oci.select_platform(idx, oci.Platform("linux", "riscv64"))
-
-
-def test_select_platform_skips_nested_indexes_and_artifacts() -> None:
-    raw = json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": oci.MEDIA_OCI_INDEX, "digest": D1, "size": 1,
-         "platform": {"os": "linux", "architecture": "amd64"}},
-        {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": D2, "size": 1},
-        {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": D3, "size": 1,
-         "platform": {"os": "linux", "architecture": "amd64"}},
-    ]}).encode()
-    assert oci.select_platform(oci.parse_index(raw), oci.Platform("linux", "amd64")).digest == D3
 
 
 @pytest.mark.parametrize("raw", [

@@ -125,7 +125,7 @@ def test_cosign_signed_index_counts_for_the_platform(cosign_exe: str, cosign_key
     cosign_sign(cosign_exe, cosign_keys, img.pinned)  # signs the index digest only
     repo = split_reference(img.ref).repository
     index = oci.parse_index(client.get_manifest(repo, img.digest).data)
-    amd64 = oci.select_platform(index, oci.Platform("linux", "amd64")).digest
+    amd64 = next(d.digest for d in index.manifests if d.platform == oci.Platform("linux", "amd64"))
     trusted = keys.load_trusted_keys([cosign_keys.pub])
     v = signatures.verify([fetch_signatures(client, repo, img.digest), fetch_signatures(client, repo, amd64)],
                           trusted)
