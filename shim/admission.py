@@ -99,8 +99,11 @@ def decide(
     if err:
         return verdict(None, err)
 
+    known: dict[str, str] = {}
+
     def level_check() -> CheckResult:
         got = levels.image_level(dict(labels()), default_level)
+        known["level"] = got.level  # a level denial still knows (and audits) the image's level
         levels.check_level(system_level, got)
         source = "label" if got.from_label else "default (no policy label)"
         return CheckResult("level", f"{got.level} ({source}) <= system level {system_level}",
@@ -109,7 +112,7 @@ def decide(
     outcome, err = _run("level", level_check)
     outcomes.append(outcome)
     if err:
-        return verdict(None, err)
+        return verdict(known.get("level"), err)
     level = str(outcome.details["level"])
     ceiling = outcomes[0].details.get("signer_max_level")
     if ceiling is not None:  # a scoped signer vouched: only up to its max_level (docs/scopes.md)

@@ -189,17 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     pol = _verb(sub, "policy", "", "show or set the host's system level",
                 "The system level decides which images may run: an image runs when its policy label is at most "
-                "the system level (High > Mid > Low).", "  bacon policy show\n  sudo bacon policy set Mid\n")
+                "the system level (High > Mid > Low).",
+                "  bacon policy show\n  sudo bacon policy set Mid\n  sudo bacon policy reset\n")
     psub = pol.add_subparsers(dest="policy_verb", metavar="ACTION")
     p = _verb(psub, "show", "shim.commands.policy:cmd_show", "the system level and what each level requires",
-              "Print the system level, where it comes from, and what each level requires.", "  bacon policy show\n")
+              "Print the system level, which setting decides it (the configuration's `level =`, or the "
+              "override `bacon policy set` wrote), and what each level requires.", "  bacon policy show\n")
     _add_json(p)
     p = _verb(psub, "set", "shim.commands.policy:cmd_set", "change the system level (root)",
-              "Change the system level (atomically, audited). Containers created at a level above the new one "
-              "are listed, kept or stopped (--running, default from [policy] running_above_level).",
+              "Change the system level (atomically, audited). It is recorded in the state directory "
+              "(<state_dir>/level) and overrides the configuration's `level =` until `bacon policy reset`; "
+              "setting the level the configuration names removes that override. Warns first about each check "
+              "the new level needs that this host cannot pass (no TPM, no baseline, not a TD). Containers "
+              "created at a level above the new one are listed, kept or stopped (--running, default from "
+              "[policy] running_above_level).",
               "  sudo bacon policy set High\n  sudo bacon policy set Low --running=stop\n")
-    p.add_argument("level", metavar="LEVEL", help="High, Mid or Low")
+    p.add_argument("level", metavar="LEVEL", choices=("High", "Mid", "Low"), help="High, Mid or Low")
     p.add_argument("--running", choices=("keep", "list", "stop"), help="what to do with containers above LEVEL")
+    _add_json(p)
+    p = _verb(psub, "reset", "shim.commands.policy:cmd_reset", "follow the configuration's level again (root)",
+              "Remove the level `bacon policy set` recorded in the state directory, so that the configuration's "
+              "`level =` decides again (audited; warns when this host cannot pass what that level requires).",
+              "  sudo bacon policy reset\n")
     _add_json(p)
 
     base = _verb(sub, "baseline", "", "record or show the TPM PCR baseline",

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import stat
 
-from shim import simpletoml
-from shim.errors import ConfigError
+from shim import docs, simpletoml
+from shim.errors import ConfigError, NoPermission
 
 TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
 if TYPE_CHECKING:
@@ -72,8 +72,13 @@ def read_trusted_file(path: StrPath, what: str = "configuration") -> bytes:
     except FileNotFoundError as e:
         raise ConfigError(
             f"{what} {name} does not exist",
-            hint="install /etc/bacon/config.toml (see README) or, outside sudo, set BACON_CONFIG",
+            hint=f"install /etc/bacon/config.toml (see {docs.config_reference()}) or, outside sudo, set "
+                 "BACON_CONFIG",
         ) from e
+    except PermissionError as e:
+        raise NoPermission(f"you (uid {os.geteuid()}) may not read the {what} {name}: {e.strerror}",
+                           hint="run the command with sudo (or, as root, make it readable: chmod 0644 "
+                                f"{name})") from e
     except OSError as e:
         if os.path.islink(name):
             raise ConfigError(f"{what} {name} is a symlink", hint=f"replace {name} by a regular file") from e

@@ -616,9 +616,13 @@ def _plan(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str
         if isinstance(denial, Denied):
             denial.image = denial.image or inv.image or (ctx.verdicts[-1].image if ctx.verdicts else None)
             denial.digest = denial.digest or (ctx.verdicts[-1].digest if ctx.verdicts else None)
-        audit_decision(ctx, "denied", image=denial.image, digest=denial.digest,
-                       reason=denial.message, failed_check=denial.check, error=type(e).__name__)
-        if isinstance(e, UsageError | NotFound | Unavailable) and not ctx.verdicts:
+        # Not decided (an image not found, a service down before any check ran): the audit says "error" with
+        # the exit status the command gets, never "denied" beside a 64 or a 69.
+        undecided = isinstance(e, UsageError | NotFound | Unavailable) and not ctx.verdicts
+        audit_decision(ctx, "error" if undecided else "denied", image=denial.image, digest=denial.digest,
+                       reason=denial.message, failed_check=denial.check, error=type(e).__name__,
+                       exit_code=e.exit_code if undecided else denial.exit_code)
+        if undecided:
             raise
         raise denial from (e if denial is not e else None)
     try:

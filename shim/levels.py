@@ -5,7 +5,10 @@ trimming, no Unicode normalization (``Hіgh`` with a Cyrillic ``і`` is a denial
 points). A missing label means the configured default level (``High`` unless set).
 
 The system level lives in the configuration (``level``) and may be overridden by ``bacon policy set``,
-which writes ``<state_dir>/level`` atomically; every decision reads it once.
+which writes ``<state_dir>/level`` atomically; every decision reads it once. While that file exists the
+configuration's ``level =`` has no effect: :func:`level_origin` says which one decides, and ``bacon
+status``, ``bacon policy show`` and the shipped configuration's comment say so; ``bacon policy reset``
+(or ``policy set`` to the configuration's own level) removes the file.
 
 Standard library only.
 """
@@ -89,6 +92,57 @@ def system_level(cfg: Config) -> str:
     if value not in RANK:
         raise ConfigError(f"{path} holds {value!r}, not a level", hint="bacon policy set High|Mid|Low")
     return value
+
+
+@dataclass(frozen=True)
+class LevelOrigin:
+    """Which setting decides the system level. ``override`` is ``<state_dir>/level`` when ``bacon policy
+    set`` wrote one (it then wins over ``configured``, the configuration's ``level =``)."""
+
+    level: str
+    configured: str
+    config_path: Path
+    override: Path | None
+
+    @property
+    def shadowed(self) -> bool:
+        """The configuration says another level than the one in force."""
+        return self.override is not None and self.level != self.configured
+
+    def describe(self) -> str:
+        if self.override is None:
+            return f"from level = \"{self.configured}\" in {self.config_path}"
+        text = f"from {self.override}, written by `bacon policy set`"
+        if self.shadowed:
+            text += (f"; it overrides level = \"{self.configured}\" in {self.config_path} "
+                     "(`sudo bacon policy reset` to follow the configuration)")
+        return text
+
+    def to_json(self) -> dict[str, object]:
+        return {"level": self.level, "configured": self.configured, "config": str(self.config_path),
+                "override": str(self.override) if self.override else None, "shadowed": self.shadowed}
+
+
+def level_origin(cfg: Config) -> LevelOrigin:
+    """The system level and which setting decides it. Raises :class:`ConfigError` as :func:`system_level`."""
+    level = system_level(cfg)
+    path = Path(cfg.state_dir) / LEVEL_FILE
+    return LevelOrigin(level, cfg.level, cfg.path, path if os.path.lexists(path) else None)
+
+
+def remove_system_level(cfg: Config) -> bool:
+    """Remove ``<state_dir>/level`` (the configuration's level applies again). True when there was one."""
+    path = Path(cfg.state_dir) / LEVEL_FILE
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return True
 
 
 def write_system_level(cfg: Config, level: str) -> None:

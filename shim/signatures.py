@@ -474,7 +474,10 @@ def _decide(groups: Sequence[Iterable[Verified | _Reject]], digests: str, keyles
                 return best  # no signer could vouch for more
     if best is not None:
         return best
-    hint = "sign it with `bacon sign IMAGE` (or cosign sign --key) using a key listed under [trust] keys"
+    # Not "sign it with bacon sign": that nudges whoever was refused to vouch for an image nobody reviewed.
+    hint = ("do not sign it just to make it run: find out what it is first (`bacon image IMAGE` shows its digest "
+            "and labels) and ask whoever builds and reviews it to sign that digest with a key listed under "
+            "[trust] keys (cosign sign --key, or `nerdctl push` with [signing] key on their host)")
     if keyless and keyless.identities:
         hint += ", or keyless (cosign sign, bundle format) as an identity listed under [trust] identities"
     if not rejects or all(r.kind == _NONE for r in rejects):

@@ -36,7 +36,7 @@ EFI = Path("/sys/firmware/efi")
 SECURE_BOOT_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE
 CHECK_ITEMS = {"signature": "keys", "tpm": "tpm", "tdx": "tdx"}  # requirement -> the item that satisfies it
 DEFAULT_FIXES = {  # for a failure whose error carries no hint of its own: every failed line says what to do
-    "config": "fix the file named above (`bacon doctor` re-checks it); see README for an example",
+    "config": "fix the file named above (`bacon doctor` re-checks it); an example: {config_reference}",
     "level": "sudo bacon policy set High|Mid|Low",
     "keys": "fix or remove the key in [trust] keys",
     "tpm": "check [tpm] tcti and the TPM device, then `bacon baseline show --diff`",
@@ -114,6 +114,13 @@ class Report:
 
 # --- the pure part ---------------------------------------------------------------------------------------
 
+def _default_fix(key: str) -> str | None:
+    from shim import docs
+
+    fix = DEFAULT_FIXES.get(key)
+    return fix.format(config_reference=docs.config_reference()) if fix else None
+
+
 def needed_checks(cfg: bconfig.Config | None, system_level: str | None) -> tuple[str, ...]:
     """The checks some level the host admits requires (every level at or below the system level)."""
     if cfg is None or system_level is None:
@@ -140,7 +147,7 @@ def build(config_path: Path, cfg: bconfig.Config | None, system_level: str | Non
     """The report: which items are needed, the level table. Pure."""
     checks = needed_checks(cfg, system_level)
     marked = tuple(replace(i, needed=i.requirement == ALWAYS or (i.requirement in checks),
-                           fix=i.fix or (DEFAULT_FIXES.get(i.key) if i.state in (FAIL, WARN) else None))
+                           fix=i.fix or (_default_fix(i.key) if i.state in (FAIL, WARN) else None))
                    for i in items)
     return Report(config_path=str(config_path), config_ok=cfg is not None, system_level=system_level,
                   level_source=level_source, needed_checks=checks, items=marked,
@@ -264,13 +271,19 @@ def probe_config(path: Path) -> tuple[bconfig.Config | None, Item]:
 def probe_level(cfg: bconfig.Config) -> tuple[str | None, str | None, Item]:
     from shim import levels
 
-    state_file = Path(cfg.state_dir) / levels.LEVEL_FILE
     try:
-        level = levels.system_level(cfg)
+        origin = levels.level_origin(cfg)
     except BaconError as e:
         return None, None, Item("level", "system level", FAIL, e.message, e.hint, ALWAYS)
-    source = f"{state_file} (bacon policy set)" if state_file.exists() else str(cfg.path)
-    return level, source, Item("level", "system level", OK, f"{level} (from {source})", requirement=ALWAYS)
+    source = str(origin.override) + " (bacon policy set)" if origin.override else str(cfg.path)
+    if origin.shadowed:
+        return origin.level, source, Item(
+            "level", "system level", WARN, f"{origin.level} ({origin.describe()})",
+            f"sudo bacon policy reset (the configuration's {origin.configured} applies), or "
+            f"sudo bacon policy set {origin.level} and set level = \"{origin.level}\" in {cfg.path} too",
+            ALWAYS, details=origin.to_json())
+    return origin.level, source, Item("level", "system level", OK, f"{origin.level} ({origin.describe()})",
+                                      requirement=ALWAYS, details=origin.to_json())
 
 
 def probe_keys(cfg: bconfig.Config) -> Item:

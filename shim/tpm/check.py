@@ -41,8 +41,18 @@ def _denied(message: str, hint: str | None = None) -> Denied:
     return Denied(message, check=CHECK, hint=hint)
 
 
-def baseline_or_deny(state_dir: Path) -> bl.Baseline:
-    """Load the baseline; deny when it is missing, unsafe or corrupt."""
+def missing_device(settings: TpmSettings | None) -> str | None:
+    """The TPM device the configuration names when it does not exist (a host without a TPM), else None
+    (present, or a TCTI whose presence only a connection tells)."""
+    if settings is None or settings.tcti.name != "device":
+        return None
+    path = settings.tcti.conf or "/dev/tpmrm0"
+    return None if os.path.exists(path) else path
+
+
+def baseline_or_deny(state_dir: Path, settings: TpmSettings | None = None) -> bl.Baseline:
+    """Load the baseline; deny when it is missing, unsafe or corrupt. Without a baseline on a host that has
+    no TPM device, the denial says so: "record a baseline" cannot be done there."""
     try:
         base = bl.load(state_dir)
     except bl.BaselineError as e:
@@ -50,8 +60,13 @@ def baseline_or_deny(state_dir: Path) -> bl.Baseline:
                       hint=f"fix the file's owner/mode (root, 0600) or re-record it: `bacon baseline record` "
                            f"(writes {bl.path_for(state_dir)})") from e
     if base is None:
+        device = missing_device(settings)
+        if device is not None:
+            raise _denied(f"this host has no TPM ({device} does not exist), and this image's level requires the "
+                          "tpm check", hint="run it on a host with a TPM (`bacon status` shows which levels this "
+                          "host can meet), or point [tpm] tcti at this host's TPM if it has one elsewhere")
         raise _denied(f"no TPM baseline recorded ({bl.path_for(state_dir)} does not exist)",
-                      hint="on a host in a known-good state run `bacon baseline record`")
+                      hint="on a host in a known-good state run `sudo bacon baseline record`")
     return base
 
 
@@ -207,7 +222,7 @@ def run_tpm_check(section: Mapping[str, Any], state_dir: Path, *, nonce: bytes |
     fails, PCRs differ), :class:`shim.errors.Unavailable` (no TPM, TPM error).
     """
     settings = parse(section)
-    base = baseline_or_deny(state_dir)
+    base = baseline_or_deny(state_dir, settings)
     covers(settings, base)
     if nonce is None:
         nonce = os.urandom(NONCE_SIZE)

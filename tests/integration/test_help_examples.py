@@ -57,6 +57,7 @@ EXPECTED: dict[str, set[int] | str] = {
     "sudo bacon policy set Mid": {0},
     "sudo bacon policy set High": {0},
     "sudo bacon policy set Low --running=stop": {0},
+    "sudo bacon policy reset": {0},
     "sudo bacon baseline record": {0},
     "bacon baseline show": {0},
     "bacon baseline show --diff": {0},

@@ -50,7 +50,9 @@ def test_a_missing_optional_extra_is_69_with_the_line_that_installs_it(
     assert "pip install '.[tdx]'" in err
 
     e = missing_extra(ModuleNotFoundError("no", name="sigstore.verify"))
-    assert e is not None and e.exit_code == 69 and "[keyless]" in (e.hint or "")
+    assert e is not None
+    assert e.exit_code == 69
+    assert "[keyless]" in (e.hint or "")
     assert missing_extra(ModuleNotFoundError("no", name="shim.nonexistent")) is None  # a bug stays a bug (70)
 
 

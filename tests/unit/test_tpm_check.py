@@ -120,10 +120,20 @@ def test_baseline_must_cover_the_configured_pcrs_and_bank() -> None:
 
 def test_missing_baseline_is_denied_before_touching_the_tpm(tmp_path: Path) -> None:
     with pytest.raises(Denied) as e:
-        check.run_tpm_check({"tcti": "device:/nonexistent/tpm"}, tmp_path)
+        check.run_tpm_check({"tcti": "swtpm:host=127.0.0.1,port=9"}, tmp_path)
     assert "no TPM baseline recorded" in e.value.message
     assert e.value.hint is not None
-    assert "bacon baseline record" in e.value.hint
+    assert "sudo bacon baseline record" in e.value.hint
+
+
+def test_on_a_host_without_a_tpm_the_denial_says_so_not_record_a_baseline(tmp_path: Path) -> None:
+    """`bacon baseline record` cannot work where there is no TPM: the hint must not send the operator there."""
+    with pytest.raises(Denied) as e:
+        check.run_tpm_check({"tcti": "device:/nonexistent/tpm"}, tmp_path)
+    assert "this host has no TPM (/nonexistent/tpm does not exist)" in e.value.message
+    assert e.value.hint is not None
+    assert "baseline record" not in e.value.hint
+    assert "host with a TPM" in e.value.hint
 
 
 def test_unsafe_baseline_is_denied(tmp_path: Path) -> None:
