@@ -5,6 +5,8 @@ The bundle (a directory; ``evidence.json`` lists every file with its SHA-256):
 - ``quote.msg``, ``quote.sig``: a TPM quote (TPMS_ATTEST, TPMT_SIGNATURE) over the boot PCRs and the
   launch PCR, with the nonce; ``ak.pub.pem``, ``ak.pub``: the attestation key (PEM; TPM2B_PUBLIC);
   ``pcrs.bin``: the quoted PCR values, ascending (what ``tpm2_checkquote -f`` takes);
+  ``keylime-quote.txt``: the same quote as Keylime's verifier takes it (``r<quote>:<signature>:<PCRs>``,
+  base64, the PCRs in tpm2-tools' serialized form);
 - ``boot-eventlog.bin``: the firmware's TCG2 event log, when the kernel exposes one;
 - ``launch-log.cel``: this boot's launch log (:mod:`shim.launchlog`);
 - in a TD, ``td-quote.dat``: a quote whose REPORTDATA binds the nonce and the launch log's SHA-384, and
@@ -21,6 +23,7 @@ REPORTDATA, and the launch log replayed to its RTMR3. Any failure is exit 77 (:c
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -118,9 +121,13 @@ def collect(cfg: Any, nonce: bytes, out: Path) -> dict[str, Any]:
                 raise Unavailable(f"the TPM ({tpm.tcti}) produced a quote that does not verify: {e}",
                                   hint="retry; if it persists the TPM or the path to it is not trustworthy") from e
             sig_hash = attest.parse_signature(quote.signature).hash
+            values = {p: quote.pcrs[p] for p in quoted.pcrs}
+            keylime = "r" + ":".join(base64.b64encode(b).decode() for b in (
+                quote.message, quote.signature, attest.serialize_pcrs(tpm.bank, values)))
             for name, data in (("quote.msg", quote.message), ("quote.sig", quote.signature),
                                ("ak.pub.pem", quote.ak_pem), ("ak.pub", quote.ak_tss),
-                               ("pcrs.bin", b"".join(quote.pcrs[p] for p in quoted.pcrs))):
+                               ("pcrs.bin", b"".join(values[p] for p in quoted.pcrs)),
+                               ("keylime-quote.txt", keylime.encode())):
                 _write(out, name, data, files)
             manifest["tpm"] = {"bank": tpm.bank, "pcrs": list(quoted.pcrs), "boot_pcrs": list(tpm.pcrs),
                                "launch_pcr": m.pcr, "hash": sig_hash,
@@ -155,13 +162,15 @@ class Report:
     steps: list[tuple[str, str]] = field(default_factory=list)
     launched: list[dict[str, Any]] = field(default_factory=list)
     not_extended: list[dict[str, Any]] = field(default_factory=list)
+    pcrs: dict[str, str] = field(default_factory=dict)  # quoted PCRs the logs explain: a Keylime tpm_policy
     verdict: str = "verified"
     reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "reason": self.reason, "steps": [{"check": c, "result": r} for c, r in
                                                                            self.steps],
-                "launched": self.launched, "not_extended": self.not_extended}
+                "launched": self.launched, "not_extended": self.not_extended,
+                "tpm_policy": {p: [v] for p, v in self.pcrs.items()}}
 
 
 def _read(bundle: Path, name: str, manifest: Mapping[str, Any] | None) -> bytes | None:
@@ -307,6 +316,8 @@ def _verify_tpm(bundle: Path, manifest: Mapping[str, Any], nonce: bytes, entries
         rep = launchreplay.replay(entries, cel.PCR, launch_pcr, bank, start, values[launch_pcr])
     except launchreplay.ReplayError as e:
         raise Failed(f"the launch log fails against the quoted PCR {launch_pcr}: {e}") from e
+    explained = boot_pcrs if boot_log is not None else []
+    report.pcrs = {str(p): values[p].hex() for p in sorted([*explained, launch_pcr])}
     report.steps.append(("launch PCR", f"the launch log replays to the quoted PCR {launch_pcr}: "
                                        f"{len(rep.launched)} launches"
                                        + (f", {len(rep.not_extended)} logged but never extended"

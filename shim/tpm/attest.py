@@ -326,3 +326,21 @@ def parse_serialized_pcrs(blob: bytes) -> dict[str, dict[int, bytes]]:
     for (bank, pcr), value in zip(wanted, values, strict=True):
         out.setdefault(bank, {})[pcr] = value
     return out
+
+
+def serialize_pcrs(bank: str, values: Mapping[int, bytes]) -> bytes:
+    """The inverse of :func:`parse_serialized_pcrs` for one bank: tpm2-tools' ``serialized`` PCR file, the
+    form Keylime's verifier takes a quote's PCRs in (``r<quote>:<signature>:<this>``, each base64)."""
+    order = sorted(values)
+    bits = bytearray(4)
+    for p in order:
+        bits[p // 8] |= 1 << (p % 8)
+    selection = struct.pack("<I", 1) + struct.pack("<HB", HASH_IDS[bank], 3) + bytes(bits) + b"\0"
+    selection = selection.ljust(_SEL_LIST_SIZE, b"\0")
+    lists = [order[i : i + _DIGEST_SLOTS] for i in range(0, len(order), _DIGEST_SLOTS)]
+    out = selection + struct.pack("<I", len(lists))
+    for chunk in lists:
+        body = struct.pack("<I", len(chunk)) + b"".join(
+            struct.pack("<H", len(values[p])) + values[p].ljust(_DIGEST_BUF, b"\0") for p in chunk)
+        out += body.ljust(_DIGEST_LIST_SIZE, b"\0")
+    return out

@@ -233,3 +233,9 @@ def test_parse_pcr_values_file() -> None:
     assert attest.parse_pcr_values(blob, [23, 0, 7], 32) == PCRS
     with pytest.raises(attest.QuoteError, match="expected 3 values"):
         attest.parse_pcr_values(blob[:-1], [0, 7, 23], 32)
+
+
+def test_serialized_pcrs_round_trip_for_keylime() -> None:
+    values = {p: bytes([p]) * 32 for p in (0, 1, 2, 3, 4, 5, 7, 9, 14)}  # more than one TPML_DIGEST
+    blob = attest.serialize_pcrs("sha256", values)
+    assert attest.parse_serialized_pcrs(blob) == {"sha256": values}
