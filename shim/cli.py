@@ -69,8 +69,11 @@ def _add_probe_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_wrapper_path(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--path", default="/usr/local/bin/nerdctl", metavar="FILE",
-                   help="the nerdctl operators run, first on PATH (default /usr/local/bin/nerdctl)")
+    p.add_argument("--path", default=None, metavar="FILE",
+                   help="the nerdctl operators run, first on PATH (default /usr/local/bin/nerdctl); with "
+                        "--runtime, the runc containerd runs (default /usr/local/sbin/runc)")
+    p.add_argument("--runtime", action="store_true",
+                   help="the runtime gate instead: BACON as `runc` ahead of the real one on containerd's PATH")
     _add_json(p)
 
 
@@ -107,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
               "updated), record what was there in the state directory, and put a symlink to this package's "
               "nerdctl wrapper at --path. Harmless when the wrapper is already there.",
               "  sudo bacon enable --path /usr/local/bin/nerdctl\n"
-              "  sudo bacon enable --path /usr/local/bin/nerdctl --libexec /usr/local/libexec/bacon --json\n")
+              "  sudo bacon enable --path /usr/local/bin/nerdctl --libexec /usr/local/libexec/bacon --json\n"
+              "  sudo bacon enable --runtime --path /usr/local/sbin/runc\n")
     _add_wrapper_path(p)
     p.add_argument("--libexec", default="/usr/local/libexec/bacon", metavar="DIR",
                    help="where the real nerdctl goes when the configuration's `nerdctl =` is --path itself")
@@ -115,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
               "Put back exactly what `bacon enable` found at --path (the same bytes, mode and owner; the same "
               "symlink; or nothing), and the configuration's `nerdctl =` if enable changed it. Refuses when "
               "--path is no longer the wrapper.",
-              "  sudo bacon disable --path /usr/local/bin/nerdctl\n")
+              "  sudo bacon disable --path /usr/local/bin/nerdctl\n"
+              "  sudo bacon disable --runtime --path /usr/local/sbin/runc\n")
     _add_wrapper_path(p)
 
     p = _verb(sub, "audit", "shim.commands.audit:cmd_audit", "the decision log: last entries, filtered, --follow",

@@ -32,9 +32,13 @@ def _path_note(target: Path) -> str | None:
 
 def cmd_enable(args: argparse.Namespace) -> int:
     en.require_root("enable")
+    if args.runtime:
+        from shim.commands import runtime
+
+        return runtime.cmd_enable(args)
     os.umask(0o022)  # directories enable creates (the real nerdctl's new home) are root's and readable
     cfg = bconfig.load()
-    target = Path(args.path)
+    target = Path(args.path or en.DEFAULT_TARGET)
     if not target.is_absolute():
         raise UsageError(f"--path must be absolute, got {args.path}")
     libexec = Path(args.libexec)
@@ -75,9 +79,13 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 def cmd_disable(args: argparse.Namespace) -> int:
     en.require_root("disable")
+    if args.runtime:
+        from shim.commands import runtime
+
+        return runtime.cmd_disable(args)
     os.umask(0o022)
     cfg = bconfig.load()
-    target = Path(args.path)
+    target = Path(args.path or en.DEFAULT_TARGET)
     if not target.is_absolute():
         raise UsageError(f"--path must be absolute, got {args.path}")
     state_dir = Path(cfg.state_dir)

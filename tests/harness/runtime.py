@@ -30,8 +30,9 @@ def install_launcher(bindir: Path, config: Path, real_runc: str | None = None) -
     return launcher
 
 
-def start(workdir: Path, bindir: Path) -> containerd_h.Containerd:
-    """containerd with ``bindir`` first on its PATH (its own root, state and socket under ``workdir``)."""
+def start(workdir: Path, bindir: Path, extra_env: dict[str, str] | None = None) -> containerd_h.Containerd:
+    """containerd with ``bindir`` first on its PATH (its own root, state and socket under ``workdir``), and
+    ``extra_env`` in its environment (which its shims, and so runc, inherit)."""
     base = workdir / "containerd"
     root, state = base / "root", base / "state"
     for d in (root, state):
@@ -42,6 +43,7 @@ def start(workdir: Path, bindir: Path) -> containerd_h.Containerd:
     log = base / "containerd.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACON_")}
     env["PATH"] = f"{bindir}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    env.update(extra_env or {})
     p = proc.start(["containerd", "--config", str(cfg)], log, env=env)
     c = containerd_h.Containerd(socket=sock, root=root, process=p, log=log, config=cfg)
     proc.wait_for(lambda: proc.unix_open(sock), "containerd", proc=p, log=log)

@@ -3,7 +3,7 @@
 The host: a real containerd and registry, a real swtpm with a recorded baseline, the harness's trusted key
 (at the place the examples name, under the host's own /etc/bacon), level Mid, and `127.0.0.1:5000/team/app:1`
 pushed, signed and pulled. What the examples name on the real machine is mapped into the test's own
-directories (the registry's port, /etc/bacon, /tmp, /usr/local/bin, /usr/local/libexec/bacon), so no
+directories (the registry's port, /etc/bacon, /tmp, /usr/local/bin and sbin, /usr/local/libexec/bacon), so no
 example touches the machine. There is no TDX here: the examples that need a TD quote exit 69, and the
 table below says so for each of them. An example missing from the table fails the test.
 """
@@ -43,6 +43,8 @@ EXPECTED: dict[str, set[int] | str] = {
     "sudo bacon enable --path /usr/local/bin/nerdctl": {0},
     "sudo bacon enable --path /usr/local/bin/nerdctl --libexec /usr/local/libexec/bacon --json": {0},
     "sudo bacon disable --path /usr/local/bin/nerdctl": {0},
+    "sudo bacon enable --runtime --path /usr/local/sbin/runc": {0},
+    "sudo bacon disable --runtime --path /usr/local/sbin/runc": {0},
     "sudo bacon audit": {0},
     "sudo bacon audit --verdict denied --since 1h": {0},
     "sudo bacon audit --image 127.0.0.1:5000/team/app -n 5 --json": {0},
@@ -107,7 +109,8 @@ def example_host(tmp_path_factory: pytest.TempPathFactory, containerd: container
 def localize(argv: list[str], host: Host, scratch: Path) -> list[str]:
     """The example's argv with the machine's paths and the registry's address mapped into the test."""
     paths = [("/etc/bacon/", f"{host.root}/etc/"), ("/tmp/", f"{scratch}/tmp/"),
-             ("/usr/local/bin/", f"{scratch}/usr-local-bin/"), ("/usr/local/libexec/bacon", f"{scratch}/libexec-bacon"),
+             ("/usr/local/bin/", f"{scratch}/usr-local-bin/"), ("/usr/local/sbin/", f"{scratch}/usr-local-sbin/"),
+             ("/usr/local/libexec/bacon", f"{scratch}/libexec-bacon"),
              ("/run/bacon/", f"{host.root}/run/")]  # a unix socket's path is at most 107 bytes
     out = []
     for word in argv:
