@@ -172,8 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _verb(sub, "sign", "shim.commands.images:cmd_sign", "sign IMAGE in cosign's classic format",
               "Sign the digest IMAGE names at its registry (or, with --local, the local image's digest) with the "
-              "configured signing key ([signing] key) or --key, appending to existing signatures. The "
-              "password of a cosign key is read from COSIGN_PASSWORD.",
+              "configured signing key ([signing] key) or --key, appending to existing signatures. The key's "
+              "password is asked on the terminal, or read from COSIGN_PASSWORD; a key without one is refused "
+              "unless [signing] unattended = true. The key's [trust] scope must cover the repository and the "
+              "image's policy level; the signature carries bacon.* annotations (host, operator, time, level, "
+              "version).",
               "  bacon sign --key /etc/bacon/keys/team.key 127.0.0.1:5000/team/app:1\n")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--key", metavar="FILE", help="signing key (cosign.key or PKCS#8 PEM)")

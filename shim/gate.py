@@ -515,17 +515,18 @@ def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list
 
 
 def do_push(ctx: Context, inv: nargv.Invocation) -> int:
-    from shim import keys, registry, signing
+    """Push and sign, refusing before anything is pushed when it could not sign: no key, no password
+    supplied now, or a signer whose scope does not cover the repository or the image's level
+    (:mod:`shim.possession`)."""
+    from shim import registry, signing
 
     assert inv.image is not None
-    if ctx.cfg.signing_key is None:
-        raise Denied("push signs what it pushes, and no signing key is configured", check="sign", image=inv.image,
-                     hint="set [signing] key = \"/etc/bacon/keys/team.key\" in /etc/bacon/config.toml")
-    key = keys.load_signing_key_file(Path(ctx.cfg.signing_key))
-    ref = nref.parse(inv.image)
-    local = imagewalk.pick(ctx.containerd, inv.image, str(ref), ctx.platform, ctx.host)
-    if local is None:
-        raise NotFound(f"image {inv.image} is not present locally", hint="nerdctl images lists what can be pushed")
+    try:
+        key, level, local, ref = _prepare_push(ctx, inv.image)
+    except BaconError as e:
+        audit_decision(ctx, "push-refused", image=inv.image, digest=getattr(e, "digest", None), reason=e.message,
+                       failed_check=getattr(e, "check", "sign"), error=type(e).__name__)
+        raise
     rc = run_real(ctx.cfg.nerdctl, rewrite(inv, ctx.target))
     if rc != 0:
         audit_decision(ctx, "push-failed", image=inv.image, digest=local.digest, exit_code=rc)
@@ -535,12 +536,39 @@ def do_push(ctx: Context, inv: nargv.Invocation) -> int:
     if pushed != local.digest:
         raise IntegrityError(f"the registry holds {pushed} for {inv.image}, not the pushed {local.digest}; "
                              "nothing was signed", hint="push again, or sign the right digest with bacon sign")
-    signed = signing.sign(ctx.registry, repo, pushed, key)
-    audit_decision(ctx, "pushed-and-signed", image=inv.image, digest=pushed,
+    from shim import possession
+
+    annotations = possession.provenance(level)
+    signed = signing.sign(ctx.registry, repo, pushed, key, annotations=annotations)
+    audit_decision(ctx, "pushed-and-signed", image=inv.image, digest=pushed, level=level,
                    extra_checks=[{"check": "sign", "passed": True, "signature_tag": signed.tag,
-                                  "key_id": signed.key_id}])
+                                  "key_id": signed.key_id, "annotations": annotations}])
     print(f"bacon: signed {repo}@{pushed} ({signed.tag}, {signed.layers} signature(s))", file=sys.stderr)
     return 0
+
+
+def _prepare_push(ctx: Context, image: str) -> tuple[Any, str, ResolvedImage, nref.Reference]:
+    """Everything push needs before pushing: the key opened with its password, the local image and its
+    level, and the signer's scope covering both. Raises :class:`Denied` (check ``sign``) otherwise."""
+    from shim import keys, possession
+
+    if ctx.cfg.signing_key is None:
+        raise Denied("push signs what it pushes, and no signing key is configured", check="sign", image=image,
+                     hint="set [signing] key = \"/etc/bacon/keys/team.key\" in /etc/bacon/config.toml")
+    ref = nref.parse(image)
+    local = imagewalk.pick(ctx.containerd, image, str(ref), ctx.platform, ctx.host)
+    if local is None:
+        raise NotFound(f"image {image} is not present locally", hint="nerdctl images lists what can be pushed")
+    try:
+        key = possession.open_signing_key(Path(ctx.cfg.signing_key), unattended=ctx.cfg.signing_unattended)
+        level = levels.image_level(dict(local.labels), ctx.cfg.default_level).level
+        trusted = keys.load_trusted_keys(list(ctx.cfg.trusted_keys), allowed=ctx.cfg.key_types)
+        signer = possession.signer_scope(ctx.cfg, key.public_key(), trusted)
+        possession.check_can_vouch(signer, ref.name, level, ctx.cfg.requirements, image)
+    except Denied as e:
+        e.image, e.digest = e.image or image, e.digest or local.digest
+        raise
+    return key, level, local, ref
 
 
 def check_state_dir(path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from shim import config as bconfig
 from shim import gate, levels, platforms
 from shim import reference as nref
-from shim.errors import BaconError, Denied, UsageError
+from shim.errors import BaconError, UsageError
 from shim.nerdctl_env import resolve
 
 
@@ -62,6 +62,10 @@ def _print(args: argparse.Namespace, doc: dict[str, object]) -> None:
     for c in checks:
         mark = "pass" if c["passed"] else "FAIL"
         w(f"  [{mark}] {c['check']:<9} {c['summary']}\n")
+        if c.get("scope"):
+            w(f"              signer {c.get('signer')}, scope {c['scope']}\n")
+        for k, v in sorted((c.get("annotations") or {}).items()):
+            w(f"              {k} = {v}\n")
     verdict = "ADMITTED" if doc.get("admitted") else "DENIED"
     w(f"verdict       {verdict}\n")
     if doc.get("hint") and not doc.get("admitted"):
@@ -69,41 +73,47 @@ def _print(args: argparse.Namespace, doc: dict[str, object]) -> None:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from shim import imagewalk, keys, registry, signing
+    """Sign an image's digest, as push does: the key's password supplied now, the signer's scope covering
+    the repository and the image's level, provenance annotations (:mod:`shim.possession`)."""
+    from shim import imagewalk, keys, possession, registry, signing
 
     cfg = bconfig.load()
     key_path = Path(args.key) if args.key else cfg.signing_key
     if key_path is None:
         raise UsageError("no signing key: pass --key or set [signing] key in the configuration")
-    key = keys.load_signing_key_file(key_path)
+    key = possession.open_signing_key(key_path, unattended=cfg.signing_unattended)
     ctx = _context(args, cfg)
     try:
         ref = nref.parse(args.image)
         if ref.kind != "name":
             raise UsageError(f"{args.image}: give a repository name, the signature is stored next to the image")
         repo = registry.Repository(ref.domain, ref.path)
-        if ref.digest:
-            digest = ref.digest
-        elif args.local:
+        if args.local:
             found = imagewalk.pick(ctx.containerd, args.image, str(ref), ctx.platform, ctx.host)
             if found is None:
                 raise UsageError(f"image {args.image} is not present locally")
-            digest = found.digest
+            if ref.digest and found.digest != ref.digest:
+                raise UsageError(f"the local {args.image} is {found.digest}")
+            digest, labels = found.digest, dict(found.labels)
         else:
-            digest = ctx.registry.resolve(repo, ref.tag or "latest")
-        signed = signing.sign(ctx.registry, repo, digest, key)
-        gate.audit_decision(ctx, "signed", image=args.image, digest=digest,
+            subject = gate.remote_subject(ctx, args.image)  # digest-checked manifest and config
+            digest, labels = subject.digest, dict(subject.labels())
+        level = levels.image_level(labels, cfg.default_level).level
+        trusted = keys.load_trusted_keys(list(cfg.trusted_keys), allowed=cfg.key_types)
+        possession.check_can_vouch(possession.signer_scope(cfg, key.public_key(), trusted), ref.name, level,
+                                   cfg.requirements, args.image)
+        annotations = possession.provenance(level)
+        signed = signing.sign(ctx.registry, repo, digest, key, annotations=annotations)
+        gate.audit_decision(ctx, "signed", image=args.image, digest=digest, level=level,
                             extra_checks=[{"check": "sign", "passed": True, "key_id": signed.key_id,
-                                           "signature_tag": signed.tag}])
-    except Denied:
-        raise
+                                           "signature_tag": signed.tag, "annotations": annotations}])
     finally:
         ctx.close()
     doc = {"image": args.image, "digest": digest, "signature_tag": signed.tag, "layers": signed.layers,
-           "key_id": signed.key_id}
+           "key_id": signed.key_id, "annotations": annotations}
     if args.json:
         print(json.dumps(doc))
     else:
         print(f"signed {repo}@{digest}\n  signature {repo}:{signed.tag} ({signed.layers} signature(s)), "
-              f"key {signed.key_id}")
+              f"key {signed.key_id}\n  vouches for level {level}")
     return 0

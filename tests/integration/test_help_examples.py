@@ -94,8 +94,10 @@ def example_host(tmp_path_factory: pytest.TempPathFactory, containerd: container
     shutil.copy2(signed.trusted.public, keys / "team.pub")
     bios = root / "binary_bios_measurements"
     boot(tpm, bios)  # a boot event log for the evidence examples
+    # team.key is a plain PEM key: `bacon sign` may sign with it only unattended (docs/scopes.md)
     trusted_config(host, signed.trusted, level="Mid",
-                   extra=f'[tpm]\ntcti = "{tpm.tcti}"\neventlog = "{bios}"\n[measure]\ninto = ["tpm"]\n')
+                   extra=f'[tpm]\ntcti = "{tpm.tcti}"\neventlog = "{bios}"\n[measure]\ninto = ["tpm"]\n'
+                         '[signing]\nunattended = true\n')
     app = images_h.push(signed.images.layout, registry, "low", repo_path="team/app", tag="1")
     sign_image(app, signed.trusted)
     images_h.pull(containerd, app)

@@ -306,3 +306,23 @@ def test_status_warns_about_unscoped_signers_and_unattended_signing(tmp_path: Pa
     text = "\n".join(status.format_doctor(status.build(cfg.path, cfg, "Low", "c", [item, signing_item])))
     assert "warn     signer scopes" in text
     assert "fix: give each [trust] keys/identities entry" in text
+
+
+def test_the_shipped_configurations_scope_example_loads_as_it_says(tmp_path: Path) -> None:
+    """packaging/deb/config.toml explains scopes with an example: uncommented, it is a valid [trust]."""
+    shipped = (Path(__file__).resolve().parents[2] / "packaging" / "deb" / "config.toml").read_text()
+    lines = shipped.splitlines()
+    start = lines.index("# keys = [")
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("# require = "))
+    trust = "\n".join(line.removeprefix("# ") for line in lines[start:end + 1])
+    cfg = config.load(write(tmp_path, BASE + "[trust]\n" + trust + "\n"))
+    team, release = cfg.key_entries
+    assert team.scope.describe() == f"{REG}/team/* up to Low"
+    judge_team = scopes.SignerInfo(team.name, team.name, team.scope)
+    assert scopes.judge(judge_team, f"{REG}/team/app", cfg.requirements) is None
+    assert scopes.judge(judge_team, f"{REG}/other/app", cfg.requirements) is not None
+    assert not team.scope.covers_level("Mid")
+    judge_release = scopes.SignerInfo(release.name, release.name, release.scope)
+    assert scopes.judge(judge_release, f"{REG}/prod/app", cfg.requirements) is None
+    assert "requires a signature by release" in (scopes.judge(
+        scopes.SignerInfo("team", "team", scopes.UNSCOPED), f"{REG}/prod/app", cfg.requirements) or "")
