@@ -360,6 +360,9 @@ def pinned(ctx: Context, subject: Subject, *, digest: str | None = None) -> str:
 
 def audit_decision(ctx: Context, verdict_word: str, *, image: str | None = None, digest: str | None = None,
                    level: str | None = None, extra_checks: Sequence[Mapping[str, Any]] = (), **extra: Any) -> None:
+    """One audit line for the decision in ``ctx``; ``layer`` says who decided: ``wrapper`` (the nerdctl
+    wrapper, the default) or ``runtime`` (the runtime gate, ``shim.runtime_gate``)."""
+    extra.setdefault("layer", "wrapper")
     checks: list[Mapping[str, Any]] = []
     for v in ctx.verdicts:
         for o in v.outcomes:

@@ -144,6 +144,7 @@ class Decision:
     image: str | None = None
     digest: str | None = None
     checks: tuple[Mapping[str, Any], ...] = ()
+    verdict: Any = None  # the full admission's shim.admission.Verdict
 
 
 def decide(ctx: Any, at: Where) -> Decision:
@@ -173,7 +174,21 @@ def decide(ctx: Any, at: Where) -> Decision:
     verdict = gate.decide(ctx, subject)
     verdict.raise_if_denied()
     profile_check(ctx.cfg, verdict.level or ctx.cfg.default_level, spec, subject.asked, subject.digest)
-    return Decision("admission")
+    return Decision("admission", verdict=verdict)
+
+
+def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str]) -> Any:
+    """Log and extend a launch admitted here (``[measure]``, :func:`shim.measure.launches`) before the real
+    runc runs; the wrapper measured the launches it admitted itself. Raises :class:`Denied` (``measure``)."""
+    if decision.verdict is None or "measure" not in ctx.cfg.sections:
+        return None
+    from shim import gate, measure
+
+    v = decision.verdict
+    event = measure.LaunchEvent(source=LAYER, command="create", image=v.image, digest=v.digest,
+                                signer=gate.signer_of(v), level=v.level or "", argv=("runc", *args),
+                                time=measure.now(), container_id=at.container_id, namespace=at.namespace)
+    return measure.launches(ctx.cfg, [event])
 
 
 def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, digest: str) -> None:
@@ -286,6 +301,7 @@ def _gate(call: runtime_argv.Call, args: Sequence[str]) -> int:
     try:
         try:
             decision = decide(ctx, at)
+            measured = measure_launch(ctx, decision, at, args)
         except BaconError as e:
             denial = e if isinstance(e, Denied) else Denied(e.message, check=LAYER, hint=e.hint)
             try:
@@ -295,9 +311,10 @@ def _gate(call: runtime_argv.Call, args: Sequence[str]) -> int:
             except BaconError as audit_error:
                 print(f"bacon: the refusal could not be audited: {audit_error.message}", file=sys.stderr)
             raise denial from (e if denial is not e else None)
+        extra = {"measured": measured.to_json()} if measured is not None else {}
         gate.audit_decision(ctx, "admitted", image=decision.image, digest=decision.digest,
                             extra_checks=decision.checks, layer=LAYER, how=decision.how, container=at.container_id,
-                            namespace=at.namespace)
+                            namespace=at.namespace, **extra)
     finally:
         os.umask(umask)
         ctx.close()

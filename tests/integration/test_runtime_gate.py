@@ -133,7 +133,7 @@ def test_a_wrapper_admitted_container_runs_on_its_record(gated: Gated, signed: S
     assert r.returncode == 0, r.stderr
     assert "hello-from-low" in r.stdout
     wrapper_line, runtime_line = [line for line in gated.audit() if line.get("verdict") == "admitted"][-2:]
-    assert "layer" not in wrapper_line or wrapper_line["layer"] != "runtime"
+    assert wrapper_line["layer"] == "wrapper", wrapper_line
     assert runtime_line["layer"] == "runtime", runtime_line
     assert runtime_line["how"] == "record", runtime_line
     # No second full admission: the only check at the runtime is the wrapper's record.
@@ -193,3 +193,37 @@ def test_ctr_run_net_host_is_refused_and_a_privileged_level_admits_it(gated: Gat
     rc, out, err = ctr(gated, "run", "--rm", "--net-host", signed["low"].ref, "rt-nethost2", "/bin/echo", "ran")
     assert rc == 0, err
     assert "ran" in out
+
+
+@pytest.fixture
+def tpm_for_gated(tmp_path: Path) -> Iterator[Any]:
+    from tests.harness import swtpm as swtpm_h
+
+    if swtpm_h.binary() is None:
+        pytest.skip("swtpm is not installed (apt-get install swtpm)")
+    t = swtpm_h.start(Path(str(tmp_path)), "swtpm")
+    yield t
+    t.stop()
+
+
+@pytest.mark.swtpm
+def test_a_launch_admitted_at_the_runtime_is_measured_before_runc_runs(gated: Gated, signed: Signed,
+                                                                       tpm_for_gated: Any) -> None:
+    from shim import cel, launchlog, launchreplay
+    from tests.integration.test_measured_launch import pcr_value
+
+    tpm = tpm_for_gated
+    gated.configure(signed, runtime=f'[tpm]\ntcti = "{tpm.tcti}"\n[measure]\ninto = ["tpm"]\n')
+    log = launchlog.log_path(gated.host.state_dir)
+    log.unlink(missing_ok=True)
+    rc, out, err = ctr(gated, "run", "--rm", signed["low"].ref, "rt-measured", "/bin/echo", "measured-ran")
+    assert rc == 0, err
+    assert "measured-ran" in out
+    parsed = cel.parse(log.read_bytes())
+    rep = launchreplay.replay(launchreplay.decode(parsed.records), cel.PCR, 14, "sha256", bytes(32), pcr_value(tpm))
+    (event,) = [e.event for e in rep.launched]
+    assert event.source == "runtime"
+    assert event.digest == signed["low"].digest
+    assert event.container_id == "rt-measured"
+    assert event.argv[0] == "runc"
+    assert gated.runtime_lines()[-1]["measured"]
