@@ -341,7 +341,19 @@ def find_image(ctx: Context, asked: str, pull: str) -> Subject:
 
 def pinned(ctx: Context, subject: Subject, *, digest: str | None = None) -> str:
     """The reference nerdctl is handed for a decided subject: ``digest``, by default
-    :attr:`Subject.pin_digest`."""
+    :attr:`Subject.pin_digest`.
+
+    What the pin can and cannot hold: nerdctl looks a reference up by name as well as by digest (its
+    imagewalker asks for ``name==REF``, ``name==<REF normalized>`` and targets starting with REF), and image
+    names are mutable: a `tag` or `load` (forwarded, as they neither bring in a registry image nor start a
+    container) run by anyone between this check and nerdctl's own lookup could make ``sha256:<digest>`` or
+    ``repo@sha256:<digest>`` name other content; every reference nerdctl accepts has such names, so no pin
+    is tighter. The check below refuses such names present now; what a race could still create is caught
+    on the container, which records the checked digest: ``start``/``restart`` through the wrapper and the
+    runtime gate at ``create`` admit a recorded container only if its rootfs snapshot descends from the
+    checked image's layers (``shim.rootfs``). Without the runtime gate, a ``run`` that lost such a race
+    runs once, and its container can never be started again through BACON; content with the same layers
+    and another configuration (entrypoint, environment) is not told apart by the rootfs."""
     if subject.local:
         imagewalk.check_pinned(ctx.containerd, subject.digest)
         return imagewalk.pinned_reference(subject.digest)
@@ -435,6 +447,7 @@ def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
 
 
 def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
+    checked: list[str] = []
     for name in inv.containers:
         container = ctx.containerd.find_container(name)
         token = container.labels.get(records.LABEL)
@@ -449,11 +462,16 @@ def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
             if rec.namespace != ctx.target.namespace:
                 raise Denied(f"the admission record of {name} is for namespace {rec.namespace}", check="record")
             records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
-            subject = record_subject(ctx, rec)
+            subject = record_subject(ctx, rec, container)
         verdict = decide(ctx, subject)
         verdict.raise_if_denied()
         ctx.launches.append(Launch(verdict, token=rec.token if rec else None, container_id=container.id))
-    return rewrite(inv, ctx.target)
+        checked.append(container.id)
+    # nerdctl is handed the full IDs that were checked, never the names: a `rename` (forwarded) between this
+    # check and nerdctl's own lookup would otherwise make a name point at another container. nerdctl's
+    # containerwalker matches a full ID only as itself (a container whose name or longer ID also matched
+    # would make two matches, which start and restart refuse).
+    return rewrite(inv.replace(args=tuple(checked)), ctx.target)
 
 
 def unrecorded_subject(ctx: Context, container: ContainerRecord) -> Subject:
@@ -472,8 +490,10 @@ def unrecorded_subject(ctx: Context, container: ContainerRecord) -> Subject:
     return local_subject(ctx, container.image, found)
 
 
-def record_subject(ctx: Context, rec: records.AdmissionRecord) -> Subject:
-    """The image a recorded container was created from, by digest (its name may point elsewhere now)."""
+def record_subject(ctx: Context, rec: records.AdmissionRecord, container: ContainerRecord | None = None) -> Subject:
+    """The image a recorded container was created from, by digest (its name may point elsewhere now); with
+    ``container``, only if the container's rootfs descends from that image's layers (:func:`pinned` says
+    why a recorded container may hold other content)."""
     try:
         local = [r for r in imagewalk.matches(ctx.containerd, rec.digest, None) if r.target.digest == rec.digest]
     except NotFound:
@@ -485,6 +505,8 @@ def record_subject(ctx: Context, rec: records.AdmissionRecord) -> Subject:
             s = local_subject(ctx, rec.image, resolved, platform=platform)
         except (NotFound, IntegrityError):
             continue
+        if container is not None:
+            rootfs.verify(ctx.containerd, container, resolved)
         if rec.index_digest:  # a platform manifest pinned from this signed index at create time
             return Subject(asked=rec.image, digest=rec.index_digest, repository=s.repository or _repo_of(rec.image),
                            platform_digest=s.digest, labels=s.labels, local=True)

@@ -165,6 +165,9 @@ def decide(ctx: Any, at: Where) -> Decision:
             raise Denied(f"the admission record of container {at.container_id[:12]} is for namespace "
                          f"{rec.namespace}, not {at.namespace}", check="record", image=rec.image, digest=rec.digest)
         records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
+        # the rootfs must hold the checked image: a name moved between the wrapper's check and nerdctl's
+        # lookup cannot then put other content under the record (shim.gate.pinned)
+        gate.record_subject(ctx, rec, container)
         check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
         return Decision("record", rec.image, rec.digest, (check,))
     if not container.image:

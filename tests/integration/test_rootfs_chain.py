@@ -86,7 +86,7 @@ def test_check_image_admits_a_container_made_from_the_signed_image(gate_host: Ho
     try:
         r = nerdctl(gate_host, "start", "made-by-ctr")
         assert r.rc == 0, r.stderr
-        assert r.forwarded[0][-1] == "made-by-ctr", r.forwarded
+        assert r.forwarded[0][-1] == "made-by-ctr-1", r.forwarded  # the checked ID, not the name
     finally:
         gate_host.containerd.ctr("tasks", "rm", "-f", "made-by-ctr-1", check=False)
         gate_host.containerd.ctr("containers", "rm", "made-by-ctr-1", check=False)

@@ -162,6 +162,27 @@ def test_a_copied_admission_label_does_not_admit_another_container(gated: Gated,
         ctr(gated, "containers", "rm", orig, "rt-copy")
 
 
+def test_a_recorded_container_over_other_content_is_refused(gated: Gated, signed: Signed) -> None:
+    """What a `run` that lost a race would leave: the wrapper's record (for the signed digest) on a container
+    whose rootfs nerdctl made from other layers, because a name moved between the check and its lookup.
+    Before, the record alone admitted it."""
+    import subprocess
+
+    gated.configure(signed)
+    h = gated.host
+    r = subprocess.run([*h.wrapper, "create", "--name", "rt-holder", signed["low"].ref], env=h.env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    holder = r.stdout.strip().splitlines()[-1]
+    token = json.loads(ctr(gated, "containers", "info", holder)[1])["Labels"]["bacon/admission"]
+    try:
+        ctr(gated, "containers", "create", "--label", f"bacon/admission={token}", gated.otherfs.ref, "rt-raced")
+        rc, _, err = ctr(gated, "tasks", "start", "rt-raced")
+        assert_refused(gated, rc, err, "rootfs", "rt-raced")
+    finally:
+        ctr(gated, "containers", "rm", holder, "rt-raced")
+
+
 def test_a_root_outside_the_bundle_is_refused(gated: Gated, signed: Signed, tmp_path: Path) -> None:
     gated.configure(signed)
     hostdir = tmp_path / "hostroot"
