@@ -435,3 +435,35 @@ def test_key_admissions_do_not_import_sigstore() -> None:
     assert r.returncode == 0, r.stderr
     loaded = json.loads(r.stdout)
     assert not [m for m in loaded if m.startswith(("sigstore", "pydantic", "shim.keyless"))], loaded
+
+
+def test_keyless_signers_are_scoped_like_keys(fake: FakeSigstore, fake_root: Path, tmp_path: Path) -> None:
+    """Issue 15: an identity's repositories and max_level, and [trust] require, judge keyless bundles as
+    they judge keys (the same shim.scopes rules, the same denial naming the signer)."""
+    from shim import admission, trustpolicy
+    from shim.checks import CheckResult
+
+    conf = tmp_path / "etc"
+    conf.mkdir(mode=0o755)
+    cfg_path = conf / "config.toml"
+    cfg_path.write_text(
+        'level = "High"\nnerdctl = "/x"\n[trust]\n'
+        f'trusted_root = "{fake_root}"\n'
+        'identities = [{ issuer = "https://accounts.example.com", subject = "ops@example.com", name = "ops", '
+        'repositories = ["registry.example/ops/*"], max_level = "Mid" }]\n')
+    cfg = config.load(cfg_path)
+    bundle = fake.sign_dsse(statement(D1), "ops@example.com", "https://accounts.example.com")
+    trust = KeylessTrust(cfg.identities, fake_root)
+    m = [Material(D1, bundles=(bundle,))]
+    v = verify(m, [], keyless=trust, judge=trustpolicy.judge_for(cfg, "registry.example/ops/app"))
+    details = v.check_result().details
+    assert (details["signer"], details["signer_max_level"]) == ("ops", "Mid")
+    with pytest.raises(Denied, match=r"signed by ops \(ops@example\.com \(issuer https://accounts\.example\.com\)\), "
+                                     r"whose scope \(registry\.example/ops/\* up to Mid\) does not cover repository "
+                                     r"registry\.example/dev/app"):
+        verify(m, [], keyless=trust, judge=trustpolicy.judge_for(cfg, "registry.example/dev/app"))
+    high = admission.decide(image="i", digest=D1, system_level="High", default_level="High",
+                            require={"High": ("signature",)}, signature=lambda: CheckResult("signature", "s", details),
+                            labels=lambda: {"policy": "High"}, host_checks={})
+    assert isinstance(high.denial, Denied)
+    assert high.denial.check == "scope"

@@ -6,8 +6,12 @@ the real cosign reads (``cosign verify -a``) and ``bacon verify`` shows."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import secrets
+import select
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +21,15 @@ from tests.conftest import Host, Signed
 from tests.harness.images import pull as ctr_pull
 from tests.integration.sig.conftest import CosignKeys
 from tests.integration.sig.test_cosign_interop import cosign, cosign_verify
+from tests.integration.test_sudo_env import SUDO, System
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry, pytest.mark.cosign]
 
 
-def configure(host: Host, key: Path, trusted: Path, *, unattended: bool = False, repos: str = "team/*",
-              max_level: str = "Low") -> None:
+def config_text(host: Host, key: Path, trusted: Path, *, unattended: bool = False, repos: str = "team/*",
+                max_level: str = "Low") -> str:
     reg = host.registry.host
-    host.write_config(
+    return (
         f'level = "Low"\nnerdctl = "{host.standin}"\nstate_dir = "{host.state_dir}"\n'
         f'audit_log = "{host.audit_log}"\n'
         f'[trust]\nkeys = [{{ path = "{trusted}", name = "team", repositories = ["{reg}/{repos}"], '
@@ -32,6 +37,10 @@ def configure(host: Host, key: Path, trusted: Path, *, unattended: bool = False,
         f'[registry]\ninsecure = ["{reg}"]\n'
         f'[signing]\nkey = "{key}"\n' + ("unattended = true\n" if unattended else "")
     )
+
+
+def configure(host: Host, key: Path, trusted: Path, **kw: Any) -> None:
+    host.write_config(config_text(host, key, trusted, **kw))
 
 
 def load_locally(host: Host, layout: Path, name: str, target: str, tmp: Path) -> None:
@@ -105,7 +114,7 @@ def test_push_with_the_password_signs_and_annotates(host: Host, signed: Signed, 
     [payload] = json.loads(v.stdout)
     optional = payload["optional"]
     assert set(optional) == {"bacon.host", "bacon.operator", "bacon.time", "bacon.level", "bacon.version"}
-    assert optional["bacon.host"] == __import__("os").uname().nodename
+    assert optional["bacon.host"] == os.uname().nodename
     assert optional["bacon.time"].endswith("Z")
     wrong = cosign(cosign_exe, "verify", "--key", str(cosign_keys.pub), "--insecure-ignore-tlog=true",
                    "--allow-insecure-registry", "-a", "bacon.level=High", target)
@@ -194,4 +203,61 @@ def test_bacon_sign_needs_the_password_and_the_scope(host: Host, signed: Signed,
     assert json.loads(r.stdout)["annotations"]["bacon.level"] == "Low"
     v = cosign(cosign_exe, "verify", "--key", str(cosign_keys.pub), "--insecure-ignore-tlog=true",
                "--allow-insecure-registry", "-a", "bacon.level=Low", signed["low"].ref)
+    assert v.returncode == 0, v.stderr
+
+
+def on_a_terminal(argv: list[str], env: dict[str, str], answer: bytes, timeout: float = 120) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its controlling terminal and standard streams; type
+    ``answer`` at the password prompt. Returns the exit status and everything the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a new session whose controlling terminal is the pty
+        try:
+            os.execvpe(argv[0], argv, env)  # noqa: S606 - argv is the test's own, no shell wanted
+        finally:
+            os._exit(127)
+    shown, answered, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not answered and b"Password for signing key" in shown:
+                os.write(fd, answer + b"\n")
+                answered = True
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_the_password_is_asked_on_the_terminal_also_under_sudo(host: Host, signed: Signed, cosign_keys: CosignKeys,
+                                                               cosign_exe: str, tmp_path: Path) -> None:
+    """sudo's env_reset drops COSIGN_PASSWORD: under sudo the operator types the password at the prompt,
+    which reads the controlling terminal; the signature names the sudo user as the operator."""
+    low = signed["low"]
+    ctr_pull(host.containerd, low)
+    target = f"{host.registry.host}/team/app-{secrets.token_hex(3)}:v1"
+    host.containerd.ctr("images", "tag", low.ref, target)
+    system = System(Path(str(tmp_path)) / "etc", config_text(host, cosign_keys.key, cosign_keys.pub))
+    env = {k: v for k, v in host.env(**SUDO).items() if k not in ("COSIGN_PASSWORD", "BACON_CONFIG")}
+
+    rc, shown = on_a_terminal([*system.argv(host), "push", target], env, b"not-the-password")
+    assert rc == 77, shown
+    assert "the password given does not open signing key" in shown
+    assert "not-the-password" not in shown  # no echo
+    assert not at_registry(host, target)
+
+    rc, shown = on_a_terminal([*system.argv(host), "push", target], env, cosign_keys.password.encode())
+    assert rc == 0, shown
+    assert f"Password for signing key {cosign_keys.key}: " in shown
+    assert cosign_keys.password not in shown
+    v = cosign(cosign_exe, "verify", "--key", str(cosign_keys.pub), "--insecure-ignore-tlog=true",
+               "--allow-insecure-registry", "-a", f"bacon.operator={SUDO['SUDO_USER']}", target)
     assert v.returncode == 0, v.stderr
