@@ -50,13 +50,18 @@ def toml_path(environ: Mapping[str, str]) -> Path:
 
 
 def load_toml(environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """nerdctl's TOML configuration, read as the caller (its path comes from the caller's environment):
+    a regular file, bounded, within a time (:mod:`shim.callerfiles`); none there is an empty table."""
+    from shim import callerfiles
+    from shim.errors import Denied, Unavailable
+
     path = toml_path(environ)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return {}
-    except OSError as e:
-        raise ConfigError(f"cannot read nerdctl's configuration {path}: {e.strerror}") from e
+    try:
+        raw = callerfiles.read(str(path), what="nerdctl's configuration", environ=environ)
+    except (Denied, Unavailable) as e:
+        raise ConfigError(e.message, hint="point NERDCTL_TOML at a regular file you can read, or unset it") from e
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

@@ -53,3 +53,45 @@ def test_toml_is_strict(tmp_path: Path) -> None:
 def test_toml_not_read_when_cli_and_env_decide(tmp_path: Path) -> None:
     env = env_with_toml(tmp_path, "this is not toml", CONTAINERD_NAMESPACE="x")
     assert resolve("/a.sock", None, env) == Target("/a.sock", "x")
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "directory"])
+def test_a_toml_that_is_not_a_regular_file_is_refused_quickly(tmp_path: Path, kind: str) -> None:
+    """Before, NERDCTL_TOML=/dev/zero read until memory ran out and a FIFO waited for ever."""
+    import os
+    import time
+
+    path = tmp_path / "nerdctl.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path = Path(kind)
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="not a regular file"):
+        resolve(None, None, {"NERDCTL_TOML": str(path)})
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="dropping to another user needs root")
+def test_under_sudo_the_toml_is_read_as_the_caller() -> None:
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    d = Path(tempfile.mkdtemp(prefix="bacon-toml-"))
+    try:
+        d.chmod(0o755)
+        secret = d / "nerdctl.toml"
+        secret.write_text('namespace = "root-only"\n')
+        secret.chmod(0o600)
+        env = {"NERDCTL_TOML": str(secret), "SUDO_UID": str(nobody.pw_uid), "SUDO_GID": str(nobody.pw_gid)}
+        with pytest.raises(ConfigError, match="permissions"):
+            resolve(None, None, env)
+        os.chmod(secret, 0o644)
+        assert resolve(None, None, env).namespace == "root-only"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
