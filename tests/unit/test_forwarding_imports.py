@@ -95,6 +95,8 @@ def test_a_served_admission_imports_only_the_light_standard_library(tmp_path: Pa
                 os.close(fd)
             assert wire.decode_request(msg).args == ["run", "--rm", "busybox"]
             conn.send(plan)
+            conn.settimeout(10)
+            assert conn.recv(64) == wire.TAKEN  # the wrapper takes the plan up before carrying it out
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
         listener.bind(str(sock_path))
