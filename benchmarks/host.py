@@ -103,6 +103,9 @@ def deb_shaped_launcher(path: Path, module: str, python: str) -> None:
     path.chmod(0o755)
 
 
+MEASURED_EXTRA = '[tpm]\ntcti = "{tcti}"\n[measure]\ninto = ["tpm"]\n'
+
+
 def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | None = None) -> BenchHost:
     """Start everything; ``bin_dir``: measure the ``nerdctl``/``bacon`` installed there (another version of
     BACON, for a before/after) instead of this environment's."""
@@ -134,6 +137,8 @@ def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | N
         trusted_config(hosts["low"], key)
         hosts["mid"] = _noop_nerdctl(make_host(work / "mid", ctd, reg))
         trusted_config(hosts["mid"], key, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
+        hosts["measured"] = _noop_nerdctl(make_host(work / "measured", ctd, reg))  # Low, launches measured
+        trusted_config(hosts["measured"], key, extra=MEASURED_EXTRA.format(tcti=tpm.tcti))
         hosts["pull"] = make_host(work / "pull", ctd, reg)
         trusted_config(hosts["pull"], key)
         if bin_dir is None:  # this environment's BACON, started the way the .deb starts it

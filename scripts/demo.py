@@ -23,12 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shim import launchlog  # noqa: E402
 from tests.conftest import Host, make_host, make_keypair, sign_image, trusted_config  # noqa: E402
 from tests.harness import containerd as containerd_h  # noqa: E402
 from tests.harness import images as images_h  # noqa: E402
 from tests.harness import registry as registry_h  # noqa: E402
 from tests.harness import swtpm as swtpm_h  # noqa: E402
 from tests.harness.proc import wait_for  # noqa: E402
+from tests.integration.test_evidence import boot  # noqa: E402
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -37,14 +39,15 @@ def step(text: str) -> None:
     print(f"\n{BOLD}== {text}{RESET}", flush=True)
 
 
-def show(host: Host, argv: list[str], expect: int | None = None) -> int:
-    """Run a command as an operator would, show it, its output and its exit status."""
+def show(host: Host, argv: list[str], expect: int | None = None, env: dict[str, str] | None = None) -> int:
+    """Run a command as an operator would (or, with ``env``, someone else), show it, its output and its exit
+    status."""
     shown = " ".join(shlex.quote(a) for a in argv)
     cmd = [*host.bacon, *argv[1:]] if argv[0] == "bacon" else [*host.wrapper, *argv[1:]]
     print(f"$ {shown}", flush=True)
     before = host.calls.stat().st_size if host.calls.exists() else 0
     start = time.monotonic()
-    r = subprocess.run(cmd, env=host.env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, env=env or host.env(), capture_output=True, text=True, timeout=300)
     took = (time.monotonic() - start) * 1000
     for line in (r.stdout + r.stderr).rstrip().splitlines():
         print(f"  {line}")
@@ -80,7 +83,11 @@ def main() -> int:
         services.append(ctd)
         tpm = swtpm_h.start(work, "swtpm")
         services.append(tpm)
-        print(f"  registry   {reg.url}\n  containerd {ctd.socket}\n  TPM        swtpm at {tpm.tcti}")
+        bios = work / "binary_bios_measurements"
+        boot(tpm, bios)  # firmware's part: measured boot into PCRs 0, 7 and 14, with its event log
+        tpm_extra = f'[tpm]\ntcti = "{tpm.tcti}"\neventlog = "{bios}"\n'
+        print(f"  registry   {reg.url}\n  containerd {ctd.socket}\n  TPM        swtpm at {tpm.tcti}, "
+              f"booted with the event log {bios}")
 
         step("Building real images (busybox-static) with umoci and pushing them with skopeo")
         imgs = images_h.build_and_push(work / "images", reg)
@@ -97,7 +104,7 @@ def main() -> int:
             print(f"  {imgs[name].ref:<45} {what}")
 
         host = make_host(work / "host", ctd, reg, level="Mid")
-        trusted_config(host, team, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
+        trusted_config(host, team, level="Mid", extra=tpm_extra)
         print(f"\n  BACON configuration {host.config}: system level Mid, trusts {team.public.name}")
         print(f"  the real nerdctl is a stand-in (nerdctl cannot be installed here): {host.standin}")
 
@@ -120,7 +127,7 @@ def main() -> int:
 
         step("The warm decision service (bacon serve, which the .deb runs): the same decisions, sooner")
         sock = work / "run" / "decide.sock"
-        trusted_config(host, team, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n[service]\nsocket = "{sock}"\n')
+        trusted_config(host, team, level="Mid", extra=tpm_extra + f'[service]\nsocket = "{sock}"\n')
         print(f"  $ bacon serve   (socket {sock}; the configuration names it)")
         serve_log = (work / "serve.log").open("wb")
         serve = subprocess.Popen([*host.bacon, "serve"], env=host.env(), stdout=serve_log, stderr=serve_log)
@@ -134,12 +141,27 @@ def main() -> int:
             serve_log.close()
         decided = (work / "serve.log").read_text().count("decided by pid")
         print(f"  the service decided {decided} of them; with nothing listening, the wrapper decides itself")
-        trusted_config(host, team, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\n')
+        trusted_config(host, team, level="Mid", extra=tpm_extra)
 
         step("Explaining a decision, and the audit log")
         show(host, ["bacon", "verify", imgs["high"].ref], expect=77)
         decisions = len(host.audit_log.read_text().splitlines())
         print(f"  audit log {host.audit_log}: {decisions} decisions, one JSON line each")
+        step("Measured launches: each admitted launch is logged and extended into PCR 14 before it runs")
+        trusted_config(host, team, level="Mid", extra=tpm_extra + '[measure]\ninto = ["tpm"]\n')
+        show(host, ["nerdctl", "run", "--rm", imgs["low"].ref], expect=0)
+        show(host, ["nerdctl", "run", "--rm", imgs["mid"].ref], expect=0)
+        print(f"  launch log {launchlog.log_path(host.state_dir)} (TCG CEL)")
+
+        step("A challenger's round trip: a nonce, the host's evidence, verified elsewhere without a TPM")
+        nonce = os.urandom(32).hex()
+        out = work / "evidence"
+        show(host, ["bacon", "evidence", "--nonce", nonce, "--out", str(out)], expect=0)
+        challenger = {**host.env(), "BACON_CONFIG": str(work / "challenger-has-no-config.toml")}
+        show(host, ["bacon", "evidence", "verify", str(out), "--nonce", nonce], expect=0, env=challenger)
+        print("  and a stale nonce (a replayed bundle) is refused:")
+        show(host, ["bacon", "evidence", "verify", str(out), "--nonce", "00" * 32], expect=77, env=challenger)
+
         step("Done: every expected admission and refusal happened")
         return 0
     finally:

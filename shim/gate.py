@@ -730,7 +730,8 @@ def measure_launches(ctx: Context, command: str, forward: Sequence[str]) -> Any:
     events = [measure.LaunchEvent(source="wrapper", command=command, image=ln.verdict.image,
                                   digest=ln.verdict.digest, signer=signer_of(ln.verdict),
                                   level=ln.verdict.level or "", argv=("nerdctl", *forward), time=at,
-                                  container_id=ln.container_id, token=ln.token, namespace=ctx.target.namespace)
+                                  container_id=ln.container_id, token=ln.token, namespace=ctx.target.namespace,
+                                  profile=ctx.cfg.profiles.profile(ln.verdict.level) if ln.verdict.level else None)
               for ln in ctx.launches]
     return measure.launches(ctx.cfg, events)
 

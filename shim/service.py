@@ -56,7 +56,7 @@ RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without ser
 PRELOAD = ("shim.gate", "shim.containerd", "shim.keys", "shim.signatures", "shim.registry", "shim.signing",
            "shim.admission", "shim.audit", "shim.records", "shim.signature_cache", "shim.imagewalk",
            "shim.config", "shim.wrapper", "shim.nerdctl_env", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest",
-           "shim.tdx.check",
+           "shim.tdx.check", "shim.measure", "shim.launchlog", "shim.cel", "shim.tpm.device",
            "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
 
 

@@ -59,6 +59,7 @@ def test_each_admitted_launch_extends_the_pcr_and_the_log_replays_to_it(
     events = [e.event for e in rep.launched]
     assert [e.command for e in events] == ["run", "create", "start"]
     assert all(e.digest == low.digest and e.level == "Low" and e.signer.startswith("key:") for e in events)
+    assert {e.profile for e in events} == {"baseline"}  # the default profile of every level
     assert events[0].argv[0] == "nerdctl"
     assert events[0].argv[-1].endswith(low.digest)
     assert events[0].token
