@@ -1,4 +1,5 @@
-"""The files nerdctl would read for the operator (``run``/``create`` ``--label-file`` and ``--env-file``),
+"""The files nerdctl would read for the operator (``run``/``create`` ``--label-file`` and ``--env-file``,
+``exec --env-file``),
 read once by the wrapper as the operator and handed to nerdctl as sealed in-memory copies.
 
 nerdctl reads both as whoever runs it: root, under sudo, so ``--env-file /etc/shadow`` would put root's
@@ -24,7 +25,8 @@ TYPE_CHECKING = False  # typing and collections are not imported at run time: im
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-FILE_FLAGS = ("label-file", "env-file")  # run/create flags naming a file nerdctl reads (StringSlice each)
+FILE_FLAGS = ("label-file", "env-file")  # flags naming a file nerdctl reads (StringSlice each)
+COMMANDS = ("run", "create", "exec")  # the parsed commands that have them (exec: --env-file only)
 FIRST_FD = 256
 PREFIX = "/proc/self/fd/"
 
@@ -43,7 +45,7 @@ def copy_fd(path: str) -> int | None:
 def materialize(inv: Invocation, environ: Mapping[str, str] | None = None) -> tuple[Invocation, list[int]]:
     """``inv`` with every ``--label-file``/``--env-file`` path replaced by a sealed copy read as the caller,
     and the copies' descriptors (inherited by the real nerdctl). Raises Denied/Unavailable/UsageError."""
-    if inv.command not in ("run", "create") or not any(k in FILE_FLAGS for k, _ in inv.flags):
+    if inv.command not in COMMANDS or not any(k in FILE_FLAGS for k, _ in inv.flags):
         return inv, []
     import fcntl
 

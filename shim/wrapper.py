@@ -60,7 +60,7 @@ def run(args: Sequence[str]) -> int:
     inv = nargv.parse(args)
     served_args: Sequence[str] = args
     copies: list[int] = []
-    if inv.command in ("run", "create"):
+    if inv.command in ("run", "create", "exec"):  # inputs.COMMANDS, without importing it for every command
         from shim import inputs  # files nerdctl would read as root: read as the caller, handed over sealed
 
         inv, copies = inputs.materialize(inv)

@@ -107,3 +107,19 @@ def test_a_label_file_cannot_claim_an_admission_through_a_bom(gate_host: Host, s
     lf.write_bytes(b"\xef\xbb\xbfbacon/admission=forged\n")  # docker/cli drops a leading UTF-8 BOM
     r = wrapper(gate_host, "create", "--label-file", str(lf), signed["low"].ref)
     assert_refused(r, gate_host, rc=77, says="sets a label in the bacon/ namespace", within=QUICK)
+
+
+def test_under_sudo_exec_env_files_are_read_as_the_caller(gate_host: Host, signed: Signed,
+                                                         system: System,
+                                                         open_dir: Path) -> None:
+    """`exec` is forwarded, and nerdctl (root) read its --env-file: before, a root-only file reached it."""
+    secret = open_dir / "secret"
+    secret.write_text("ROOT_PASSWORD=hunter2\n")
+    secret.chmod(0o600)
+    r = as_sudo(gate_host, system, "exec", "--env-file", str(secret), "some-container", "env")
+    assert_refused(r, gate_host, rc=77, says="cannot be opened with your permissions", within=QUICK, check="input")
+    secret.chmod(0o644)
+    r = as_sudo(gate_host, system, "exec", "--env-file", str(secret), "some-container", "env")
+    [argv] = r.forwarded
+    assert any(a.startswith("--env-file=/proc/self/fd/") for a in argv), argv
+    assert list(_read_by_nerdctl(gate_host).values()) == ["ROOT_PASSWORD=hunter2\n"]
