@@ -192,8 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
               "service's uid are served, and the wrapper uses only a service with its own uid. The wrapper uses "
               "it when [service] socket is set and falls back to deciding itself when nothing listens there. "
               "Runs until SIGTERM (exit 0) or Ctrl-C (130).",
-              "  sudo bacon serve --socket /run/bacon/decide.sock\n")
+              "  sudo bacon serve --socket /run/bacon/decide.sock\n  sudo bacon serve --stop\n")
     p.add_argument("--socket", metavar="PATH", help="where to listen (default: [service] socket)")
+    p.add_argument("--stop", action="store_true",
+                   help="stop the bacon serve listening at the socket (SIGTERM, then wait for it to finish "
+                        "its decisions) and exit; for hosts without a service manager")
 
     pol = _verb(sub, "policy", "", "show or set the host's system level",
                 "The system level decides which images may run: an image runs when its policy label is at most "

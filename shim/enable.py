@@ -17,7 +17,8 @@ An interrupted enable leaves the real nerdctl at PATH (and maybe a second name f
 ``enable`` again finishes it, ``disable`` undoes it. ``disable`` restores exactly what the record says
 was there (same bytes, mode, owner, times; the same symlink text; or nothing), refuses when PATH is no
 longer the wrapper (someone installed something else since) or when the real nerdctl aside has changed,
-and puts the configuration's ``nerdctl =`` back when enable changed it.
+puts the configuration's ``nerdctl =`` back when enable changed it, and removes the directories enable
+made for the aside path (``/usr/local/libexec/bacon``) when nothing else is in them.
 
 Standard library only.
 """
@@ -256,6 +257,7 @@ class Record:
     config_path: str | None = None
     config_before: str | None = None
     config_after: str | None = None
+    dirs_created: list[str] = field(default_factory=list)  # made for the aside path, deepest last
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -445,6 +447,33 @@ def _symlink(link: str, dst: Path, uid: int | None = None, gid: int | None = Non
     _fsync_dir(dst.parent)
 
 
+def missing_dirs(directory: Path) -> list[str]:
+    """The directories that do not exist yet from the top down to ``directory`` (what creating it makes)."""
+    out: list[str] = []
+    d = directory
+    while not os.path.lexists(d) and d != d.parent:
+        out.insert(0, str(d))
+        d = d.parent
+    return out
+
+
+def remove_dirs_created(rec: Record) -> list[str]:
+    """Remove the directories enable made for the aside path (``/usr/local/libexec/bacon``), deepest first,
+    each only when empty: whatever someone else put there stays, and so does its directory."""
+    removed = []
+    for d in reversed(rec.dirs_created):
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                break
+            raise
+        removed.append(d)
+    return removed
+
+
 def apply_enable(plan: EnablePlan, state_dir: Path, config_path: Path) -> Path:
     """Carry out an ``install`` plan. Returns the record's path. Raises :class:`BaconError` (with the real
     nerdctl still reachable at the target or aside, and the record saying which)."""
@@ -454,9 +483,12 @@ def apply_enable(plan: EnablePlan, state_dir: Path, config_path: Path) -> Path:
                  aside=str(plan.aside) if plan.aside else None, aside_created=plan.aside_created,
                  config_path=str(config_path) if plan.config_after else None,
                  config_before=plan.config_before, config_after=plan.config_after)
+    if plan.aside is not None:
+        rec.dirs_created = missing_dirs(plan.aside.parent)
     previous = load_record(state_dir, plan.target)
     if previous is not None and previous.phase == "enabling" and previous.found == plan.found:
         rec.aside_created = previous.aside_created  # finishing an interrupted enable: keep what it knew
+        rec.dirs_created = previous.dirs_created or rec.dirs_created
     try:
         path = save_record(state_dir, rec)
     except OSError as e:
@@ -547,6 +579,7 @@ def apply_disable(plan: DisablePlan, state_dir: Path) -> None:
                          and original.same_content(plan.aside_current))
             if same_file or (original.kind == SYMLINK and os.path.islink(aside)):
                 os.unlink(aside)
+                remove_dirs_created(rec)
         if rec.config_path and rec.config_before is not None and rec.config_after is not None:
             from shim import config as bconfig
 

@@ -50,6 +50,7 @@ EXPECTED: dict[str, set[int] | str] = {
     "sudo bacon audit --image 127.0.0.1:5000/team/app -n 5 --json": {0},
     "sudo bacon audit --follow --verdict denied": FOLLOW,
     "sudo bacon serve --socket /run/bacon/decide.sock": FOLLOW,
+    "sudo bacon serve --stop": {0},
     "bacon version --json": {0},
     "bacon image --json 127.0.0.1:5000/team/app:1": {0},
     "bacon verify 127.0.0.1:5000/team/app:1": {0},

@@ -208,6 +208,8 @@ def test_enable_then_disable_restores_byte_for_byte(fake_root: tuple[Host, Path,
     assert d.returncode == 0, d.stderr
     assert snapshot(target) == before
     assert not aside.exists()
+    assert not aside.parent.exists()  # libexec/bacon/: made by enable, removed by disable
+    assert (aside.parent.parent / "nerdctl").exists()  # libexec/ was there (the stand-in's): it stays
     assert not any((host.state_dir / en.RECORD_DIR).iterdir())
     audit = [json.loads(x) for x in host.audit_log.read_text().splitlines()]
     assert [a["verdict"] for a in audit] == ["enable", "disable"]
@@ -242,6 +244,7 @@ def test_enable_when_the_configuration_names_the_target_moves_it_to_libexec(fake
     assert snapshot(target) == before
     assert host.config.read_bytes() == config_before
     assert not (libexec / "nerdctl").exists()
+    assert not libexec.exists()  # made by enable, removed by disable
 
 
 def test_enable_over_a_symlink_and_over_nothing(fake_root: tuple[Host, Path, Path], tmp_path: Path) -> None:
@@ -259,6 +262,7 @@ def test_enable_over_a_symlink_and_over_nothing(fake_root: tuple[Host, Path, Pat
     assert bacon(host, "disable", "--path", str(target)).returncode == 0
     assert os.readlink(target) == link_before
     assert not aside.exists()
+    assert not aside.parent.exists()
 
     target.unlink()
     shutil_copy = aside.parent
@@ -400,3 +404,38 @@ def test_audit_follow_prints_new_decisions(gate_host: Host, signed: Signed) -> N
     finally:
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=20) == 130
+
+
+# --- bacon serve --stop (hosts without systemd; the package's prerm) ------------------------------------------
+
+def test_serve_stop_ends_the_running_service_and_nothing_else(host: Host) -> None:
+    from tests.harness.proc import wait_for
+
+    run = Path(str(host.root)) / "run"
+    run.mkdir(mode=0o700)
+    sock = run / "decide.sock"
+    host.write_config(host.config.read_text() + f'[service]\nsocket = "{sock}"\n')
+    assert bacon(host, "serve", "--stop").stdout.strip() == f"no bacon serve listens at {sock}"
+    with (Path(str(host.root)) / "serve.log").open("wb") as log:
+        proc = subprocess.Popen([*host.bacon, "serve"], env=host.env(), stdout=log, stderr=log)
+    try:
+        wait_for(sock.exists, "bacon serve", timeout=30, proc=proc)
+        r = bacon(host, "serve", "--stop")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == f"stopped bacon serve (pid {proc.pid}) at {sock}"
+        assert proc.wait(timeout=5) == 0  # ended on SIGTERM, as under systemd
+        assert not sock.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Something else listening there is not bacon serve: left alone, and said so.
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    other.bind(str(sock))
+    other.listen(1)
+    try:
+        r = bacon(host, "serve", "--stop")
+        assert r.returncode == 78
+        assert "is not bacon serve" in r.stderr
+    finally:
+        other.close()

@@ -175,3 +175,20 @@ def test_an_enable_interrupted_before_the_wrapper_keeps_the_real_nerdctl(tmp_pat
                     tmp_path / "config.toml")
     assert os.readlink(target) == str(wrapper)
     assert en.is_wrapper(target)
+
+
+def test_disable_removes_only_the_empty_directories_enable_made(tmp_path: Path) -> None:
+    top = tmp_path / "usr-local"
+    top.mkdir()
+    libexec = top / "libexec" / "bacon"
+    assert en.missing_dirs(libexec) == [str(top / "libexec"), str(libexec)]
+    libexec.mkdir(parents=True)
+    rec = en.Record(target=str(T), found=REAL, phase="enabled", wrapper=str(W), aside=str(libexec / "nerdctl"),
+                    aside_created=True, dirs_created=en.missing_dirs(libexec) or [str(top / "libexec"), str(libexec)])
+    (top / "libexec" / "other-tool").mkdir()  # someone else's, made after enable
+    assert en.remove_dirs_created(rec) == [str(libexec)]
+    assert (top / "libexec" / "other-tool").is_dir()
+    (top / "libexec" / "other-tool").rmdir()
+    assert en.remove_dirs_created(rec) == [str(top / "libexec")]
+    assert top.is_dir()  # it was there before enable
+    assert en.Record.from_json(rec.to_json()).dirs_created == rec.dirs_created
