@@ -138,3 +138,11 @@ def test_nerdctl_run_as_a_user_blames_permissions_not_the_decision_service(
     r = as_user(user, ["nerdctl", "run", "--rm", "127.0.0.1:5000/team/app:1"], nr_host.env())
     assert_says_permission_and_sudo(r)
     assert "restart" not in r.stderr, r.stderr
+
+
+def test_a_configuration_the_user_may_not_read_says_permission_and_sudo(user: pwd.struct_passwd,
+                                                                         nr_host: Host) -> None:
+    nr_host.config.chmod(0o600)
+    r = as_user(user, ["bacon", "policy", "show"], nr_host.env())
+    assert_says_permission_and_sudo(r)
+    assert str(nr_host.config) in r.stderr
