@@ -158,12 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
 
     p = _verb(sub, "verify", "shim.commands.images:cmd_verify", "the full admission decision for IMAGE, explained",
-              "Decide IMAGE exactly as `nerdctl run IMAGE` would be decided (signature, policy level, host "
-              "attestation), print each check, and forward nothing. Exit 0 when it would be admitted, 77 when "
+              "Decide IMAGE exactly as `nerdctl run [RUN_OPTIONS] IMAGE` would be decided (signature, policy "
+              "level, host attestation, and the container profile of the image's level), print each check, "
+              "and forward nothing. Exit 0 when it would be admitted, 77 when "
               "not.",
               "  bacon verify 127.0.0.1:5000/team/app:1\n"
-              "  bacon verify --json --pull=always 127.0.0.1:5000/team/app:1\n")
+              "  bacon verify --json --pull=always 127.0.0.1:5000/team/app:1\n"
+              "  bacon verify 127.0.0.1:5000/team/app:1 -- --privileged -v /srv:/srv\n")
     p.add_argument("image", metavar="IMAGE")
+    p.add_argument("run_options", nargs="*", metavar="-- RUN_OPTIONS",
+                   help="nerdctl run options to judge with the container profile of the image's level")
     p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
                    help="as nerdctl run --pull: where the image is looked up (default missing: local first)")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform (default: this host's)")
@@ -326,9 +330,23 @@ def resolve_handler(spec: str) -> Handler:
     return cast(Handler, getattr(importlib.import_module(module), func))
 
 
+def _split_run_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``bacon verify IMAGE [OPTIONS] -- RUN_OPTIONS``: everything after the first ``--`` is nerdctl's
+    (argparse's subcommands do not hand a ``--`` tail to a positional)."""
+    if "verify" in argv and "--" in argv[argv.index("verify"):]:
+        cut = argv.index("--", argv.index("verify"))
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    own, run_options = _split_run_options(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    if run_options:
+        if getattr(args, "run_options", None) is None:
+            parser.error("'--' RUN_OPTIONS are only for bacon verify")
+        args.run_options = [*args.run_options, *run_options]
     if not getattr(args, "handler", None):
         _help_for(parser, args).print_help(sys.stderr)
         return EXIT_USAGE

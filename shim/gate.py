@@ -81,6 +81,7 @@ class Context:
     _client: Client | None = None
     _registry: Any = None
     verdicts: list[admission.Verdict] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # the profile decision, for the audit line
     new_records: list[str] = field(default_factory=list)  # tokens written by this decision
     launches: list[Launch] = field(default_factory=list)  # what to measure once admitted
 
@@ -380,6 +381,7 @@ def audit_decision(ctx: Context, verdict_word: str, *, image: str | None = None,
         for o in v.outcomes:
             checks.append({"image": v.image, "digest": v.digest, **o.as_dict()})
     checks.extend(extra_checks)
+    extra = {**ctx.profile, **extra}
     first = ctx.verdicts[0] if ctx.verdicts else None
     audit.record(ctx.cfg.audit_log, argv=list(ctx.argv), verdict=verdict_word,
                  image=image or (first.image if first else None), digest=digest or (first.digest if first else None),
@@ -422,6 +424,20 @@ def _label_guard(inv: nargv.Invocation) -> None:
                              check="argv", hint="remove that line")
 
 
+def check_profile(ctx: Context, inv: nargv.Invocation, level: str | None, *, host: bool = False) -> None:
+    """The container profile of ``level`` (the image's, as the admission found it; the host's system level
+    for commands that start no container of their own), in the same decision. Raises :class:`Denied`."""
+    from shim.profiles import enforce
+
+    settings, refused = enforce.judge(ctx.cfg, inv, level or ctx.system_level, host=host or level is None)
+    ctx.profile = enforce.audit_fields(settings, refused)
+    if refused:
+        err = enforce.denial(ctx.cfg, settings, refused)
+        if ctx.verdicts:
+            err.image, err.digest = ctx.verdicts[0].image, ctx.verdicts[0].digest
+        raise err
+
+
 def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
     _label_guard(inv)
     assert inv.image is not None
@@ -431,6 +447,7 @@ def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
     for s in (subject, *mounts.values()):
         for each in (s, *s.alternatives):
             decide(ctx, each).raise_if_denied()
+    check_profile(ctx, inv, ctx.verdicts[0].level)
     image_pin = pinned(ctx, subject)
     mount_pins = {src: pinned(ctx, s) for src, s in mounts.items()}
     main = ctx.verdicts[0]
@@ -465,6 +482,7 @@ def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
             subject = record_subject(ctx, rec, container)
         verdict = decide(ctx, subject)
         verdict.raise_if_denied()
+        check_profile(ctx, inv, verdict.level)
         ctx.launches.append(Launch(verdict, token=rec.token if rec else None, container_id=container.id))
         checked.append(container.id)
     # nerdctl is handed the full IDs that were checked, never the names: a `rename` (forwarded) between this
@@ -528,6 +546,7 @@ def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list
     assert inv.image is not None
     subject = find_image(ctx, inv.image, "always")
     decide(ctx, subject).raise_if_denied()
+    check_profile(ctx, inv, ctx.verdicts[-1].level)
     # pull runs nothing: the index is pulled (all platforms asked for), and whatever later runs from it
     # locally is decided then, every manifest nerdctl's matcher could take included.
     pin = pinned(ctx, subject, digest=subject.digest)
@@ -547,6 +566,7 @@ def do_push(ctx: Context, inv: nargv.Invocation) -> int:
 
     assert inv.image is not None
     try:
+        check_profile(ctx, inv, None)  # push starts no container: the host's profile
         key, level, local, ref = _prepare_push(ctx, inv.image)
     except BaconError as e:
         audit_decision(ctx, "push-refused", image=inv.image, digest=getattr(e, "digest", None), reason=e.message,

@@ -75,10 +75,11 @@ class LevelRow:
     admitted: bool  # at or below the system level
     met: bool
     missing: tuple[str, ...]
+    profile: str = "baseline"  # the container profile of this level
 
     def to_json(self) -> dict[str, Any]:
         return {"level": self.level, "requires": list(self.requires), "admitted": self.admitted, "met": self.met,
-                "missing": list(self.missing)}
+                "missing": list(self.missing), "profile": self.profile}
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Report:
                 "system_level": self.system_level, "level_source": self.level_source,
                 "needed_checks": list(self.needed_checks), "items": [i.to_json() for i in self.items],
                 "levels": [r.to_json() for r in self.levels],
+                "profiles": {r.level: r.profile for r in reversed(self.levels)},
                 "problems": [{"key": i.key, "summary": i.summary, "fix": i.fix} for i in self.problems]}
 
 
@@ -138,7 +140,7 @@ def level_rows(cfg: bconfig.Config | None, system_level: str | None, items: Sequ
         requires = tuple(bconfig.require_for(cfg, lvl))
         missing = tuple(c for c in requires if state.get(CHECK_ITEMS.get(c, c)) != OK)
         admitted = system_level is not None and bconfig.LEVELS.index(lvl) <= bconfig.LEVELS.index(system_level)
-        rows.append(LevelRow(lvl, requires, admitted, not missing, missing))
+        rows.append(LevelRow(lvl, requires, admitted, not missing, missing, cfg.profiles.profile(lvl)))
     return tuple(rows)
 
 
@@ -183,7 +185,8 @@ def format_status(r: Report) -> list[str]:
         for row in r.levels:
             where = "admitted here" if row.admitted else "refused here "
             met = "requirements met" if row.met else "NOT met: " + ", ".join(row.missing) + " missing"
-            out.append(f"  {row.level:<5} {where}  requires {', '.join(row.requires):<24} {met}")
+            out.append(f"  {row.level:<5} {where}  profile {row.profile:<10}  requires {', '.join(row.requires):<24} "
+                       f"{met}")
     out.append(_verdict(r))
     return out
 

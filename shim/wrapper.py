@@ -74,6 +74,12 @@ def run(args: Sequence[str]) -> int:
                 return answer
     decision = _decide(inv)
     if decision.kind == "forward":
+        from shim.profiles import classes  # no imports of its own: the forwarding path
+
+        if classes.needs_decision(inv):  # exec, host files, host-choosing global flags: the profile first
+            from shim.profiles import enforce
+
+            enforce.check_forwarded(_gate_config(table, path), inv, args)
         exec_real(nerdctl, nargv.serialize(inv))
     from shim import gate  # heavy: only for commands that bring in or start a container
 

@@ -40,12 +40,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
                    checks=[o.as_dict() for o in verdict.outcomes])
         if verdict.denial is not None:
             doc.update(error=verdict.denial.message, hint=verdict.denial.hint)
+        refusal = _profile(args, cfg, ctx, verdict.level, doc)
         _print(args, doc)
-        gate.audit_decision(ctx, "verify-admitted" if verdict.admitted else "verify-denied")
+        gate.audit_decision(ctx, "verify-admitted" if doc["admitted"] else "verify-denied")
         verdict.raise_if_denied()
+        if refusal is not None:
+            refusal.image, refusal.digest = args.image, verdict.digest
+            raise refusal
         return 0
     finally:
         ctx.close()
+
+
+def _profile(args: argparse.Namespace, cfg: bconfig.Config, ctx: gate.Context, level: str | None,
+             doc: dict[str, object]) -> Denied | None:
+    """The container profile's verdict on ``nerdctl run RUN_OPTIONS IMAGE`` (the image's level; the system
+    level's when the image's is unknown); the denial it would raise, if any."""
+    from shim import argv as nargv
+    from shim.profiles import enforce
+
+    inv = nargv.parse(["run", *args.run_options, "--", args.image])
+    if inv.command != "run" or inv.image != args.image:
+        raise UsageError(f"RUN_OPTIONS {args.run_options!r} are not options of nerdctl run",
+                         hint="bacon verify IMAGE -- --read-only -p 8080:80")
+    settings, refused = enforce.judge(cfg, inv, level or ctx.system_level)
+    ctx.profile = enforce.audit_fields(settings, refused)
+    doc["profile"] = {"profile": settings.profile, "level": settings.level,
+                      "refused_options": [r.as_dict() for r in refused]}
+    if not refused:
+        return None
+    err = enforce.denial(cfg, settings, refused)
+    doc["admitted"] = False
+    doc.setdefault("error", err.message)
+    doc.setdefault("hint", err.hint)
+    return err
 
 
 def _print(args: argparse.Namespace, doc: dict[str, object]) -> None:
@@ -66,6 +94,15 @@ def _print(args: argparse.Namespace, doc: dict[str, object]) -> None:
             w(f"              signer {c.get('signer')}, scope {c['scope']}\n")
         for k, v in sorted((c.get("annotations") or {}).items()):
             w(f"              {k} = {v}\n")
+    prof = doc.get("profile")
+    if isinstance(prof, dict):
+        refused = prof["refused_options"]
+        head = f"{prof['profile']} (level {prof['level']})"
+        if not refused:
+            w(f"  [pass] profile   {head}: nothing refused\n")
+        for r in refused:
+            w(f"  [FAIL] profile   {head} refuses {r['option']} ({r['rule']}: {r['reason']}); allow with: "
+              f"{r['allow']}\n")
     verdict = "ADMITTED" if doc.get("admitted") else "DENIED"
     w(f"verdict       {verdict}\n")
     if doc.get("hint") and not doc.get("admitted"):

@@ -176,8 +176,14 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/") or root == "/"
 
 
+def _normalized(path: str) -> bool:
+    """No ``.``/``..`` component, no empty one: the path names what it says (``/srv/a/../../etc`` is /etc)."""
+    parts = path.split("/")[1:]
+    return path == "/" or all(p not in ("", ".", "..") for p in parts)
+
+
 def _host_path_allowed(ask: Ask, allowed: tuple[tuple[str, bool], ...]) -> bool:
-    return any(_under(ask.value, root) and (ask.read_only or writable) for root, writable in allowed)
+    return _normalized(ask.value) and any(_under(ask.value, root) and (ask.read_only or writable) for root, writable in allowed)
 
 
 def _numeric_non_root(user: str) -> bool:

@@ -288,6 +288,8 @@ def test_refusals_forward_nothing(gate_host: Host, args: list[str]) -> None:
 
 def test_a_global_flag_that_swallows_the_next_token_is_parsed_as_nerdctl_does(gate_host: Host, signed: Signed) -> None:
     # `--bridge-ip images` is a flag and its value: the command is `run`, which is gated, not `images`.
+    # (--bridge-ip is accepted only with a value the configuration names: see test_profiles.py)
+    trusted_config(gate_host, signed.trusted, extra='[global_flags]\nbridge_ip = ["images"]\n')
     r = nerdctl(gate_host, "--bridge-ip", "images", "run", "--rm", signed["low"].ref)
     assert r.rc == 0, r.stderr
     [fwd] = r.forwarded

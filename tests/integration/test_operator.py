@@ -61,7 +61,7 @@ def test_status_json_on_a_ready_mid_host(mid_host: Host, signed: Signed) -> None
     assert items["secure_boot"]["details"]["state"] in ("not-efi", "enabled", "disabled", "unknown")
     levels = {row["level"]: row for row in doc["levels"]}
     assert levels["Mid"] == {"level": "Mid", "requires": ["signature", "tpm"], "admitted": True, "met": True,
-                             "missing": []}
+                             "missing": [], "profile": "baseline"}
     assert levels["High"]["admitted"] is False
     assert levels["High"]["missing"] == ["tdx"]
 

@@ -178,6 +178,9 @@ def test_allowances_are_narrow() -> None:
     for argv in (["run", "-v", "/srv/data:/d", "img"],  # read-only allowance, asked read-write
                  ["run", "-v", "/srv/database:/d:ro", "img"],  # a sibling with a common prefix
                  ["run", "-v", "/srv:/d:ro", "img"],  # the parent
+                 ["run", "-v", "/srv/data/../../etc:/d:ro", "img"],  # out of it again
+                 ["run", "-v", "/srv/data/./..:/d:ro", "img"],
+                 ["run", "--mount", "type=bind,src=/srv/data//..,dst=/d,readonly", "img"],
                  ["run", "--cap-add=NET_ADMIN", "--cap-add=SYS_ADMIN", "img"],
                  ["run", "--device=/dev/fuse2", "img"],
                  ["run", "--pidfile=/tmp/p", "img"]):

@@ -60,7 +60,7 @@ def test_a_mid_host_without_tdx_is_ready() -> None:
     assert "  -     TDX            not a TDX guest  (not needed: no level up to Mid requires tdx)" in text
     assert "  ok    TPM            present" in text
     assert "PCR 7  match" in text
-    assert "High  refused here   requires signature, tpm, tdx" in text
+    assert "High  refused here   profile baseline    requires signature, tpm, tdx" in text
     assert "NOT met: tdx missing" in text
     assert text.endswith("result: ready: everything level Mid needs is in place")
     doc = r.to_json()
