@@ -45,10 +45,11 @@ RUN_FLAGS: dict[str, str] = {
         "userns", "tty", "interactive", "quiet", "publish-all", "help", "sig-proxy", "rm", "init",
         "oom-kill-disable", "read-only", "no-healthcheck", "attach", "detach",
         "rootfs",  # refused by classification (no image to check)
+        "env-file", "label-file",  # read as the caller by the wrapper (shim.inputs), handed over sealed
     )},
     **{f: _C for f in (
         "user", "volume", "mount", "network", "net", "ipc", "pid", "uts", "cgroupns", "device", "gpus",
-        "security-opt", "cap-add", "cap-drop", "runtime", "sysctl", "env-file", "label-file", "cidfile",
+        "security-opt", "cap-add", "cap-drop", "runtime", "sysctl", "cidfile",
         "pidfile", "log-driver", "log-opt", "annotation", "cgroup-parent", "cgroup-conf", "systemd",
         "privileged", "verify",
     )},

@@ -225,9 +225,8 @@ def _container_flags(inv: Invocation, b: _Builder) -> None:
         b.add("log_options", Ask(v.split("=", 1)[0], f"--log-opt={v}"))
     for v in _values(inv, "annotation"):
         b.add("annotations", Ask(v.split("=", 1)[0], f"--annotation={v}"))
-    for flag in ("env-file", "label-file"):
-        for v in _values(inv, flag):
-            b.add("host_files", Ask(flag, f"--{flag}={v}", read_only=True))
+    # --env-file and --label-file of run/create are read by the wrapper as the caller and handed to nerdctl
+    # as sealed copies (shim.inputs): no host file is read as root for them.
     for flag in ("cidfile", "pidfile"):
         v = inv.flag(flag)
         if v:

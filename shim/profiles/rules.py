@@ -183,7 +183,8 @@ def _normalized(path: str) -> bool:
 
 
 def _host_path_allowed(ask: Ask, allowed: tuple[tuple[str, bool], ...]) -> bool:
-    return _normalized(ask.value) and any(_under(ask.value, root) and (ask.read_only or writable) for root, writable in allowed)
+    return _normalized(ask.value) and any(_under(ask.value, root) and (ask.read_only or writable)
+                                          for root, writable in allowed)
 
 
 def _numeric_non_root(user: str) -> bool:

@@ -39,8 +39,6 @@ CONTAINER = [
     ("runtime path", ["run", "--rm", "--runtime=/any/program", "IMG"]),
     ("cni-path", ["--cni-path=/any/dir", "run", "--rm", "IMG"]),
     ("data-root", ["--data-root=/etc", "run", "--rm", "IMG"]),
-    ("env-file", ["run", "--rm", "--env-file", "/etc/shadow", "IMG"]),
-    ("label-file", ["run", "--rm", "--label-file", "/etc/shadow", "IMG"]),
     ("cidfile", ["run", "--rm", "--cidfile", "CIDFILE", "IMG"]),
     ("pidfile", ["run", "--rm", "--pidfile", "/etc/x.pid", "IMG"]),
     ("init-binary", ["run", "--rm", "--init", "--init-binary=/bin/sh", "IMG"]),

@@ -61,8 +61,6 @@ ESCALATIONS: list[tuple[list[str], str]] = [
     (["run", "--runtime=crun", "img"], "runtime"),
     (["run", "--log-driver=binary:///any/program", "img"], "log-driver"),
     (["run", "--log-opt", "log-path=/etc/cron.d/x", "img"], "log-options"),
-    (["run", "--env-file", "/etc/shadow", "img"], "host-files"),
-    (["run", "--label-file", "/root/.ssh/id_rsa", "img"], "host-files"),
     (["run", "--cidfile", "/etc/ld.so.preload", "img"], "host-files"),
     (["run", "--pidfile", "/etc/passwd", "img"], "host-files"),
     (["run", "--annotation", "run.oci.handler=krun", "img"], "annotations"),
@@ -126,6 +124,7 @@ ORDINARY = [
     ["run", "-v", "data:/var/lib/data", "-v", "/anon", "--mount", "type=volume,src=vol,dst=/v", "img"],
     ["run", "--tmpfs", "/tmp", "--mount", "type=tmpfs,dst=/t", "img"],
     ["run", "-e", "A=1", "--env", "B=2", "-l", "team=a", "img", "sh", "-c", "echo hi"],
+    ["run", "--env-file", "app.env", "--label-file=labels", "img"],  # read as the caller (shim.inputs)
     ["run", "--cap-drop", "NET_RAW", "--cap-drop=ALL", "--cap-add=NET_BIND_SERVICE", "img"],
     ["run", "--read-only", "--user", "1000:1000", "-w", "/app", "img"],
     ["run", "--user", "nobody", "--memory", "256m", "--cpus", "1", "--pids-limit", "100", "img"],
