@@ -13,7 +13,9 @@ Starts the test harness's real parts (:mod:`benchmarks.host`), then measures (:m
 5. 100 admissions, 8 at a time: throughput and p99 latency, vs as many ``cosign verify``;
 6. peak memory (max RSS incl. waited-for children) of one admission, vs ``cosign verify``;
 7. a measured launch (``[measure] into = ["tpm"]``: launch log write and PCR extend on the swtpm): its own
-   time inside a served admission (from the audit line), and the served admission measured vs not.
+   time inside a served admission (from the audit line), and the served admission measured vs not;
+8. the container profile: what it adds to a forwarded command, and its decision in an admission
+   (:mod:`benchmarks.profile_cost`).
 
 Prints a table (stdout) and writes it as JSON (``bench-results.json``); progress goes to stderr.
 Numbers depend on the machine and its load: the ratios, measured in the same run, are what to compare.
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import host as host_m
+from benchmarks import profile_cost
 from benchmarks.measure import Command, Load, Pair, Stats, side_by_side, under_load
 from tests.conftest import Host, trusted_config
 from tests.harness.proc import wait_for
@@ -194,6 +197,18 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
     rows.append(Row("forward_version_pip", "(info) forwarded through pip's launcher (shell prologue): nerdctl version",
                     _ms(p.a_ms), "stand-in nerdctl version", _ms(p.b_ms), f"+{added:.1f} ms", "(info)", None,
                     {**_pair_data(p), "added_ms": round(added, 3)}))
+
+    # The container profile: what it adds to a forwarded command (must stay under 1 ms), and its decision.
+    progress("profile check")
+    cost = profile_cost.measure(bh.python, sys.path, runs=3 if args.quick else 9)
+    forward_ms = cost["forward_import_ms"] + cost["forward_check_us"] / 1e3
+    rows.append(Row("profile_forwarded", "profile check on a forwarded command (import + needs_decision)",
+                    f"{forward_ms:.3f} ms", "-", "-", f"+{forward_ms:.3f} ms", "≤ +1 ms", forward_ms <= 1.0,
+                    {k: round(v, 3) for k, v in cost.items()}))
+    gated_ms = cost["gated_import_ms"] + cost["gated_decide_us"] / 1e3
+    rows.append(Row("profile_gated", "(info) profile decision of a run line in an admission (import + decide)",
+                    f"{gated_ms:.2f} ms", "-", "-", f"+{gated_ms:.2f} ms", "(info)", None,
+                    {k: round(v, 3) for k, v in cost.items()}))
 
     # What no Python wrapper can go below: the interpreter's own start-up (the launchers run it as -I -S).
     python = bh.python

@@ -65,7 +65,8 @@ def config_for(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_forwarding_imports_only_the_standard_library(tmp_path: Path) -> None:
-    for args in (["images"], ["version"], ["--namespace", "k8s.io", "ps", "-a"], ["logs", "-f", "x"]):
+    for args in (["images"], ["version"], ["--namespace", "k8s.io", "ps", "-a"], ["logs", "-f", "x"],
+                 ["exec", "-it", "x", "sh"]):  # exec: parsed, and no profile decision without its judged flags
         out = run_probe(args, config_for(tmp_path / "-".join(args).replace("/", "_")))
         assert out["argv"][0] == "/bin/true"
         assert out["third_party"] == [], f"{args}: forwarding imported {out['third_party']}"

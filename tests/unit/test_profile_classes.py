@@ -64,3 +64,33 @@ def test_the_flag_tables_of_a_future_grammar_would_fail(monkeypatch: pytest.Monk
     monkeypatch.setattr(run, "flags", run.flags.merged(extra))
     with pytest.raises(AssertionError, match="future-flag"):
         test_every_flag_of_every_parsed_command_is_classified("run")
+
+
+FORWARDED_WITHOUT_DECISION = [
+    ["ps", "-a"], ["--namespace", "k8s.io", "images"], ["logs", "-f", "c"], ["exec", "-it", "c", "sh"],
+    ["exec", "-w", "/", "-e", "A=1", "c", "env"], ["save", "img"], ["load"], ["export", "c"], ["apparmor", "ls"],
+    ["--debug", "rm", "-f", "c"], ["container", "ls"], ["image", "ls"], ["help", "run"], ["network", "ls"],
+]
+NEEDS_DECISION = [
+    ["exec", "--privileged", "c", "sh"], ["exec", "-u", "0", "c", "sh"], ["exec", "--env-file=/e", "c", "env"],
+    ["--cni-path=/x", "ps"], ["--data-root", "/etc", "rm", "c"], ["--address=/s", "images"],
+    ["cp", "a", "c:/b"], ["container", "cp", "c:/b", "a"], ["save", "-o", "f", "img"],
+    ["image", "save", "-o", "f", "i"],
+    ["load", "-i", "f"], ["load", "--input=f"], ["export", "--output", "f", "c"], ["build", "."], ["import", "-", "x"],
+    ["internal", "oci-hook"], ["apparmor", "unload", "p"], ["compose", "ps"], ["image", "encrypt", "a", "b"],
+    ["builder", "prune"], ["ipfs", "registry", "serve"], ["checkpoint", "create", "c", "cp"],
+]
+
+
+@pytest.mark.parametrize("argv", FORWARDED_WITHOUT_DECISION, ids=[" ".join(a) for a in FORWARDED_WITHOUT_DECISION])
+def test_ordinary_forwarded_commands_need_no_profile_decision(argv: list[str]) -> None:
+    from shim.argv import parse
+
+    assert not classes.needs_decision(parse(argv))
+
+
+@pytest.mark.parametrize("argv", NEEDS_DECISION, ids=[" ".join(a) for a in NEEDS_DECISION])
+def test_forwarded_commands_that_touch_the_host_need_a_decision(argv: list[str]) -> None:
+    from shim.argv import parse
+
+    assert classes.needs_decision(parse(argv))
