@@ -10,7 +10,7 @@ from pathlib import Path
 from shim import config as bconfig
 from shim import gate, levels, platforms
 from shim import reference as nref
-from shim.errors import BaconError, UsageError
+from shim.errors import BaconError, Denied, UsageError
 from shim.nerdctl_env import resolve
 
 
