@@ -107,3 +107,24 @@ def test_the_launch_pcr_must_not_be_a_boot_pcr_nor_resettable(gate_host: Host, s
     r = nerdctl(gate_host, "run", "--rm", signed["low"].ref)
     assert r.rc == 78
     assert "baseline" in r.stderr
+
+
+def test_the_warm_service_measures_too(gate_host: Host, signed: Signed, tpm: swtpm_h.Swtpm) -> None:
+    from tests.integration.test_service import Served
+
+    served = Served(gate_host)
+    measured_host(gate_host, signed, tpm)
+    gate_host.write_config(gate_host.config.read_text().replace(
+        "[tpm]", f'[service]\nsocket = "{served.socket}"\n[tpm]', 1))
+    served.start()
+    try:
+        for _ in range(2):
+            r = nerdctl(gate_host, "run", "--rm", signed["low"].ref)
+            assert r.rc == 0, r.stderr
+        assert served.requests() == 2  # decided (and measured) by the service's workers
+    finally:
+        served.stop()
+    rep = replayed(gate_host, tpm)
+    assert len(rep.launched) == 2
+    measured = [a["measured"] for a in audit_lines(gate_host) if a["verdict"] == "admitted"]
+    assert all(m["ms"] > 0 for m in measured)  # type: ignore[index]
