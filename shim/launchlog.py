@@ -3,7 +3,8 @@ of this boot in ``state_dir/launches/<boot id>.cel``.
 
 A record's content is BACON's launch event (:class:`LaunchEvent`), nested TLVs (:data:`FIELDS`): what was
 launched (command, image reference, digest, signer, level, profile, argv, container ID, admission token),
-when, by which part of BACON, and the register's value just before this record was extended (``prior``).
+when, by which part of BACON, and the register's value before this record was extended (``prior``: as the
+last append left it, read from the register when that is not known).
 ``prior`` makes each break in a log nameable: replaying record by record, the first record whose
 ``prior`` is not what the records before it give is where the log was edited (or where something outside
 BACON extended the register); a record whose successor's ``prior`` shows it never reached the register
@@ -209,10 +210,22 @@ def _hint_path(path: Path) -> Path:
     return path.with_suffix(".next")
 
 
-def _read_hint(path: Path) -> tuple[int, int, str] | None:
+@dataclass(frozen=True)
+class Hint:
+    """What the last append left for the next one: where the log ends, the next recnum, a digest of the
+    log's tail there, and the registers' values after its extends (``state``, only once they succeeded)."""
+
+    length: int
+    recnum: int
+    tail: str
+    state: Mapping[str, bytes] = field(default_factory=dict)
+
+
+def _read_hint(path: Path) -> Hint | None:
     try:
-        length, recnum, tail = _hint_path(path).read_text(encoding="ascii").split()
-        return int(length), int(recnum), tail
+        length, recnum, tail, *rest = _hint_path(path).read_text(encoding="ascii").split()
+        state = {k: bytes.fromhex(v) for k, _, v in (item.partition("=") for item in rest)}
+        return Hint(int(length), int(recnum), tail, state)
     except (OSError, ValueError):
         return None
 
@@ -223,47 +236,53 @@ def _tail_digest(fd: int, length: int) -> str:
     return hashlib.sha256(os.pread(fd, length - start, start)).hexdigest()
 
 
-def _write_hint(path: Path, fd: int, length: int, recnum: int) -> None:
+def _write_hint(path: Path, hint: Hint) -> None:
     """Where the next record goes. Only a hint: :func:`_end` checks it against the log before using it."""
+    state = " ".join(f"{k}={v.hex()}" for k, v in sorted(hint.state.items()))
     with contextlib.suppress(OSError):
-        hint_fd = os.open(_hint_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                          0o600)
+        fd = os.open(_hint_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(hint_fd, f"{length} {recnum} {_tail_digest(fd, length)}\n".encode())
+            os.write(fd, f"{hint.length} {hint.recnum} {hint.tail} {state}\n".encode())
         finally:
-            os.close(hint_fd)
+            os.close(fd)
 
 
-def _end(fd: int, path: Path) -> tuple[int, int]:
-    """(offset after the last whole record, its recnum + 1); cuts off a torn tail. Raises :class:`cel.CelError`.
+def _end(fd: int, path: Path) -> tuple[int, int, Mapping[str, bytes]]:
+    """(offset after the last whole record, its recnum + 1, the registers' values the hint vouches for);
+    cuts off a torn tail. Raises :class:`cel.CelError`.
 
     The hint saves parsing the whole log on each launch; it is used only when the log's bytes before the
     offset it names are the ones it remembers, and what follows it parses as whole records numbered on
-    from it; else the whole log is parsed."""
+    from it; else the whole log is parsed. Its register values hold only when no record follows it."""
     size = os.fstat(fd).st_size
     if size > MAX_LOG:
         raise cel.CelError(f"the launch log {path} is larger than {MAX_LOG} bytes")
     hint = _read_hint(path)
-    if hint is not None and 0 <= hint[0] <= size and _tail_digest(fd, hint[0]) == hint[2]:
-        start, first = hint[0], hint[1]
+    if hint is not None and 0 <= hint.length <= size and _tail_digest(fd, hint.length) == hint.tail:
         with contextlib.suppress(cel.CelError):
-            parsed = cel.parse(_read_all(fd, start, size), first_recnum=first)
-            if not parsed.torn and all(r.recnum == first + i for i, r in enumerate(parsed.records)):
-                return start + parsed.length, first + len(parsed.records)
+            parsed = cel.parse(_read_all(fd, hint.length, size), first_recnum=hint.recnum)
+            if not parsed.torn and all(r.recnum == hint.recnum + i for i, r in enumerate(parsed.records)):
+                return (hint.length + parsed.length, hint.recnum + len(parsed.records),
+                        {} if parsed.records else hint.state)
     parsed = cel.parse(_read_all(fd, 0, size))
     if parsed.torn:
         os.ftruncate(fd, parsed.length)  # an append a crash cut short: it was never extended
-    return parsed.length, parsed.records[-1].recnum + 1 if parsed.records else 0
+    return parsed.length, parsed.records[-1].recnum + 1 if parsed.records else 0, {}
 
 
-def append(path: Path, build: Callable[[int], Sequence[bytes]],
+Built = tuple[Sequence[bytes], Mapping[str, bytes]]
+
+
+def append(path: Path, build: Callable[[int, Mapping[str, bytes]], Built],
            extend: Callable[[Sequence[cel.Record]], None]) -> Appended:
-    """Append the records ``build(first recnum)`` makes (whole, in one write), then call
-    ``extend`` with them parsed, all under the log's lock. Whatever ``extend`` raises is raised; the
-    records stay (a later replay reports them as logged but not extended)."""
+    """Append the records ``build(first recnum, known register values)`` makes (whole, in one write), then
+    call ``extend`` with them parsed, all under the log's lock. ``build`` also returns the registers'
+    values once extended; the next append is handed them (instead of reading the registers again) when
+    ``extend`` returned and no record came after. Whatever ``extend`` raises is raised; the records stay
+    (a later replay reports them as logged but not extended)."""
     with locked(path, create=True) as fd:
-        end, recnum = _end(fd, path)
-        blobs = build(recnum)
+        end, recnum, known = _end(fd, path)
+        blobs, after = build(recnum, known)
         data = b"".join(blobs)
         written = os.write(fd, data)
         if written != len(data):
@@ -273,8 +292,10 @@ def append(path: Path, build: Callable[[int], Sequence[bytes]],
         for i, r in enumerate(records):
             records[i] = cel.Record(r.recnum, r.register_type, r.index, r.digests, r.content_type, r.content,
                                     end + r.offset)
-        _write_hint(path, fd, end + len(data), recnum + len(records))
+        hint = Hint(end + len(data), recnum + len(records), _tail_digest(fd, end + len(data)))
+        _write_hint(path, hint)  # no register values: the extend has not happened
         extend(records)
+        _write_hint(path, Hint(hint.length, hint.recnum, hint.tail, after))
         return Appended(path=path, records=records)
 
 

@@ -211,9 +211,15 @@ def _measure(s: MeasureSettings, tpm_settings: Any, path: Path, events: Sequence
                 dev = stack.enter_context(open_tpm(tpm_settings))
             bank = tpm_settings.bank
 
-            def build(recnum: int) -> list[bytes]:
-                pcr_value = dev.read_pcrs(bank, [s.pcr])[s.pcr] if dev is not None else b""
-                rtmr_value = read_rtmr(s.measurements) if s.rtmr else b""
+            pcr_key, rtmr_key = f"pcr{s.pcr}:{bank}", f"rtmr{RTMR}"
+
+            def build(recnum: int, known: Mapping[str, bytes]) -> launchlog.Built:
+                # the registers' values: as the last append left them, else read (a record came after it,
+                # its extend failed, or this is the first launch)
+                pcr_value = b""
+                if dev is not None:
+                    pcr_value = known.get(pcr_key) or dev.read_pcrs(bank, [s.pcr])[s.pcr]
+                rtmr_value = (known.get(rtmr_key) or read_rtmr(s.measurements)) if s.rtmr else b""
                 out: list[bytes] = []
                 for ev in events:
                     if dev is not None:
@@ -228,7 +234,9 @@ def _measure(s: MeasureSettings, tpm_settings: Any, path: Path, events: Sequence
                         out.append(cel.encode(recnum + len(out), cel.CCMR, RTMR + 1, {"sha384": d},
                                               cel.CONTENT_BACON_LAUNCH, content))
                         rtmr_value = cel.extend(rtmr_value, d, "sha384")
-                return out
+                after = {**({pcr_key: pcr_value} if dev is not None else {}),
+                         **({rtmr_key: rtmr_value} if s.rtmr else {})}
+                return out, after
 
             def extend(records: Sequence[cel.Record]) -> None:
                 for r in records:

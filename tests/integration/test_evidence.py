@@ -17,6 +17,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from shim import cel
 from tests.conftest import Host, Signed, trusted_config
@@ -167,3 +169,58 @@ def test_a_launch_log_edited_after_the_fact_fails_with_the_record_named(
     r = bacon(booted, "evidence", "verify", str(out), "--nonce", NONCE, env=elsewhere(booted))
     assert r.returncode == 77
     assert "launch-log.cel does not have the SHA-256" in r.stderr
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    ("no-manifest", "evidence.json is missing"),
+    ("garbage-manifest", "not a bacon-evidence/1 manifest"),
+    ("escaping-name", "not a file of the bundle"),
+    ("missing-file", "lists quote.sig but it is missing"),
+    ("unlisted-file", "not in its manifest"),
+    ("torn-log", "bytes after the last whole record"),
+    ("bad-pcrs", "PCR file is"),
+    ("other-ak", "not the pinned"),
+    ("bad-boot-log", "boot event log"),
+])
+def test_a_damaged_or_hostile_bundle_is_refused(booted: Host, signed: Signed, tmp_path: Path, damage: str,
+                                                 words: str) -> None:
+    assert nerdctl(booted, "run", "--rm", signed["low"].ref).rc == 0
+    out = booted.root / "evidence"
+    collect(booted, out)
+    manifest = json.loads((out / "evidence.json").read_text())
+    extra: list[str] = []
+
+    def relist(name: str) -> None:
+        manifest["files"][name] = hashlib.sha256((out / name).read_bytes()).hexdigest()
+
+    if damage == "no-manifest":
+        (out / "evidence.json").unlink()
+    elif damage == "garbage-manifest":
+        (out / "evidence.json").write_text("[1, 2")
+    elif damage == "escaping-name":
+        manifest["files"]["../../etc/passwd"] = "00" * 32
+    elif damage == "missing-file":
+        (out / "quote.sig").unlink()
+    elif damage == "unlisted-file":
+        del manifest["files"]["pcrs.bin"]
+    elif damage == "torn-log":
+        with (out / "launch-log.cel").open("ab") as f:
+            f.write(b"\x00\x00\x00\x00\x08\x00\x00")
+        relist("launch-log.cel")
+    elif damage == "bad-pcrs":
+        (out / "pcrs.bin").write_bytes(b"\x00" * 7)
+        relist("pcrs.bin")
+    elif damage == "other-ak":
+        forged = tmp_path / "enrolled-ak.pem"  # the AK the challenger enrolled: another host's
+        forged.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        extra = ["--ak", str(forged)]
+    elif damage == "bad-boot-log":
+        (out / "boot-eventlog.bin").write_bytes(tcg2_log([(0, 0x8, b"another firmware")]))
+        relist("boot-eventlog.bin")
+    if damage not in ("no-manifest", "garbage-manifest"):
+        (out / "evidence.json").write_text(json.dumps(manifest))
+    r = bacon(booted, "evidence", "verify", str(out), "--nonce", NONCE, *extra, env=elsewhere(booted))
+    assert r.returncode == 77, r.stdout + r.stderr
+    assert words in r.stderr, r.stderr
+    assert r.stderr.startswith("bacon: evidence does not verify: ")

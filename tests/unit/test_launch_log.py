@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,23 +41,32 @@ class Register:
 
 
 def launch(path: Path, reg: Register, *events: LaunchEvent, fail: bool = False) -> list[cel.Record]:
-    def build(recnum: int) -> list[bytes]:
-        prior = reg.value
+    reads: list[bytes] = []
+
+    def build(recnum: int, known: Mapping[str, bytes]) -> launchlog.Built:
+        prior = known.get("pcr") or reg.value  # a register read only when the last append left no value
+        if "pcr" not in known:
+            reads.append(prior)
         out: list[bytes] = []
         for ev in events:
             content = launchlog.encode_event(ev, prior)
             d = cel.content_digest(cel.CONTENT_BACON_LAUNCH, content, "sha256")
             out.append(cel.encode(recnum + len(out), cel.PCR, PCR, {"sha256": d}, cel.CONTENT_BACON_LAUNCH, content))
             prior = cel.extend(prior, d, "sha256")
-        return out
+        return out, {"pcr": prior}
 
-    def extend(records: list[cel.Record]) -> None:
+    def extend(records: Sequence[cel.Record]) -> None:
         if fail:
             raise OSError("the TPM said no")
         for r in records:
             reg.extend(r.digests["sha256"])
 
-    return launchlog.append(path, build, extend).records  # type: ignore[arg-type]
+    records = launchlog.append(path, build, extend).records
+    READS.append(len(reads))
+    return records
+
+
+READS: list[int] = []
 
 
 def verify(log: bytes, reg: Register) -> launchreplay.Replay:
@@ -212,3 +222,20 @@ def test_the_log_must_be_roots_alone(log: Path) -> None:
     os.chmod(log, 0o666)  # noqa: S103 - the unsafe mode under test
     with pytest.raises(ConfigError, match="writable by root alone"):
         launch(log, reg, event(1))
+
+
+def test_the_register_is_read_only_when_the_last_append_left_no_value(log: Path) -> None:
+    reg = Register()
+    READS.clear()
+    launch(log, reg, event(0))
+    launch(log, reg, event(1))
+    with pytest.raises(OSError, match="the TPM said no"):
+        launch(log, reg, event(2), fail=True)  # its value is not vouched for: the next append reads
+    launch(log, reg, event(3))
+    launch(log, reg, event(4))
+    assert READS == [1, 0, 1, 0]  # (the failed append is not counted: it raised)
+    assert [e.record.recnum for e in verify(log.read_bytes(), reg).launched] == [0, 1, 3, 4]
+    reg.extend(bytes(32))  # something outside BACON extends the PCR between launches
+    launch(log, reg, event(5))
+    with pytest.raises(launchreplay.ReplayError, match="extended without a record"):
+        verify(log.read_bytes(), reg)
