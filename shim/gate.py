@@ -353,8 +353,10 @@ def pinned(ctx: Context, subject: Subject, *, digest: str | None = None) -> str:
     on the container, which records the checked digest: ``start``/``restart`` through the wrapper and the
     runtime gate at ``create`` admit a recorded container only if its rootfs snapshot descends from the
     checked image's layers (``shim.rootfs``). Without the runtime gate, a ``run`` that lost such a race
-    runs once, and its container can never be started again through BACON; content with the same layers
-    and another configuration (entrypoint, environment) is not told apart by the rootfs."""
+    runs once, and its container can never be started again through BACON. Content with the same layers
+    and another image configuration is not told apart by the rootfs: the same files, with an entrypoint,
+    environment, working directory or user that `run` flags could have set as well (a profile that judges
+    the image's user would see the checked image's, not the one run)."""
     if subject.local:
         imagewalk.check_pinned(ctx.containerd, subject.digest)
         return imagewalk.pinned_reference(subject.digest)
