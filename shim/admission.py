@@ -16,7 +16,7 @@ from typing import Any
 
 from shim import levels
 from shim.checks import CheckResult
-from shim.errors import BaconError, Denied
+from shim.errors import BaconError, ConfigError, Denied
 
 Check = Callable[[], CheckResult]
 
@@ -54,6 +54,8 @@ class Verdict:
             self.denial.image = self.denial.image or self.image
             self.denial.digest = self.denial.digest or self.digest
             raise self.denial
+        if isinstance(self.denial, ConfigError):
+            raise self.denial
         failed = self.outcomes[-1].check if self.outcomes else "admission"
         raise Denied(self.denial.message, check=failed, hint=self.denial.hint, image=self.image,
                      digest=self.digest) from self.denial
@@ -71,7 +73,9 @@ def _run(name: str, check: Check) -> tuple[Outcome, BaconError | None]:
 
 
 def _as_denial(name: str, e: BaconError) -> BaconError:
-    if isinstance(e, Denied):
+    """The error a failed check ends the decision with: a denial, except a configuration that cannot be
+    trusted (a key file others can write, …), which stays what it is (exit 78, with the file named)."""
+    if isinstance(e, Denied | ConfigError):
         return e
     return Denied(e.message, check=name, hint=e.hint)
 

@@ -100,9 +100,12 @@ def _check_private(path: Path, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise Unavailable(f"the audit log {path} is not a regular file; decisions would be lost",
                           hint="point audit_log in the configuration at a file, e.g. /var/log/bacon/audit.jsonl")
-    if st.st_uid not in (0, os.geteuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise Unavailable(f"the audit log {path} can be rewritten by others (owner uid {st.st_uid}, "
-                          f"mode {stat.S_IMODE(st.st_mode):o})", hint=f"chown root:root {path}; chmod 0640 {path}")
+    from shim import trustedfile
+
+    reason = trustedfile.unsafe_stat(st)
+    if reason:
+        raise Unavailable(f"the audit log {path} {reason}: it could be rewritten by others",
+                          hint=f"chown root:root {path}; chmod 0640 {path}")
 
 
 def _identity() -> dict[str, Any]:

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim import trustedfile
 from shim.errors import BaconError, ConfigError, UsageError
 
 DEFAULT_TARGET = Path("/usr/local/bin/nerdctl")
@@ -204,6 +205,12 @@ def plan_enable(found: Found, target: Path, configured: Path, libexec: Path, wra
             "not executable")
         raise ConfigError(f"{target} is {what}, not a working nerdctl: refusing to replace it",
                           hint=f"install the real nerdctl at {target} (mode 0755) or point --path elsewhere")
+    if found.kind == FILE and found.uid is not None and found.mode is not None:
+        reason = trustedfile.unsafe_stat(os.stat_result((found.mode | stat.S_IFREG, 0, 0, 0, found.uid, 0, 0, 0, 0, 0)))
+        if reason:
+            raise ConfigError(f"{target} {reason}: moved aside as the real nerdctl, it would run as root for whoever "
+                              "can change it; refusing", hint=f"check it is the real nerdctl, then chown root:root "
+                              f"{target} && chmod 0755 {target}")
     config_names_target = os.path.normpath(configured) == os.path.normpath(target)
     if found.kind == NOTHING:
         if config_names_target:
@@ -320,20 +327,12 @@ def save_record(state_dir: Path, rec: Record) -> Path:
 def load_record(state_dir: Path, target: Path) -> Record | None:
     """The record for ``target``, or None. Raises :class:`ConfigError` when it is unsafe or unreadable."""
     path = record_path(state_dir, target)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    except OSError as e:
-        raise ConfigError(f"cannot read the enable record {path}: {e.strerror}") from e
     try:
-        st = os.fstat(fd)
-        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"the enable record {path} is not a root-owned file writable only by root",
-                              hint=f"inspect and remove {path}, then restore {target} by hand")
-        raw = os.read(fd, 1 << 20)
-    finally:
-        os.close(fd)
+        raw = trustedfile.read(path, "the enable record", symlink=False)
+    except ConfigError as e:
+        raise ConfigError(e.message, hint=f"inspect and remove {path}, then restore {target} by hand") from e
     try:
         rec = Record.from_json(json.loads(raw))
     except ValueError as e:

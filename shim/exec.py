@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from shim import trustedfile
 from shim.errors import ConfigError
 
 TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
@@ -28,14 +29,12 @@ def clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def check_real_nerdctl(path: str | os.PathLike[str]) -> None:
-    """The configured binary must be an absolute path to an executable file, and not this wrapper."""
+    """The configured binary must be an absolute path to an executable file that only root can change
+    (:mod:`shim.trustedfile`: it runs as root; whoever could write it would have a root shell)."""
     if not os.path.isabs(path):
         raise ConfigError(f"the real nerdctl must be an absolute path, got {path}")
-    if not os.path.isfile(path) or not os.access(path, os.X_OK):
-        raise ConfigError(
-            f"the real nerdctl {path} does not exist or is not executable",
-            hint="set `nerdctl = \"/path/to/real/nerdctl\"` in /etc/bacon/config.toml, or run `bacon enable`",
-        )
+    trustedfile.check_executable(path, "the real nerdctl", missing_hint=(
+        "set `nerdctl = \"/path/to/real/nerdctl\"` in /etc/bacon/config.toml, or run `bacon enable`"))
 
 
 def exec_real(nerdctl: str | os.PathLike[str], args: Sequence[str],

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -622,20 +621,9 @@ def check_state_dir(path: Path) -> None:
     """The state directory holds admission records, the level set by ``bacon policy set`` and kept
     signatures: like the configuration, it must belong to root (or the effective user) and be writable by
     nobody else, or whoever can write it decides. A missing one is created on first write."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise ConfigError(f"cannot inspect the state directory {path}: {e.strerror}") from e
-    if not stat.S_ISDIR(st.st_mode):
-        raise ConfigError(f"the state directory {path} is not a directory", hint="fix state_dir in the configuration")
-    if st.st_uid not in (0, os.geteuid()):
-        raise ConfigError(f"the state directory {path} is owned by uid {st.st_uid}, not by root",
-                          hint=f"chown -R root:root {path} (and check what was put there)")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(f"the state directory {path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})",
-                          hint=f"chmod go-w {path}")
+    from shim import trustedfile
+
+    trustedfile.check_directory(path, "the state directory")
 
 
 T = TypeVar("T")
@@ -691,9 +679,11 @@ def _plan(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str
         if isinstance(denial, Denied):
             denial.image = denial.image or inv.image or (ctx.verdicts[-1].image if ctx.verdicts else None)
             denial.digest = denial.digest or (ctx.verdicts[-1].digest if ctx.verdicts else None)
-        # Not decided (an image not found, a service down before any check ran): the audit says "error" with
-        # the exit status the command gets, never "denied" beside a 64 or a 69.
-        undecided = isinstance(e, UsageError | NotFound | Unavailable) and not ctx.verdicts
+        # Not decided (an image not found, a service down before any check ran, a file it trusts that cannot
+        # be trusted: the configuration's fault, 78): the audit says "error" with the exit status the command
+        # gets, never "denied" beside a 64, a 69 or a 78.
+        undecided = isinstance(e, ConfigError) or (isinstance(e, UsageError | NotFound | Unavailable)
+                                                   and not ctx.verdicts)
         audit_decision(ctx, "error" if undecided else "denied", image=denial.image, digest=denial.digest,
                        reason=denial.message, failed_check=denial.check, error=type(e).__name__,
                        exit_code=e.exit_code if undecided else denial.exit_code)

@@ -32,7 +32,8 @@ from sigstore.errors import VerificationError
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier, policy
 
-from shim.config import TrustedIdentity, read_trusted_file
+from shim import trustedfile
+from shim.config import TrustedIdentity
 from shim.errors import ConfigError
 
 # Fulcio's certificate extensions (fulcio docs/oid-info.md).
@@ -160,7 +161,7 @@ def _check_root_document(raw: bytes, path: Path) -> None:
 def load_verifier(path: Path) -> Verifier:
     """A sigstore :class:`Verifier` over the trusted root at ``path`` (root-owned, like the
     configuration). Raises :class:`ConfigError`."""
-    raw = read_trusted_file(path, "trusted root")
+    raw = trustedfile.read(path, "trusted root")
     _check_root_document(raw, path)
     try:
         return Verifier(trusted_root=TrustedRoot.from_file(str(path)))

@@ -47,6 +47,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from shim import trustedfile
 from shim.errors import ConfigError, Denied
 
 ECDSA_P256 = "ecdsa-p256"
@@ -164,12 +165,8 @@ def load_trusted_keys(paths: Sequence[Path], allowed: Collection[str] = DEFAULT_
     if unknown:
         raise ConfigError(f"unknown key types {sorted(unknown)}; known: {sorted(KEY_TYPES)}")
     out = []
-    for p in paths:
-        try:
-            with p.open("rb") as f:
-                data = f.read(MAX_KEY_FILE_BYTES + 1)
-        except OSError as e:
-            raise ConfigError(f"cannot read trusted key {p}: {e.strerror}") from e
+    for p in paths:  # owned by root, writable by nobody else along its path: whoever can write it is trusted
+        data = trustedfile.read(p, "trusted key", max_size=MAX_KEY_FILE_BYTES + 1)
         out.append(load_public_key(data, str(p), allowed))
     return tuple(out)
 

@@ -75,20 +75,11 @@ def check_level(system_level: str, image: ImageLevel) -> None:
 def system_level(cfg: Config) -> str:
     """The host's system level: ``<state_dir>/level`` if ``bacon policy set`` wrote one, else the config's."""
     path = Path(cfg.state_dir) / LEVEL_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    from shim import trustedfile
+
+    if not os.path.lexists(path):
         return cfg.level
-    except OSError as e:
-        raise ConfigError(f"cannot read the system level from {path}: {e.strerror}",
-                          hint=f"remove {path} to fall back to the configuration's level") from e
-    try:
-        st = os.fstat(fd)
-        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
-            raise ConfigError(f"{path} is writable by others or not owned by root", hint=f"remove {path}")
-        value = os.read(fd, 64).decode("ascii", "replace").strip()
-    finally:
-        os.close(fd)
+    value = trustedfile.read(path, "the system level file", max_size=64).decode("ascii", "replace").strip()
     if value not in RANK:
         raise ConfigError(f"{path} holds {value!r}, not a level", hint="bacon policy set High|Mid|Low")
     return value

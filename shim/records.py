@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from shim.errors import Denied, IntegrityError
+from shim import trustedfile
+from shim.errors import ConfigError, Denied, IntegrityError
 
 LABEL = "bacon/admission"
 LABEL_PREFIX = "bacon/"
@@ -89,17 +90,12 @@ def load(state_dir: Path, token: str) -> AdmissionRecord | None:
     if not _TOKEN_RE.match(token):
         raise Denied(f"the container's {LABEL} label {token!r} is not a token BACON wrote", check="record")
     path = _dir(state_dir) / f"{token}.json"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
     try:
-        st = os.fstat(fd)
-        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o077:
-            raise IntegrityError(f"admission record {path} is not private to root; refusing it")
-        raw = os.read(fd, 1 << 16)
-    finally:
-        os.close(fd)
+        raw = trustedfile.read(path, "admission record", max_size=1 << 16, private=True, symlink=False)
+    except ConfigError as e:
+        raise IntegrityError(f"{e.message}; refusing it") from e
     try:
         obj: dict[str, Any] = json.loads(raw)
         return AdmissionRecord(**obj)

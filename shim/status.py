@@ -17,7 +17,6 @@ The TPM and TDX parts reuse ``shim.tpm.cli.status`` and ``shim.tdx.cli.status``.
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -461,6 +460,15 @@ def probe_tdx(cfg: bconfig.Config | None, now: int | None = None) -> Item:
     except BaconError as e:
         return Item("tdx", "TDX", FAIL, f"TDX guest, but its collateral cannot be used: {e.message}",
                     e.hint or collateral.HINT_REFRESH, "tdx", lines=tuple(lines), details=s)
+    if s.get("not_compared"):
+        lines.append(f"not compared: {', '.join(s['not_compared'])} (no reference value)"
+                     + (f"; [tdx] require_reference leaves out {', '.join(s['opted_out'])}" if s.get("opted_out")
+                        else ""))
+    if s.get("missing_reference"):
+        return Item("tdx", "TDX", FAIL, f"TDX guest, but [tdx.reference] lacks {', '.join(s['missing_reference'])}: "
+                    "every TDX admission is refused (78)", "copy the values from `bacon tdx verify` on a known-good TD "
+                    "into [tdx.reference] (or narrow [tdx] require_reference, knowingly)", "tdx", lines=tuple(lines),
+                    details=s)
     if mismatched:
         return Item("tdx", "TDX", FAIL, f"TDX guest: {', '.join(mismatched)} differ from [tdx.reference]",
                     "check the TD's firmware and boot chain; update [tdx.reference] if the change is intended",
@@ -482,14 +490,6 @@ def probe_containerd(address: str | None, namespace: str | None, timeout: float)
                                               "version": version, "revision": revision})
 
 
-def _unsafe_owner(st: os.stat_result) -> str | None:
-    if st.st_uid != 0:
-        return f"owned by uid {st.st_uid}, not root"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"writable by others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
-
-
 def probe_nerdctl(cfg: bconfig.Config | None) -> Item:
     from shim import enable as en
 
@@ -503,12 +503,13 @@ def probe_nerdctl(cfg: bconfig.Config | None) -> Item:
     if en.is_wrapper(path):
         return Item("nerdctl", label, FAIL, f"{path} is the BACON wrapper itself, not the real nerdctl",
                     "set `nerdctl =` in the configuration to the real binary", ALWAYS)
-    if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
-        return Item("nerdctl", label, FAIL, f"{path} is not an executable file", fix, ALWAYS)
-    unsafe = _unsafe_owner(st) if os.geteuid() == 0 else None
-    if unsafe:
-        return Item("nerdctl", label, FAIL, f"{path} is {unsafe}: whoever can write it bypasses every check",
-                    f"chown root:root {path} && chmod 0755 {path}", ALWAYS)
+    from shim.exec import check_real_nerdctl
+
+    try:
+        check_real_nerdctl(path)  # what the wrapper and the service check before running it
+    except ConfigError as e:
+        return Item("nerdctl", label, FAIL, f"{e.message}: it runs as root, so whoever can change it bypasses "
+                    "every check; the wrapper refuses it (78)", e.hint or fix, ALWAYS)
     return Item("nerdctl", label, OK, f"{path} (executable, root-owned)", requirement=ALWAYS,
                 details={"path": str(path), "size": st.st_size})
 
@@ -526,10 +527,12 @@ def probe_state(cfg: bconfig.Config) -> Item:
     label = "state, audit"
     problems: list[tuple[str, str]] = []
     state = Path(cfg.state_dir)
-    if state.exists():
-        unsafe = _unsafe_owner(os.stat(state))
-        if unsafe:
-            problems.append((f"state directory {state} is {unsafe}", f"chown root:root {state} && chmod 0755 {state}"))
+    from shim import trustedfile
+
+    try:
+        trustedfile.check_directory(state, "the state directory")  # as the gate checks it
+    except ConfigError as e:
+        problems.append((e.message, e.hint or f"chown root:root {state} && chmod 0755 {state}"))
     log = Path(cfg.audit_log)
     if os.path.islink(log):
         problems.append((f"audit log {log} is a symlink (refused)", f"replace {log} by a regular file"))

@@ -35,6 +35,25 @@ def report_data_for(nonce: bytes, subject: str) -> bytes:
     return hashlib.sha512(REPORTDATA_DOMAIN + len(nonce).to_bytes(2, "big") + nonce + subject.encode()).digest()
 
 
+MEASURES = {"mrtd": "virtual firmware", "rtmr0": "firmware configuration", "rtmr1": "kernel and initrd",
+            "rtmr2": "kernel command line", "rtmr3": "runtime measurements"}
+
+
+def _what(fields: Sequence[str]) -> str:
+    return ", ".join(MEASURES.get(f, f) for f in fields)
+
+
+def not_compared_note(s: settings.TdxSettings) -> str:
+    """``; not compared: …`` for the TD measurements no reference value covers (and which were opted out)."""
+    if not s.not_compared:
+        return ""
+    names = ", ".join(f"{verify.FIELD_LABELS[f]} ({MEASURES[f]})" for f in s.not_compared)
+    out = f"; not compared: {names}"
+    if s.opted_out:
+        out += f" — [tdx] require_reference leaves out {', '.join(s.opted_out)}"
+    return out
+
+
 def provider_for(s: settings.TdxSettings) -> ConfigfsQuoteProvider:
     return ConfigfsQuoteProvider(root=s.configfs_root, busy_retries=s.busy_retries, busy_wait=s.busy_wait,
                                  max_quote_size=s.max_quote_size)
@@ -78,10 +97,12 @@ def run_tdx_check(
     denies too), :class:`ConfigError` (bad ``[tdx]`` table, or no reference MRTD to compare with).
     """
     s = settings.parse(section)
-    if "mrtd" not in s.reference:
+    if s.missing_reference:
         raise ConfigError(
-            "[tdx.reference] has no mrtd: without reference values any TD would be admitted",
-            hint="record the reference values from `bacon tdx verify` on a known-good TD into [tdx.reference]",
+            f"[tdx.reference] has no {', '.join(s.missing_reference)}: without them a TD with any "
+            f"{_what(s.missing_reference)} would be admitted",
+            hint="record the reference values from `bacon tdx verify` on a known-good TD into [tdx.reference] (or, "
+                 "to knowingly leave one out, list only what is compared: [tdx] require_reference = [\"mrtd\", …])",
         )
     if len(report_data) != REPORTDATA_SIZE:
         raise ValueError(f"report_data must be {REPORTDATA_SIZE} bytes, got {len(report_data)}")
@@ -108,9 +129,12 @@ def run_tdx_check(
     details["quote_sha256"] = hashlib.sha256(quote).hexdigest()
     test = " with a TEST root" if appraisal.root_is_test else ""
     remote = ", appraised by Intel Trust Authority" if ita else ""
+    details["not_compared"] = list(s.not_compared)
+    details["opted_out"] = list(s.opted_out)
     summary = (
         f"TD quote verified{test}{remote}: TCB {appraisal.status}, "
         f"{', '.join(verify.FIELD_LABELS[f] for f in appraisal.matched)} match the reference"
+        + not_compared_note(s)
     )
     return CheckResult(name="tdx", summary=summary, details=details)
 

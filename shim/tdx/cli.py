@@ -88,6 +88,11 @@ def _print_appraisal(doc: Mapping[str, Any]) -> None:
         if name in doc.get("reference", {}):
             mark = "  = reference" if doc["reference"][name] == value else "  ≠ reference " + doc["reference"][name]
         w(f"{name:<13}{value}{mark}\n")
+    if doc.get("not_compared"):
+        w(f"not compared {', '.join(doc['not_compared'])} (no reference value)\n")
+    if doc.get("missing_reference"):
+        w(f"an admission needs reference values for {', '.join(doc['missing_reference'])} "
+          "([tdx] require_reference): copy them from above into [tdx.reference]\n")
 
 
 def cmd_verify(quote_path: str, collateral_path: str, at: int | None, json_out: bool,
@@ -115,6 +120,9 @@ def cmd_verify(quote_path: str, collateral_path: str, at: int | None, json_out: 
     doc["reference"] = reference
     doc["quote_sha256"] = hashlib.sha256(quote).hexdigest()
     mismatches = verify.compare(appraisal.measurements, s.reference)
+    doc["not_compared"] = list(s.not_compared)
+    doc["missing_reference"] = list(s.missing_reference)
+    doc["opted_out"] = list(s.opted_out)
     doc["verdict"] = "denied" if mismatches else "verified"
     doc["mismatches"] = [m.field for m in mismatches]
     if json_out:
@@ -210,6 +218,9 @@ def status(section: Mapping[str, Any]) -> dict[str, Any]:
     out["configfs_root"] = str(s.configfs_root)
     out["collateral"] = str(s.collateral)
     out["root"] = s.root_ca.name
+    out["not_compared"] = list(s.not_compared)
+    out["missing_reference"] = list(s.missing_reference)
+    out["opted_out"] = list(s.opted_out)
     prov = check.provider_for(s)
     try:
         out["provider"] = prov.provider_name()

@@ -129,12 +129,11 @@ def require_current(window: Window, now: int) -> None:
 
 def load(path: Path) -> str:
     """The cached collateral text. Raises :class:`Unavailable` when there is none."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError as e:
-        raise Unavailable(f"no TDX collateral at {path}", hint=HINT_REFRESH) from e
-    except OSError as e:
-        raise Unavailable(f"cannot open TDX collateral {path}: {e.strerror}", hint=HINT_REFRESH) from e
+    from shim import trustedfile
+
+    if not os.path.lexists(path):
+        raise Unavailable(f"no TDX collateral at {path}", hint=HINT_REFRESH)
+    fd = trustedfile.open_checked(path, "TDX collateral")  # it decides which TCB levels are current
     with os.fdopen(fd, "rb") as f:
         raw = f.read(MAX_COLLATERAL + 1)
     if len(raw) > MAX_COLLATERAL:

@@ -11,6 +11,7 @@ ccel = "/sys/firmware/acpi/tables/data/CCEL"         # event log used to explain
 reference_ccel = "/etc/bacon/tdx/reference-ccel.bin" # optional: a known-good log to diff against
 busy_retries = 3                                     # bounded retries while inblob says EBUSY
 busy_wait = 1.0                                      # seconds between them
+require_reference = ["mrtd", "rtmr0", "rtmr1", "rtmr2"]  # the default: an admission needs these four
 [tdx.reference]                                      # hex, 48 bytes each; only the listed ones are compared
 mrtd = "…"
 rtmr0 = "…"   # rtmr1, rtmr2, rtmr3, mrconfigid, mrowner, mrownerconfig
@@ -22,6 +23,12 @@ root_ca = "/etc/bacon/tdx/ita-root.pem"              # ITA's token signing root,
 policy_ids = []                                      # ITA policies that must match
 # jwks_url (default {url}/certs), token_signing_alg ("PS384" or "RS256"), timeout (seconds)
 ```
+
+What a TD's measurements cover (docs/attestation.md): MRTD the initial TD memory (the virtual firmware),
+RTMR0 the firmware's configuration, RTMR1 the OS loader, kernel and initrd, RTMR2 the kernel command line,
+RTMR3 runtime measurements. An admission requires reference values for MRTD and RTMR0-2 by default
+(:data:`REQUIRED_REFERENCE`); ``require_reference`` may narrow that, explicitly (``mrtd`` always stays),
+and every place that shows a TDX result says which measurements were not compared.
 
 The Intel SGX Root CA ships inside the package and is checked against its published SHA-256 fingerprint
 each time it is loaded; a ``root_ca`` file is read only when the configuration names one (tests), and
@@ -56,10 +63,12 @@ TCB_STATUSES = (
     "OutOfDateConfigurationNeeded",
 )  # "Revoked" is never acceptable
 REFERENCE_FIELDS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrconfigid", "mrowner", "mrownerconfig")
+REQUIRED_REFERENCE = ("mrtd", "rtmr0", "rtmr1", "rtmr2")  # firmware, its configuration, kernel+initrd, cmdline
+BOOT_MEASUREMENTS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
 MEASUREMENT_SIZE = 48
 KNOWN_KEYS = frozenset({
     "configfs_root", "accept_tcb_status", "collateral", "pccs_url", "root_ca", "ccel", "reference_ccel",
-    "busy_retries", "busy_wait", "max_quote_size", "reference", "trust_authority",
+    "busy_retries", "busy_wait", "max_quote_size", "reference", "trust_authority", "require_reference",
 })  # fmt: skip
 TA_KEYS = frozenset({"enabled", "url", "api_key_file", "root_ca", "policy_ids", "timeout", "jwks_url",
                      "token_signing_alg"})
@@ -102,6 +111,22 @@ class TdxSettings:
     max_quote_size: int = 64 * 1024
     reference: Mapping[str, bytes] = field(default_factory=dict)
     trust_authority: TrustAuthoritySettings = field(default_factory=TrustAuthoritySettings)
+    require_reference: tuple[str, ...] = REQUIRED_REFERENCE
+
+    @property
+    def missing_reference(self) -> tuple[str, ...]:
+        """Required reference values that ``[tdx.reference]`` lacks (an admission is then refused, 78)."""
+        return tuple(f for f in self.require_reference if f not in self.reference)
+
+    @property
+    def not_compared(self) -> tuple[str, ...]:
+        """The TD's boot measurements that are not compared with anything (no reference value)."""
+        return tuple(f for f in BOOT_MEASUREMENTS if f not in self.reference)
+
+    @property
+    def opted_out(self) -> tuple[str, ...]:
+        """Measurements required by default that ``require_reference`` explicitly leaves out."""
+        return tuple(f for f in REQUIRED_REFERENCE if f not in self.require_reference)
 
 
 def intel_root_ca() -> RootCa:
@@ -117,9 +142,9 @@ def intel_root_ca() -> RootCa:
 
 
 def _load_test_root(path: Path) -> RootCa:
-    from shim.config import read_trusted_file  # local: config imports nothing from us, keep it so
+    from shim import trustedfile
 
-    der = read_trusted_file(path, "[tdx] root_ca")
+    der = trustedfile.read(path, "[tdx] root_ca")
     fp = hashlib.sha256(der).hexdigest().upper()
     if fp == INTEL_ROOT_SHA256:
         return RootCa(der=der, name=INTEL_ROOT_NAME, is_test=False, sha256=fp)
@@ -234,6 +259,11 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
             hint=f"known: {', '.join(REFERENCE_FIELDS)}",
         )
     reference = {k: parse_hex_measurement(ref_table[k], k) for k in REFERENCE_FIELDS if k in ref_table}
+    required = section.get("require_reference", list(REQUIRED_REFERENCE))
+    if (not isinstance(required, list) or not all(isinstance(f, str) and f in REFERENCE_FIELDS for f in required)
+            or "mrtd" not in required):
+        raise ConfigError(f"{WHERE} 'require_reference' must list reference fields and include mrtd, got {required!r}",
+                          hint=f"the default is {list(REQUIRED_REFERENCE)}; fields: {', '.join(REFERENCE_FIELDS)}")
     root_path = _path(section, "root_ca", None)
     retries = _number(section, "busy_retries", 3, 0, 100)
     if retries != int(retries):
@@ -252,4 +282,5 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
         max_quote_size=int(_number(section, "max_quote_size", 64 * 1024, 1024, 1 << 20)),
         reference=reference,
         trust_authority=_trust_authority(section.get("trust_authority")),
+        require_reference=tuple(dict.fromkeys(required)),
     )

@@ -30,8 +30,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import stat
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -83,19 +81,11 @@ def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: by
 
 def read_api_key(path: Path) -> str:
     """The API key from a root-only file (owned by root or this user, no access for group/others)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as e:
-        raise ConfigError(f"[tdx.trust_authority] api_key_file {path}: {e.strerror}",
-                          hint="write the API key to that file, owned by root, mode 0600") from e
-    try:
-        st = os.fstat(fd)
-        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o077 or not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"[tdx.trust_authority] api_key_file {path} must be a regular file private to root",
-                              hint=f"chown root {path} && chmod 0600 {path}")
-        key = os.read(fd, 4096).decode("ascii", "replace").strip()
-    finally:
-        os.close(fd)
+    from shim import trustedfile
+
+    key = trustedfile.read(path, "[tdx.trust_authority] api_key_file", max_size=4096, private=True,
+                           missing_hint="write the API key to that file, owned by root, mode 0600",
+                           ).decode("ascii", "replace").strip()
     if not key:
         raise ConfigError(f"[tdx.trust_authority] api_key_file {path} is empty")
     return key
@@ -128,9 +118,12 @@ def _json(status: int, body: bytes, url: str) -> dict[str, Any]:
 def load_root(path: Path) -> Any:
     from cryptography import x509
 
+    from shim import trustedfile
+
+    pem = trustedfile.read(path, "[tdx.trust_authority] root_ca")
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError) as e:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as e:
         raise ConfigError(f"[tdx.trust_authority] root_ca {path} is not a readable PEM certificate: {e}",
                           hint="download Intel Trust Authority's root CA certificate and name it in root_ca") from e
 

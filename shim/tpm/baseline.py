@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim.errors import ConfigError
 from shim.tpm.settings import BANKS, PCR_COUNT
 
 FILENAME = "tpm-baseline.json"
@@ -170,33 +170,17 @@ def from_json(doc: object) -> Baseline:
                     ak_pem=ak["pem"], eventlog=_eventlog_from_json(doc.get("eventlog")))
 
 
-def _check_safe(path: Path, st: os.stat_result, what: str) -> None:
-    if st.st_uid not in (0, os.geteuid()):
-        raise BaselineError(f"{what} {path} is owned by uid {st.st_uid}, not by root")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise BaselineError(f"{what} {path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})")
-
-
 def load(state_dir: Path) -> Baseline | None:
     """Read the baseline; None when none was recorded. Raises :class:`BaselineError` when unsafe or corrupt."""
+    from shim import trustedfile
+
     path = path_for(state_dir)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    except OSError as e:
-        if path.is_symlink():
-            raise BaselineError(f"TPM baseline {path} is a symlink") from e
-        raise BaselineError(f"cannot open the TPM baseline {path}: {e.strerror}") from e
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise BaselineError(f"TPM baseline {path} is not a regular file")
-        _check_safe(path, st, "TPM baseline")
-        _check_safe(state_dir, os.stat(state_dir), "state directory")
-        data = os.read(fd, MAX_SIZE + 1)
-    finally:
-        os.close(fd)
+        data = trustedfile.read(path, "TPM baseline", max_size=MAX_SIZE + 1, symlink=False)
+    except ConfigError as e:
+        raise BaselineError(e.message) from e
     if len(data) > MAX_SIZE:
         raise BaselineError(f"TPM baseline {path} is larger than {MAX_SIZE} bytes")
     try:

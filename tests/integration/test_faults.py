@@ -367,7 +367,7 @@ def test_audit_log_others_can_rewrite(low_host: Host, signed: Signed, fault: str
     else:
         low_host.audit_log.chmod(0o666)
     r = wrapper(low_host, "run", "--rm", signed["low"].ref)
-    assert_refused(r, low_host, rc=69, says="can be rewritten by others", within=QUICK)
+    assert_refused(r, low_host, rc=69, says="could be rewritten by others", within=QUICK)
     assert low_host.audit_log.read_text() == ""
 
 
@@ -502,7 +502,7 @@ def test_real_nerdctl_missing(low_host: Host, signed: Signed, tmp_path: Path) ->
     configure(low_host, signed.trusted)
     low_host.write_config(low_host.config.read_text().replace(str(low_host.standin), str(tmp_path / "gone")))
     r = wrapper(low_host, "run", "--rm", signed["low"].ref)
-    assert_refused(r, low_host, rc=78, says="does not exist or is not executable", within=QUICK)
+    assert_refused(r, low_host, rc=78, says="does not exist", within=QUICK)
     assert audit_lines(low_host.audit_log) == []
 
 

@@ -169,12 +169,12 @@ def snapshot(path: Path) -> tuple[bytes, int, int, int, int]:
 
 @pytest.fixture
 def fake_root(host: Host, tmp_path: Path) -> tuple[Host, Path, Path]:
-    """A PATH directory holding a fake real nerdctl (odd mode and owner), and the configured aside path."""
+    """A PATH directory holding a fake real nerdctl (odd mode and group), and the configured aside path."""
     bindir = Path(str(tmp_path)) / "usr-local-bin"
     bindir.mkdir()
     real = bindir / "nerdctl"
     real.write_bytes(FAKE_NERDCTL)
-    os.chown(real, 1234, 2345)
+    os.chown(real, 0, 2345)  # root-owned: enable refuses another owner (tested below)
     real.chmod(0o751)
     os.utime(real, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
     aside = Path(str(tmp_path)) / "libexec" / "bacon" / "nerdctl"
@@ -301,6 +301,16 @@ def test_enable_refuses_what_it_must_not_replace(fake_root: tuple[Host, Path, Pa
     r = bacon(host, "enable", "--path", str(target))
     assert r.returncode == 78
     assert "not executable" in r.stderr
+    target.chmod(0o751)
+
+    for owner, mode, says in ((1234, 0o751, "owned by uid 1234"), (0, 0o775, "writable by others")):
+        os.chown(target, owner, 2345)  # the real nerdctl runs as root: nobody else may be able to change it
+        target.chmod(mode)
+        r = bacon(host, "enable", "--path", str(target))
+        assert r.returncode == 78, r.stderr
+        assert says in r.stderr
+        assert not aside.exists()
+    os.chown(target, 0, 2345)
     target.chmod(0o751)
 
     aside.parent.mkdir(parents=True)

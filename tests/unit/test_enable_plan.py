@@ -130,7 +130,7 @@ def test_observe_and_records(tmp_path: Path) -> None:
     assert back.found == found
     assert back.phase == "enabled"
     en.record_path(tmp_path / "state", f).chmod(0o666)
-    with pytest.raises(ConfigError, match="writable only by root"):
+    with pytest.raises(ConfigError, match="is writable by others"):
         en.load_record(tmp_path / "state", f)
 
 

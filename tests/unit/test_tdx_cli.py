@@ -73,3 +73,17 @@ def test_status_off_a_tdx_guest(tmp_path: Path) -> None:
 def test_status_with_a_bad_table() -> None:
     doc = cli.status({"bogus": True})
     assert "unknown key" in doc["error"]
+
+
+def test_verify_says_what_was_not_compared_and_what_an_admission_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    """A real quote checked against an MRTD alone: the RTMRs were not compared, and an admission would need
+    RTMR0-2 (before, nothing said either)."""
+    assert cli.cmd_verify(Q, C, AT, False, {"reference": {"mrtd": MRTD}}) == 0
+    out = capsys.readouterr().out
+    assert "not compared rtmr0, rtmr1, rtmr2, rtmr3 (no reference value)" in out
+    assert "an admission needs reference values for rtmr0, rtmr1, rtmr2" in out
+    assert cli.cmd_verify(Q, C, AT, True, {"reference": {"mrtd": MRTD}, "require_reference": ["mrtd"]}) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["not_compared"] == ["rtmr0", "rtmr1", "rtmr2", "rtmr3"]
+    assert doc["missing_reference"] == []
+    assert doc["opted_out"] == ["rtmr0", "rtmr1", "rtmr2"]

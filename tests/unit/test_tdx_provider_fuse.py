@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.errors import Denied, Unavailable
+from shim.errors import ConfigError, Denied, Unavailable
 from shim.tdx import check, cli
 from shim.tdx.verify import parse
 from tests.tdx_provider import DAY, FuseProvider, TdxEnv, fuse_unavailable_reason, make_env
@@ -156,3 +156,38 @@ def test_status_shows_guest_provider_and_rtmrs(env: TdxEnv, tsm: FuseProvider) -
     assert m["rtmr0"]["match"] is True
     assert m["mrtd"]["match"] is True
     assert m["rtmr1"] == {"current": "33" * 48, "reference": env.body.rtmr[1].hex(), "match": False}
+
+
+@pytest.mark.parametrize("left_out", ["rtmr0", "rtmr1", "rtmr2"])
+def test_firmware_config_kernel_and_cmdline_references_are_required_by_default(
+        env: TdxEnv, tsm: FuseProvider, left_out: str) -> None:
+    """Before, only MRTD was required: a TD that booted another kernel (RTMR1) or command line (RTMR2) was
+    admitted when [tdx.reference] did not list them, and nothing said so."""
+    sec = env.section()
+    del sec["reference"][left_out]
+    tsm.set(body={left_out: "77" * 48})  # it booted something else
+    with pytest.raises(ConfigError, match=f"has no {left_out}") as e:
+        check.run_tdx_check(sec, RD, now=env.now)
+    assert e.value.exit_code == 78
+    assert e.value.hint is not None
+    assert "require_reference" in e.value.hint
+
+
+def test_an_explicit_opt_out_admits_and_says_what_was_not_compared(env: TdxEnv, tsm: FuseProvider) -> None:
+    sec = env.section(require_reference=["mrtd", "rtmr0"])
+    for name in ("rtmr1", "rtmr2", "rtmr3"):
+        del sec["reference"][name]
+    r = check.run_tdx_check(sec, RD, now=env.now)
+    assert "not compared: RTMR1 (kernel and initrd), RTMR2 (kernel command line), RTMR3" in r.summary
+    assert "require_reference leaves out rtmr1, rtmr2" in r.summary
+    assert r.details["not_compared"] == ["rtmr1", "rtmr2", "rtmr3"]
+    assert r.details["opted_out"] == ["rtmr1", "rtmr2"]
+    s = cli.status(sec)
+    assert s["not_compared"] == ["rtmr1", "rtmr2", "rtmr3"]
+    assert s["missing_reference"] == []
+
+
+def test_require_reference_cannot_drop_mrtd_or_name_unknown_fields(env: TdxEnv) -> None:
+    for bad in (["rtmr0"], ["mrtd", "rtmr9"], "mrtd", []):
+        with pytest.raises(ConfigError, match="require_reference"):
+            check.run_tdx_check(env.section(require_reference=bad), RD, now=env.now)

@@ -61,7 +61,7 @@ def test_writable_by_others_is_refused(tmp_path: Path) -> None:
     path.chmod(0o600)
     tmp_path.chmod(0o777)
     try:
-        with pytest.raises(bl.BaselineError, match=r"state directory .* writable by others"):
+        with pytest.raises(bl.BaselineError, match=r"directory .* on its path is writable by others"):
             bl.load(tmp_path)
     finally:
         tmp_path.chmod(0o700)
