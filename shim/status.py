@@ -404,6 +404,16 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
     lines = tuple(f"PCR {r['pcr']:<2} {r['state']:<11} current {(r['current'] or '-')[:16]}  "
                   f"baseline {(r['baseline'] or '-')[:16]}" for r in s["pcrs"]
                   if r["state"] != "match" and (r["current"] or r["baseline"]))  # the matching ones: in --json
+    from shim.tpm.settings import BOOT_STAGES
+
+    cov = s.get("coverage") or {}
+    lines += tuple(f"{word:<9} PCR {p:<2} {BOOT_STAGES[p]}" for word, key in
+                   (("covered", "covered"), ("UNCOVERED", "uncovered"), ("unknown", "unknown"))
+                   for p in cov.get(key, ()))
+    if cov.get("uncovered"):
+        lines += (f"this boot measured PCR {', '.join(map(str, cov['uncovered']))}, which [tpm] pcrs leaves out: "
+                  "a change there is not seen; add them to [tpm] pcrs and re-record the baseline",)
+    lines += (f"attestation key: {s['ak_trust']}",)
     base = s["baseline"]
     if not s["present"]:
         return Item("tpm", "TPM", FAIL, f"not available{where}: {s['error']}", s.get("hint") or

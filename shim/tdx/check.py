@@ -54,9 +54,32 @@ def not_compared_note(s: settings.TdxSettings) -> str:
     return out
 
 
-def provider_for(s: settings.TdxSettings) -> ConfigfsQuoteProvider:
-    return ConfigfsQuoteProvider(root=s.configfs_root, busy_retries=s.busy_retries, busy_wait=s.busy_wait,
-                                 max_quote_size=s.max_quote_size)
+class BoundedProvider:
+    """configfs-tsm, every read within ``[tdx] timeout`` (:mod:`shim.deadline`): reading ``outblob`` blocks
+    until the Quote Generation Service answers, and it may never."""
+
+    def __init__(self, inner: ConfigfsQuoteProvider, timeout: float) -> None:
+        self.inner, self.timeout = inner, timeout
+
+    def _timed_out(self) -> Unavailable:
+        return Unavailable(f"the TDX quote provider ({self.inner.root}) did not answer within {self.timeout:g}s",
+                           hint="check the TD's Quote Generation Service (qgsd on the host); [tdx] timeout sets how "
+                                "long BACON waits")
+
+    def get_quote(self, report_data: bytes) -> bytes:
+        from shim.deadline import bounded
+
+        return bounded(self.timeout, lambda: self.inner.get_quote(report_data), self._timed_out, name="tdx")
+
+    def provider_name(self) -> str:
+        from shim.deadline import bounded
+
+        return bounded(self.timeout, self.inner.provider_name, self._timed_out, name="tdx")
+
+
+def provider_for(s: settings.TdxSettings) -> BoundedProvider:
+    return BoundedProvider(ConfigfsQuoteProvider(root=s.configfs_root, busy_retries=s.busy_retries,
+                                                 busy_wait=s.busy_wait, max_quote_size=s.max_quote_size), s.timeout)
 
 
 def read_event_log(path: Path) -> list[ccel.Event] | None:

@@ -11,6 +11,7 @@ ccel = "/sys/firmware/acpi/tables/data/CCEL"         # event log used to explain
 reference_ccel = "/etc/bacon/tdx/reference-ccel.bin" # optional: a known-good log to diff against
 busy_retries = 3                                     # bounded retries while inblob says EBUSY
 busy_wait = 1.0                                      # seconds between them
+timeout = 30                                         # seconds any command waits for a TD quote
 require_reference = ["mrtd", "rtmr0", "rtmr1", "rtmr2"]  # the default: an admission needs these four
 [tdx.reference]                                      # hex, 48 bytes each; only the listed ones are compared
 mrtd = "…"
@@ -68,7 +69,7 @@ BOOT_MEASUREMENTS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
 MEASUREMENT_SIZE = 48
 KNOWN_KEYS = frozenset({
     "configfs_root", "accept_tcb_status", "collateral", "pccs_url", "root_ca", "ccel", "reference_ccel",
-    "busy_retries", "busy_wait", "max_quote_size", "reference", "trust_authority", "require_reference",
+    "busy_retries", "busy_wait", "max_quote_size", "reference", "trust_authority", "require_reference", "timeout",
 })  # fmt: skip
 TA_KEYS = frozenset({"enabled", "url", "api_key_file", "root_ca", "policy_ids", "timeout", "jwks_url",
                      "token_signing_alg"})
@@ -112,6 +113,7 @@ class TdxSettings:
     reference: Mapping[str, bytes] = field(default_factory=dict)
     trust_authority: TrustAuthoritySettings = field(default_factory=TrustAuthoritySettings)
     require_reference: tuple[str, ...] = REQUIRED_REFERENCE
+    timeout: float = 30.0
 
     @property
     def missing_reference(self) -> tuple[str, ...]:
@@ -166,6 +168,16 @@ def _url(value: object, key: str, where: str = WHERE) -> str:
     return value.rstrip("/")
 
 
+def _secure_url(value: object, key: str, why: str, where: str = WHERE) -> str:
+    """An https URL (plain http only to this host's loopback, for a local stand-in): for anything that carries
+    a credential or decides trust, so that nobody on the network path can read or answer it."""
+    url = _url(value, key, where)
+    if url.startswith("http://") and urlsplit(url).hostname not in LOOPBACK_HOSTS:
+        raise ConfigError(f"{where} '{key}' must be https ({why}), got {url}",
+                          hint=f"use https://{url.removeprefix('http://')}")
+    return url
+
+
 def _number(table: Mapping[str, Any], key: str, default: float, lo: float, hi: float, where: str = WHERE) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
@@ -214,9 +226,7 @@ def _trust_authority(value: object) -> TrustAuthoritySettings:
     alg = value.get("token_signing_alg", "PS384")
     if alg not in ("PS384", "RS256"):
         raise ConfigError(f"{where} 'token_signing_alg' must be PS384 or RS256, got {alg!r}")
-    url = _url(value["url"], "url", where)
-    if url.startswith("http://") and urlsplit(url).hostname not in LOOPBACK_HOSTS:
-        raise ConfigError(f"{where} 'url' must be https (the API key is sent to it), got {url}")
+    url = _secure_url(value["url"], "url", "the API key is sent to it", where)
     return TrustAuthoritySettings(
         enabled=True,
         url=url,
@@ -224,7 +234,8 @@ def _trust_authority(value: object) -> TrustAuthoritySettings:
         root_ca=_path(value, "root_ca", None, where),
         policy_ids=tuple(policy_ids),
         timeout=_number(value, "timeout", 10.0, 0.1, 120.0, where),
-        jwks_url=_url(value["jwks_url"], "jwks_url", where) if "jwks_url" in value else url + "/certs",
+        jwks_url=(_secure_url(value["jwks_url"], "jwks_url", "its keys decide which tokens are trusted", where)
+                  if "jwks_url" in value else url + "/certs"),
         token_signing_alg=str(alg),
     )
 
@@ -274,7 +285,7 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
         configfs_root=_path(section, "configfs_root", DEFAULT_CONFIGFS_ROOT) or DEFAULT_CONFIGFS_ROOT,
         accept_tcb_status=frozenset(statuses),
         collateral=_path(section, "collateral", DEFAULT_COLLATERAL) or DEFAULT_COLLATERAL,
-        pccs_url=_url(pccs, "pccs_url"),
+        pccs_url=_secure_url(pccs, "pccs_url", "its collateral decides which TCB levels are current"),
         ccel=_path(section, "ccel", DEFAULT_CCEL) or DEFAULT_CCEL,
         reference_ccel=_path(section, "reference_ccel", None),
         busy_retries=int(retries),
@@ -283,4 +294,5 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
         reference=reference,
         trust_authority=_trust_authority(section.get("trust_authority")),
         require_reference=tuple(dict.fromkeys(required)),
+        timeout=_number(section, "timeout", 30.0, 0.1, 600.0),
     )

@@ -180,8 +180,9 @@ class Client:
         self.transport = transport or urllib_transport
         self.api_key = read_api_key(s.api_key_file)
 
-    def _call(self, method: str, url: str, body: bytes | None = None) -> dict[str, Any]:
-        headers = {"x-api-key": self.api_key, "Accept": "application/json"}
+    def _call(self, method: str, url: str, body: bytes | None = None, *, credential: bool = True) -> dict[str, Any]:
+        headers = {"x-api-key": self.api_key, "Accept": "application/json"} if credential else {
+            "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         status, raw = self.transport(method, url, headers, body, self.s.timeout)
@@ -221,7 +222,7 @@ class Client:
             raise Denied(f"the attestation token is signed with {header.get('alg')!r}, "
                          f"not the configured {self.s.token_signing_alg}", check="tdx")
         kid = header.get("kid")
-        jwks = self._call("GET", self.s.jwks_url)
+        jwks = self._call("GET", self.s.jwks_url, credential=False)  # public keys: the API key is not theirs
         keys = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid] \
             if isinstance(jwks.get("keys"), list) else []
         if len(keys) != 1:

@@ -14,7 +14,6 @@ pure over data, so every rule is tested without a TPM:
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -175,32 +174,14 @@ def fresh_quote(settings: TpmSettings, nonce: bytes) -> Quote:
 
 
 def within_deadline(settings: TpmSettings, quote: Callable[[], T]) -> T:
-    """``quote()`` (or any TPM work) in a worker thread, waited for at most ``settings.timeout`` seconds.
+    """``quote()`` (or any TPM work) waited for at most ``settings.timeout`` seconds (:mod:`shim.deadline`);
+    then the TPM is :class:`Unavailable`."""
+    from shim.deadline import bounded
 
-    tpm2-tss waits for a TPM's answer without a deadline (the synchronous ESAPI calls retry until one
-    comes), so a TPM or simulator that stops answering mid-command would hold the admission forever. The
-    worker releases the GIL while it waits in the TCTI; when the time is up it is abandoned (a daemon
-    thread: the process exits after the denial) and the check is :class:`Unavailable`."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["quote"] = quote()
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, re-raised there
-            box["error"] = e
-
-    worker = threading.Thread(target=work, name="tpm-quote", daemon=True)
-    worker.start()
-    worker.join(settings.timeout)
-    if worker.is_alive():
-        raise Unavailable(f"the TPM ({settings.tcti}) did not answer within {settings.timeout:g}s",
-                          hint="check the TPM (or the simulator / resource manager behind [tpm] tcti); "
-                               "[tpm] timeout sets how long BACON waits")
-    error = box.get("error")
-    if isinstance(error, BaseException):
-        raise error
-    result: T = box["quote"]
-    return result
+    return bounded(settings.timeout, quote, lambda: Unavailable(
+        f"the TPM ({settings.tcti}) did not answer within {settings.timeout:g}s",
+        hint="check the TPM (or the simulator / resource manager behind [tpm] tcti); "
+             "[tpm] timeout sets how long BACON waits"), name="tpm")
 
 
 def read_eventlog(settings: TpmSettings) -> bytes | None:

@@ -20,7 +20,7 @@ from shim.tpm import attest
 from shim.tpm import baseline as bl
 from shim.tpm.check import MAX_NONCE_SIZE, NONCE_SIZE, explain, fresh_quote, read_eventlog, verify, within_deadline
 from shim.tpm.device import Quote, open_tpm
-from shim.tpm.settings import BANKS, TpmSettings, format_selection, parse, parse_pcrs
+from shim.tpm.settings import BANKS, TpmSettings, coverage, format_selection, parse, parse_pcrs
 
 EFIVARS = Path("/sys/firmware/efi/efivars")
 SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE
@@ -107,6 +107,16 @@ def _load_baseline(state_dir: Path) -> bl.Baseline:
     return base
 
 
+def read_pcrs(settings: TpmSettings, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
+    """The current values of ``pcrs``, within ``[tpm] timeout`` (a TPM that stops answering, or answers a
+    byte at a time, must not hold any command longer than an admission would wait)."""
+    def work() -> dict[int, bytes]:
+        with open_tpm(settings) as dev:
+            return dev.read_pcrs(bank, pcrs)
+
+    return within_deadline(settings, work)
+
+
 def cmd_baseline_show(section: Mapping[str, Any], state_dir: Path, json_out: bool, diff: bool) -> int:
     """Show the baseline; with ``diff``, read the current PCRs and show what changed.
 
@@ -120,8 +130,7 @@ def cmd_baseline_show(section: Mapping[str, Any], state_dir: Path, json_out: boo
     lines: list[str] = []
     if diff:
         pcrs = sorted(set(settings.pcrs) | set(base.pcrs))
-        with open_tpm(settings) as dev:
-            current = dev.read_pcrs(base.bank, pcrs)
+        current = read_pcrs(settings, base.bank, pcrs)
         changes = bl.diff(base.pcrs, current, pcrs)
         lines = explain(settings, base, changes, read_eventlog(settings)) if changes else []
         doc["diff"] = [{"pcr": c.pcr, "baseline": c.old.hex() if c.old else None,
@@ -278,10 +287,10 @@ def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVA
         out["baseline"].update(recorded=True, recorded_at=base.recorded_at, bank=base.bank, ak=base.ak_fingerprint)
     current: dict[int, bytes] = {}
     try:
-        with open_tpm(settings) as dev:
-            out["present"] = True
-            current = dev.read_pcrs(settings.bank, settings.pcrs)
+        current = read_pcrs(settings, settings.bank, settings.pcrs)
+        out["present"] = True
     except BaconError as e:
+        out["present"] = "did not answer within" in e.message  # there, but stalled
         out.update(error=e.message, hint=e.hint)
     rows = []
     for p in settings.pcrs:
@@ -291,9 +300,30 @@ def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVA
         rows.append({"pcr": p, "current": cur.hex() if cur else None, "baseline": ref.hex() if ref else None,
                      "state": state})
     out["pcrs"] = rows
+    out["coverage"] = coverage(settings.pcrs, _measured_pcrs(settings))
+    out["ak_trust"] = AK_TRUST
     if current and base is not None:
         out["matches_baseline"] = all(r["state"] == "match" for r in rows)
     return out
+
+
+AK_TRUST = ("pinned at `bacon baseline record` (trust on first use): a quote proves the PCRs come from the same "
+            "TPM key that was there then; it does not prove that key lives in a genuine TPM (it is not tied to the "
+            "TPM's endorsement key or its certificate), so the baseline must be recorded on a host you trust")
+
+
+def _measured_pcrs(settings: TpmSettings) -> set[int] | None:
+    """The PCRs this boot's event log shows events for, or None without a readable log."""
+    raw = read_eventlog(settings)
+    if raw is None:
+        return None
+    from shim.tpm import eventlog
+
+    try:
+        log = eventlog.parse(raw)
+    except eventlog.EventLogError:
+        return None
+    return {e.pcr for e in log.events if e.event_type != eventlog.EV_NO_ACTION}
 
 
 def format_status(s: Mapping[str, Any]) -> list[str]:

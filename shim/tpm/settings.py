@@ -171,3 +171,27 @@ def parse(section: Mapping[str, Any]) -> TpmSettings:
         eventlog=eventlog,
         timeout=float(timeout),
     )
+
+
+# What each PCR holds on a PC (TCG PC Client Platform Firmware Profile; the Linux TPM PCR registry for 8-14).
+BOOT_STAGES: dict[int, str] = {
+    0: "firmware code", 1: "firmware configuration", 2: "option ROMs", 3: "option ROM configuration",
+    4: "boot loader (EFI applications)", 5: "boot configuration (GPT, boot variables)", 7: "Secure Boot policy",
+    8: "GRUB commands and kernel command line", 9: "files GRUB loaded (kernel, initrd)",
+    11: "unified kernel image (systemd-stub)", 12: "kernel command line and credentials (systemd-stub)",
+    14: "shim's MOK certificates and hashes",
+}
+
+
+def coverage(selected: tuple[int, ...] | list[int], measured: set[int] | None) -> dict[str, list[int]]:
+    """Which boot stages the selection covers (pure): ``covered`` (selected), ``uncovered`` (measured by
+    this boot, per its event log, but not selected: changing them changes nothing BACON compares), and
+    ``unknown`` (stages 8-14 not selected when there is no event log to tell whether this boot uses them)."""
+    chosen = set(selected)
+    covered = sorted(p for p in BOOT_STAGES if p in chosen)
+    if measured is None:
+        return {"covered": covered, "uncovered": [], "unknown": sorted(p for p in BOOT_STAGES if p not in chosen
+                                                                       and p >= 8)}
+    return {"covered": covered, "uncovered": sorted(p for p in measured if p in BOOT_STAGES and p not in chosen),
+            "unknown": []}
+

@@ -320,6 +320,37 @@ def test_operator_tpm_commands_stop_at_the_deadline(gate_host: Host, signed: Sig
     assert "did not answer within 3s" in r.stderr, r.stderr
     assert elapsed < 20, elapsed
 
+TPM2_CC_PCR_READ = 0x17E
+
+
+@pytest.mark.swtpm
+@pytest.mark.slow
+@pytest.mark.parametrize("verb", [["baseline", "show", "--diff"], ["status", "--json"]])
+def test_commands_that_only_read_pcrs_stop_at_the_deadline(gate_host: Host, signed: Signed, tpm: swtpm_h.Swtpm,
+                                                          verb: list[str]) -> None:
+    """`bacon baseline show --diff` and `bacon status` read PCRs outside any admission: a TPM that stops
+    answering at TPM2_PCR_Read held them without end (before: only admissions, quote and record had the
+    deadline)."""
+    _injected(f"swtpm stall at TPM2_PCR_Read during bacon {verb[0]}")
+    configure(gate_host, signed.trusted, level="Mid", extra=f'[tpm]\ntcti = "{tpm.tcti}"\npcrs = [0, 7]\n')
+    rec = subprocess.run([*gate_host.bacon, "baseline", "record"], env=gate_host.env(), capture_output=True,
+                         text=True, timeout=120)
+    assert rec.returncode == 0, rec.stderr
+    trigger = faults.TpmCommands(code=TPM2_CC_PCR_READ, action=faults.STALL)
+    with tpm_proxy(tpm, trigger) as port:
+        configure(gate_host, signed.trusted, level="Mid",
+                  extra=f'[tpm]\ntcti = "swtpm:host=127.0.0.1,port={port}"\npcrs = [0, 7]\ntimeout = 3\n')
+        start = time.monotonic()
+        r = subprocess.run([*gate_host.bacon, *verb], env=gate_host.env(), capture_output=True, text=True,
+                           timeout=90)
+        elapsed = time.monotonic() - start
+    assert TPM2_CC_PCR_READ in trigger.seen, trigger.seen
+    assert "did not answer within 3s" in r.stdout + r.stderr, (r.stdout, r.stderr)
+    if verb[0] == "baseline":
+        assert r.returncode == 69, (r.returncode, r.stderr)
+    assert elapsed < 25, elapsed
+
+
 # -- the audit log ---------------------------------------------------------------------------------------
 
 @contextlib.contextmanager

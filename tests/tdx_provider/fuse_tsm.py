@@ -11,9 +11,10 @@ What it adds for tests, driven by a JSON control file re-read on every operation
 without a Quote Generation Service), ``ebusy`` (the next N commits fail with EBUSY), ``interleave`` (a
 commit advances the generation twice, as if another writer came in between), ``report_data`` (hex: put
 this REPORTDATA in the quote instead of the one written), ``body`` (hex TD report fields: mrtd,
-rtmr0..3, mrconfigid, mrowner, td_attributes, tee_tcb_svn), ``fixed_quote`` (a file whose bytes are
-returned as the quote, e.g. a real vector), ``measurements_state`` (the state file of the measurement-files
-stand-in, ``fuse_measurements``: the quote carries the MRTD and RTMRs it holds, as a real TD's does).
+rtmr0..3, mrconfigid, mrowner, td_attributes, tee_tcb_svn), ``stall_outblob`` (seconds a read of
+``outblob`` waits first, as with a Quote Generation Service that does not answer), ``fixed_quote`` (a file
+whose bytes are returned as the quote, e.g. a real vector), ``measurements_state`` (the state file of the
+measurement-files stand-in, ``fuse_measurements``: the quote carries the MRTD and RTMRs it holds, as a real TD's does).
 
 Run: ``python -m tests.tdx_provider.fuse_tsm MOUNTPOINT PKI_DIR CONTROL_JSON`` (root; needs libfuse3 and
 the PyPI package ``mfusepy``). Stops when unmounted.
@@ -177,6 +178,8 @@ class TsmReportFs(fuse.Operations):  # type: ignore[misc]
         return 0
 
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        if path.endswith("/outblob") and self.control().get("stall_outblob"):
+            time.sleep(float(self.control()["stall_outblob"]))  # outside the mutex: the rest still answers
         with self.mutex:
             h = self.handles[fi.fh]
             e = self.entries.get(h.entry)

@@ -191,3 +191,25 @@ def test_require_reference_cannot_drop_mrtd_or_name_unknown_fields(env: TdxEnv) 
     for bad in (["rtmr0"], ["mrtd", "rtmr9"], "mrtd", []):
         with pytest.raises(ConfigError, match="require_reference"):
             check.run_tdx_check(env.section(require_reference=bad), RD, now=env.now)
+
+
+@pytest.mark.parametrize("command", ["admission", "bacon quote tdx", "bacon status"])
+def test_a_quote_provider_that_stops_answering_is_waited_for_only_until_the_deadline(
+        env: TdxEnv, tsm: FuseProvider, command: str) -> None:
+    """Reading outblob blocks until the Quote Generation Service answers; before, only nothing bounded it."""
+    import time
+
+    tsm.set(stall_outblob=6)
+    sec = env.section(timeout=1)
+    started = time.monotonic()
+    if command == "admission":
+        with pytest.raises(Unavailable, match="did not answer within 1s"):
+            check.run_tdx_check(sec, RD, now=env.now)
+    elif command == "bacon quote tdx":
+        with pytest.raises(Unavailable, match="did not answer within 1s"):
+            cli.cmd_quote("00" * 32, None, sec)
+    else:
+        s = cli.status(sec)
+        assert "did not answer within 1s" in str(s["error"])
+    assert time.monotonic() - started < 4
+    time.sleep(6)  # let the abandoned read end before the file system is unmounted

@@ -48,6 +48,7 @@ def test_altered_packaged_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
         ({"accept_tcb_status": "UpToDate"}, "non-empty list"),
         ({"configfs_root": "relative/path"}, "absolute path"),
         ({"pccs_url": "ftp://x"}, "http"),
+        ({"pccs_url": "http://pccs.example:8081"}, "'pccs_url' must be https"),
         ({"reference": {"mrtd": "abcd"}}, "48 bytes"),
         ({"reference": {"mrtd": "zz" * 48}}, "not hex"),
         ({"reference": {"rtmr9": "00" * 48}}, "unknown field"),

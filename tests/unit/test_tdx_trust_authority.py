@@ -61,7 +61,8 @@ def test_admitted_when_ita_appraises_the_same_quote(env: TdxEnv, ita: ita_standi
     assert r.details["trust_authority"]["tcb_status"] == "UpToDate"
     nonce_req, attest_req, certs_req = ita.requests
     assert [q["path"] for q in ita.requests] == ["/appraisal/v2/nonce", "/appraisal/v2/attest", "/certs"]
-    assert all(q["api_key"] == "test-api-key" for q in (nonce_req, attest_req, certs_req))
+    assert all(q["api_key"] == "test-api-key" for q in (nonce_req, attest_req))
+    assert certs_req["api_key"] is None  # the JWKS is public: the API key is not sent where it is not needed
     body = attest_req["body"]
     assert base64.b64decode(body["runtime_data"]) == RD  # BACON's own binding travels as runtime data
     assert body["token_signing_alg"] == "PS384"
@@ -168,6 +169,8 @@ def test_api_key_file_readable_by_others_is_refused(env: TdxEnv, ita: ita_standi
 @pytest.mark.parametrize(("table", "match"), [
     ({"enabled": True, "url": "https://ita.example", "api_key_file": "/k"}, "root_ca"),
     ({"enabled": True, "url": "http://ita.example", "api_key_file": "/k", "root_ca": "/r"}, "must be https"),
+    ({"enabled": True, "url": "https://ita.example", "jwks_url": "http://keys.example/certs", "api_key_file": "/k",
+      "root_ca": "/r"}, "'jwks_url' must be https"),
     ({"enabled": True, "url": "https://ita.example", "api_key_file": "/k", "root_ca": "/r",
       "token_signing_alg": "HS256"}, "PS384 or RS256"),
 ])
