@@ -84,6 +84,15 @@ def test_bacon_config_is_ignored_under_sudo(gate_host: Host, signed: Signed, sys
     assert line["system_level"] == "Low"
 
 
+@pytest.mark.parametrize("launcher", [{"DOAS_USER": "nobody"}, {"PKEXEC_UID": "65534"}])
+def test_bacon_config_is_ignored_under_doas_and_pkexec(gate_host: Host, signed: Signed, system: System,
+                                                       permissive: Path, launcher: dict[str, str]) -> None:
+    """doas and pkexec run the wrapper as root for another user as sudo does (before, only SUDO_* counted)."""
+    r = wrapper(gate_host, "run", "--rm", signed["high"].ref, argv0=system.argv(gate_host),
+                env=gate_host.env(**launcher, BACON_CONFIG=str(permissive)))
+    assert_refused(r, gate_host, rc=77, says="above this host's system level Low", within=QUICK, check="level")
+
+
 def test_bacon_config_is_honoured_without_sudo(gate_host: Host, signed: Signed, permissive: Path) -> None:
     # The control: the same file outside sudo is read, so the test above shows sudo made the difference.
     r = wrapper(gate_host, "pull", signed["high"].ref, env=gate_host.env(BACON_CONFIG=str(permissive)))
