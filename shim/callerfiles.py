@@ -73,7 +73,7 @@ def _child(sock: object, path: str, flags: int, mode: int, identity: caller.Iden
     try:
         keep = sock.fileno()
         os.closerange(0, keep)
-        os.closerange(keep + 1, 1 << 20)
+        os.closerange(keep + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 20))  # close_range(2): one call
         _drop(identity)
         try:
             fd = os.open(path, flags | _OPEN_FLAGS, mode)
