@@ -535,6 +535,87 @@ def record_subject(ctx: Context, rec: records.AdmissionRecord, container: Contai
                  hint=f"pull it again (nerdctl pull {rec.image}) or recreate the container")
 
 
+# -- build and builder debug (docs/build.md) ----------------------------------------------------------
+
+BUILDS = ("build", "builder debug")
+
+
+def _build_refusal(why: str, hint: str) -> Denied:
+    return Denied(why, check="build", hint=hint)
+
+
+def dockerfile_path(inv: nargv.Invocation, cwd: str) -> str:
+    """The Dockerfile nerdctl hands BuildKit (pkg/cmd/builder/build.go, pkg/buildkitutil BuildKitFile):
+    ``-f`` as given (relative to the working directory), else ``Dockerfile`` in the context, else
+    ``Containerfile`` there."""
+    context = inv.args[0]
+    if context == "-" or "://" in context:
+        raise _build_refusal(f"the build context {context!r} is not a directory BACON can read before the build",
+                             "give the context as a local directory (nerdctl builds only those)")
+    f = inv.flag("file")
+    if f == "-":
+        raise _build_refusal("a Dockerfile read from standard input cannot be checked before BuildKit reads it",
+                             "save it to a file and pass -f FILE")
+    if f and f != ".":
+        return os.path.join(cwd, f)
+    base = os.path.join(cwd, context)
+    dockerfile = os.path.join(base, "Dockerfile")
+    if not os.path.lexists(dockerfile) and os.path.lexists(os.path.join(base, "Containerfile")):
+        return os.path.join(base, "Containerfile")
+    return dockerfile
+
+
+def gate_build(ctx: Context, inv: nargv.Invocation, workdir: str) -> list[str]:
+    """``build``/``builder debug``: every image the Dockerfile makes BuildKit fetch (and ``--image`` of
+    ``builder debug``) decided like run's image at its registry, then handed over pinned in a rewritten copy
+    of the Dockerfile (``-f``). What could bring in another image unseen is refused."""
+    from shim import callerfiles, dockerfile
+
+    if inv.all_flags("build-context"):
+        raise _build_refusal("--build-context can replace a FROM image with a directory or another image, "
+                             "which BACON does not check", "drop --build-context; name images in the Dockerfile")
+    if inv.flag("source-policy-file") or os.environ.get("EXPERIMENTAL_BUILDKIT_SOURCE_POLICY"):
+        raise _build_refusal("a BuildKit source policy can rewrite the checked image references",
+                             "drop --source-policy-file (and EXPERIMENTAL_BUILDKIT_SOURCE_POLICY)")
+    if len(inv.platforms) > 1:
+        raise _build_refusal("a build for several platforms fetches a FROM image per platform",
+                             "build one --platform at a time")
+    path = dockerfile_path(inv, os.getcwd())
+    text = callerfiles.read(path, what="Dockerfile", max_bytes=dockerfile.MAX_BYTES).decode("utf-8", "replace")
+    args = dockerfile.build_args(inv.all_flags("build-arg"), os.environ)
+    build_platform = platforms.format_all(platforms.normalize(platforms.default_spec(ctx.host), ctx.host))
+    target_platform = platforms.format_all(platforms.normalize(ctx.platform, ctx.host))
+    uses = dockerfile.analyze(text, args, build_platform=build_platform, target_platform=target_platform)
+    pins: dict[tuple[str, str | None], str] = {}
+    default_platform = ctx.platform
+    try:
+        for u in uses:
+            if (u.ref, u.platform) in pins:
+                continue
+            ctx.platform = platforms.requested(u.platform, ctx.host) if u.platform else default_platform
+            subject = find_image(ctx, u.ref, "always")  # BuildKit resolves at the registry
+            decide(ctx, subject).raise_if_denied()
+            pins[(u.ref, u.platform)] = pinned(ctx, subject)
+        debug_image = inv.flag("image") if inv.command == "builder debug" else None
+        debug_pin = None
+        if debug_image:
+            ctx.platform = default_platform
+            subject = find_image(ctx, debug_image, "always")
+            decide(ctx, subject).raise_if_denied()
+            debug_pin = pinned(ctx, subject)
+    finally:
+        ctx.platform = default_platform
+    copy = os.path.join(workdir, os.path.basename(path))
+    with open(copy, "w", encoding="utf-8") as f:
+        f.write(dockerfile.pinned(text, uses, pins))
+    ignore = path + ".dockerignore"  # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile first
+    if os.path.lexists(ignore):
+        with open(copy + ".dockerignore", "wb") as f:
+            f.write(callerfiles.read(ignore, what="Dockerfile's .dockerignore"))
+    set_flags = {"file": copy, **({"image": debug_pin} if debug_pin else {})}
+    return rewrite(inv, ctx.target, set_flags=set_flags)
+
+
 def _repo_of(name: str) -> str | None:
     try:
         p = nref.parse(name)
@@ -633,6 +714,16 @@ def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> i
     """Decide the gated invocation ``inv``; exec the real nerdctl when admitted. Raises on denial."""
     if inv.command == "push":
         return _with_context(cfg, inv, raw_args, lambda ctx: do_push(ctx, inv))
+    if inv.command in BUILDS:
+        import shutil
+        import tempfile
+
+        workdir = tempfile.mkdtemp(prefix="bacon-build-")  # private (0700): the pinned Dockerfile
+        try:
+            forward, _ = _with_context(cfg, inv, raw_args, lambda ctx: _plan(ctx, inv, workdir=workdir))
+            return run_real(cfg.nerdctl, forward)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     forward, then = plan(cfg, inv, raw_args)
     return carry_out(cfg.nerdctl, forward, then)
 
@@ -663,11 +754,13 @@ def _with_context(cfg: Config, inv: nargv.Invocation, raw_args: list[str], body:
         ctx.close()
 
 
-def _plan(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str]]]:
+def _plan(ctx: Context, inv: nargv.Invocation, *, workdir: str | None = None) -> tuple[list[str], list[list[str]]]:
     try:
         then: list[list[str]] = []
         if inv.command in ("run", "create"):
             forward = gate_run(ctx, inv)
+        elif inv.command in BUILDS and workdir is not None:
+            forward = gate_build(ctx, inv, workdir)
         elif inv.command in ("start", "restart"):
             forward = gate_start(ctx, inv)
         elif inv.command == "pull":

@@ -58,6 +58,11 @@ def classify(inv: Invocation) -> Decision:
             "processes that run the real binary, past BACON's checks",
             "run each service with `nerdctl run`/`create`/`start`, and `nerdctl pull`/`push` its image",
         )
+    if cmd in ("build", "builder debug"):
+        if inv.help:
+            return Decision("forward", f"`nerdctl {cmd} --help` only prints help")
+        what = "and --image " if cmd == "builder debug" else ""
+        return Decision("gate", f"{cmd} runs the Dockerfile's images {what}in BuildKit: they are checked and pinned")
     if cmd not in ("run", "create", "start", "restart", "pull", "push"):
         return Decision("forward", f"`nerdctl {cmd}` neither brings in an image nor starts a container")
     if inv.help:

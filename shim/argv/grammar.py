@@ -6,7 +6,8 @@ parser (``parser.py``) walks these tables exactly as cobra's ``Traverse`` and pf
 ``--mount`` values are read as pkg/mountutil's ``ProcessFlagMount`` reads them at that commit
 (``model.MountSpec``, docs/nerdctl.md §4).
 What the gate does with ``--platform`` follows containerd/platforms v1.0.0-rc.4/rc.5 and containerd v2's
-image walk (``shim/platforms.py``, docs/platforms.md).
+image walk (``shim/platforms.py``, docs/platforms.md); for ``build`` and ``builder debug``, nerdctl's
+pkg/cmd/builder at that commit (docs/build.md).
 
 Three flag sets matter per command, because cobra consults different ones at different moments:
 
@@ -187,6 +188,20 @@ EXEC_FLAGS: Final = _flagset(
     shorts={"t": "tty", "i": "interactive", "d": "detach", "w": "workdir", "e": "env", "u": "user"},
 ).merged(GLOBAL_PERSISTENT, COBRA_HELP)
 
+# --- build, builder debug (cmd/nerdctl/builder/builder_build.go, builder.go) ---------------------------
+
+BUILD_FLAGS: Final = _flagset(
+    ("buildkit-host", "add-host", "tag", "file", "target", "build-arg", "output", "progress", "provenance",
+     "secret", "allow", "attest", "ssh", "sbom", "cache-from", "cache-to", "network", "platform",
+     "build-context", "iidfile", "label", "source-policy-file"),
+    ("no-cache", "pull", "quiet", "rm"),
+    shorts={"t": "tag", "f": "file", "o": "output", "q": "quiet"},
+).merged(GLOBAL_PERSISTENT, COBRA_HELP)
+BUILDER_DEBUG_FLAGS: Final = _flagset(
+    ("file", "target", "build-arg", "image", "ssh", "secret", "buildg-startup-timeout"), (),
+    shorts={"f": "file"},
+).merged(GLOBAL_PERSISTENT, COBRA_HELP)
+
 # Flags whose values pflag splits as CSV (StringSlice): they accumulate element-wise.
 SLICE_FLAGS: Final = frozenset({
     "hosts-dir", "cdi-spec-dirs", "global-dns", "global-dns-opts", "global-dns-search",
@@ -235,7 +250,7 @@ class Node:
         return f"Node({self.name!r}, {self.kind!r})"
 
 
-GATED: Final = frozenset({"run", "create", "start", "restart", "pull", "push"})
+GATED: Final = frozenset({"run", "create", "start", "restart", "pull", "push", "build", "debug"})
 # Commands parsed in full: the gated ones, and exec (decided by the container profile, then forwarded).
 PARSED: Final = GATED | {"exec"}
 # Gated commands whose decision ends in a plan nerdctl alone carries out (push also signs afterwards).
@@ -249,6 +264,14 @@ _GATED_NODES: Final[Mapping[str, Node]] = {
     "pull": Node("pull", "gated", flags=PULL_FLAGS, min_args=1, max_args=1),
     "push": Node("push", "gated", flags=PUSH_FLAGS, min_args=1, max_args=1),
     "exec": Node("exec", "gated", flags=EXEC_FLAGS, interspersed=False, min_args=2),
+    "build": Node("build", "gated", flags=BUILD_FLAGS, min_args=1),
+    "debug": Node("debug", "gated", flags=BUILDER_DEBUG_FLAGS, min_args=1),
+}
+# Where each parsed command sits in the tree, when not as run's or pull's (``parents_of``).
+_GATED_PARENTS: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
+    "build": ((), ("image",), ("builder",)),
+    "debug": (("builder",),),
+    "exec": ((), ("container",)),
 }
 
 ROOT_CHILDREN: Final = (
@@ -274,8 +297,9 @@ COMPOSE_CHILDREN: Final = (
     "up", "logs", "config", "cp", "build", "exec", "images", "port", "push", "pull", "down", "ps", "kill",
     "restart", "rm", "run", "version", "start", "stop", "pause", "unpause", "top", "create",
 )
+BUILDER_CHILDREN: Final = ("build", "prune", "debug")
 # compose starts its children through the real binary (os.Executable()), past the wrapper.
-COMPOSE_REFUSED: Final = frozenset({"up", "run", "create", "start", "restart", "pull", "push"})
+COMPOSE_REFUSED: Final = frozenset({"up", "run", "create", "start", "restart", "pull", "push", "build"})
 
 ALIASES: Final[Mapping[tuple[str, ...], Mapping[str, str]]] = {
     # every alias in cmd/nerdctl of the traversed groups (``rm`` is container.RemoveCommand at both levels)
@@ -283,12 +307,14 @@ ALIASES: Final[Mapping[tuple[str, ...], Mapping[str, str]]] = {
     ("container",): {"list": "ls", "remove": "rm"},
     ("image",): {"list": "ls", "remove": "rm"},
     ("compose",): {},
+    ("builder",): {},
 }
 _GROUP_CHILDREN: Final[Mapping[tuple[str, ...], tuple[str, ...]]] = {
     (): ROOT_CHILDREN,
     ("container",): CONTAINER_CHILDREN,
     ("image",): IMAGE_CHILDREN,
     ("compose",): COMPOSE_CHILDREN,
+    ("builder",): BUILDER_CHILDREN,
 }
 
 
@@ -311,7 +337,19 @@ GROUPS: Final[Mapping[tuple[str, ...], Node]] = {
                      execute=_GROUP_PARSE.merged(COBRA_HELP)),
     ("compose",): Node("compose", "group", _children(("compose",)), traverse=_COMPOSE_PARSE,
                        parse=_COMPOSE_PARSE, execute=_COMPOSE_PARSE.merged(COBRA_HELP)),
+    ("builder",): Node("builder", "group", _children(("builder",)), traverse=_GROUP_PARSE, parse=_GROUP_PARSE,
+                       execute=_GROUP_PARSE.merged(COBRA_HELP)),
 }
+
+
+def parents_of(command: str) -> tuple[tuple[str, ...], ...]:
+    """The groups a parsed command sits in (``run``: the root and ``container``; ``pull``: the root and
+    ``image``; ``debug``: ``builder`` only)."""
+    if command in _GATED_PARENTS:
+        return _GATED_PARENTS[command]
+    if command in ("run", "create", "start", "restart"):
+        return ((), ("container",))
+    return ((), ("image",))
 
 
 def child_node(path: tuple[str, ...]) -> Node:
@@ -319,7 +357,6 @@ def child_node(path: tuple[str, ...]) -> Node:
     if path in GROUPS:
         return GROUPS[path]
     leaf = path[-1]
-    if leaf in _GATED_NODES and path[:-1] in ((), ("container",), ("image",)) and not (
-            leaf == "exec" and path[:-1] == ("image",)):
+    if leaf in _GATED_NODES and path[:-1] in parents_of(leaf):
         return _GATED_NODES[leaf]
     return Node(leaf, "opaque")

@@ -199,6 +199,8 @@ class Invocation:
         """``run``, ``pull``, ``exec`` … for parsed commands (any spelling); else the path joined by spaces."""
         if self.leaf and self.path and self.path[-1] in PARSED and self.path[:-1] in ((), ("container",), ("image",)):
             return self.path[-1]
+        if self.leaf and self.path == ("builder", "build"):
+            return "build"
         return " ".join(self.path)
 
     def _last(self, pairs: Pairs, name: str) -> str | None:
@@ -214,6 +216,10 @@ class Invocation:
     def flag(self, name: str) -> str | None:
         """The command flag's last value (``None`` if not given)."""
         return self._last(self.flags, name)
+
+    def all_flags(self, name: str) -> tuple[str, ...]:
+        """Every value of a repeatable command flag (a StringArray), in order."""
+        return tuple(self._all(self.flags, name))
 
     def global_flag(self, name: str) -> str | None:
         """The global flag's last value (``None`` if not given: environment, TOML or default apply)."""
@@ -289,7 +295,7 @@ class Invocation:
         if self.command in ("run", "create"):
             p = self.flag("platform")
             return (p,) if p else ()
-        if self.command in ("pull", "push"):
+        if self.command in ("pull", "push", "build"):
             return tuple(x for v in self._all(self.flags, "platform") for x in _csv("platform", v))
         return ()
 

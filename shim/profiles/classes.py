@@ -75,6 +75,15 @@ COMMAND_FLAGS: dict[str, dict[str, str]] = {
              "ipfs-ensure-image": _A, "sign": _C, "cosign-key": _R, "notation-key-name": _R, "ipfs-address": _R},
     "exec": {"tty": _A, "interactive": _A, "detach": _A, "workdir": _A, "env": _A, "help": _A,
              "env-file": _C, "privileged": _C, "user": _C},
+    # build and builder debug: the command itself is host-files (context, Dockerfile, secrets, outputs); the
+    # gate refuses what could swap a checked image (docs/build.md)
+    "build": {**{f: _A for f in (
+        "buildkit-host", "add-host", "tag", "file", "target", "build-arg", "output", "progress", "provenance",
+        "secret", "allow", "attest", "ssh", "sbom", "cache-from", "cache-to", "network", "platform", "iidfile",
+        "label", "no-cache", "pull", "quiet", "rm", "help")},
+        "build-context": _R, "source-policy-file": _R},
+    "debug": {f: _A for f in ("file", "target", "build-arg", "image", "ssh", "secret", "buildg-startup-timeout",
+                              "help")},
     # compose's own flags: the command itself is host-files (it reads the project's files as root)
     "compose": {"file": _A, "project-directory": _A, "project-name": _A, "env-file": _A, "ipfs-address": _A,
                 "profile": _A},
@@ -102,6 +111,7 @@ COMMANDS: dict[str, str] = {
     "image ls": "forward", "image history": "forward", "image tag": "forward", "image rm": "forward",
     "image inspect": "forward", "image prune": "forward",
     "image convert": "host-files", "image encrypt": "host-files", "image decrypt": "host-files",
+    "builder build": "host-files", "builder debug": "host-files", "builder prune": "forward",
 }
 for _c in ("create", "run", "update", "exec", "inspect", "logs", "port", "rm", "stop", "start", "restart", "kill",
            "pause", "diff", "wait", "unpause", "commit", "rename", "stats", "attach", "healthcheck", "export",

@@ -304,6 +304,8 @@ def requested(inv: Invocation) -> Requested:
         return b.build(starts_container=True)
     if command in classes.COMMAND_FLAGS and command != "compose" and inv.leaf and not inv.opaque:
         _other_flags(inv, command, b)
+        if classes.command_class(inv.path) == "host-files":  # build: parsed, and it reads host files
+            _host_command(inv, b)
     else:
         _host_command(inv, b)
     return b.build(starts_container=False)

@@ -128,7 +128,7 @@ def gated_lines(draw: st.DrawFn) -> tuple[list[str], Expected]:
     exp = Expected()
     argv = draw(globals_before(exp, grammar.GROUPS[()].parse, _ROOT_GLOBALS))
     cmd = draw(st.sampled_from(sorted(grammar.GATED)))
-    group = draw(st.sampled_from(((), ("container",) if cmd in ("run", "create", "start", "restart") else ("image",))))
+    group = draw(st.sampled_from(grammar.parents_of(cmd)))
     if group:
         argv.append(group[0])
         argv += draw(globals_before(exp, grammar.GROUPS[group].parse, _ALL_GLOBALS))
@@ -169,7 +169,7 @@ def other_lines(draw: st.DrawFn) -> tuple[list[str], Expected]:
             exp.flags.append(("help", "true"))
             return [*argv, draw(st.sampled_from(("--help", "-h", "--help=true")))], exp
         return argv, exp
-    exp.path = ("compose", draw(st.sampled_from(("ps", "logs", "down", "config", "build", "exec"))))
+    exp.path = ("compose", draw(st.sampled_from(("ps", "logs", "down", "config", "exec"))))
     argv.append("compose")
     compose = grammar.GROUPS[("compose",)].parse
     for _ in range(draw(st.integers(0, 3))):

@@ -26,7 +26,7 @@ def test_every_global_flag_is_classified() -> None:
 
 @pytest.mark.parametrize("command", sorted(grammar.PARSED))
 def test_every_flag_of_every_parsed_command_is_classified(command: str) -> None:
-    node = grammar.child_node((command,))
+    node = grammar.child_node((*grammar.parents_of(command)[0], command))
     assert node.kind == "gated"
     table = classes.COMMAND_FLAGS[command]
     missing = sorted(n for n in _canonical(node.flags) if table.get(n) not in CLASSES)
