@@ -111,7 +111,7 @@ COMMANDS: dict[str, str] = {
     "image ls": "forward", "image history": "forward", "image tag": "forward", "image rm": "forward",
     "image inspect": "forward", "image prune": "forward",
     "image convert": "host-files", "image encrypt": "host-files", "image decrypt": "host-files",
-    "builder build": "host-files", "builder debug": "host-files", "builder prune": "forward",
+    "builder build": "host-files", "builder debug": "host-files", "builder prune": "host-files",
 }
 for _c in ("create", "run", "update", "exec", "inspect", "logs", "port", "rm", "stop", "start", "restart", "kill",
            "pause", "diff", "wait", "unpause", "commit", "rename", "stats", "attach", "healthcheck", "export",
