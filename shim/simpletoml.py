@@ -10,10 +10,13 @@ configurations use, line by line:
 - blank lines and ``#`` comments;
 - table headers ``[name]`` and ``[a.b]`` of bare keys, each table defined once;
 - ``key = value`` with a bare key, where value is a basic string without escapes (``"…"``), a literal
-  string (``'…'``), a decimal integer, ``true``/``false``, or a one-line array of those;
+  string (``'…'``), a decimal integer, ``true``/``false``, an array of those and of inline tables (over
+  several lines, with comments and a trailing comma, as TOML allows), or an inline table;
+- inline tables ``{ key = value, … }`` on one line, of bare keys whose values are scalars or arrays of
+  scalars (the scoped ``[trust] keys`` and ``identities`` entries, docs/scopes.md);
 
 and returns ``None`` for anything else: any other construct, any doubt (a duplicate key, a redefined
-table, a control character, a carriage return, a multi-line array…). The caller then asks :mod:`tomllib`,
+table, a control character, a carriage return, a nested inline table…). The caller then asks :mod:`tomllib`,
 which decides, errors included. So the result is always either ``None`` or exactly what
 ``tomllib.loads`` returns for the same text; ``tests/unit/test_simpletoml.py`` checks this against
 ``tomllib`` on generated documents, and ``tests/fuzz`` on arbitrary ones.
@@ -38,6 +41,21 @@ def _is_bare(key: str) -> bool:
     return bool(key) and _BARE.issuperset(key)
 
 
+def _skip(text: str, i: int, newlines: bool) -> int:
+    """The index after blanks from ``i``; inside an array (``newlines``) also after newlines and comments."""
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c in _WS or (newlines and c == "\n"):
+            i += 1
+        elif newlines and c == "#":
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+        else:
+            break
+    return i
+
+
 def _scalar(text: str, i: int) -> tuple[Any, int] | None:
     """The scalar value starting at ``text[i]`` and the index after it, or ``None``."""
     if i >= len(text):
@@ -50,11 +68,11 @@ def _scalar(text: str, i: int) -> tuple[Any, int] | None:
         if end < 0:
             return None
         value = text[i + 1:end]
-        if c == '"' and "\\" in value:
-            return None  # escapes: tomllib's business
+        if "\n" in value or (c == '"' and "\\" in value):
+            return None  # an unterminated line, or escapes: tomllib's business
         return value, end + 1
     end = i
-    while end < len(text) and text[end] not in " \t#,]":
+    while end < len(text) and text[end] not in " \t#,]}\n":
         end += 1
     word = text[i:end]
     if word == "true":
@@ -68,31 +86,62 @@ def _scalar(text: str, i: int) -> tuple[Any, int] | None:
     return None
 
 
-def _value(text: str, i: int) -> tuple[Any, int] | None:
-    if not text.startswith("[", i):
-        return _scalar(text, i)
+def _array(text: str, i: int, tables: bool) -> tuple[Any, int] | None:
+    """The array at ``text[i] == "["``: scalars and (``tables``) inline tables, over lines if need be."""
     items: list[Any] = []
     i += 1
     while True:
-        while i < len(text) and text[i] in _WS:
-            i += 1
+        i = _skip(text, i, True)
         if text.startswith("]", i):
             return items, i + 1
-        got = _scalar(text, i)
+        got = _inline(text, i) if tables and text.startswith("{", i) else _scalar(text, i)
         if got is None:
             return None
         items.append(got[0])
-        i = got[1]
-        while i < len(text) and text[i] in _WS:
-            i += 1
+        i = _skip(text, got[1], True)
         if text.startswith(",", i):
             i += 1
         elif not text.startswith("]", i):
             return None
 
 
-def _rest_is_comment(text: str, i: int) -> bool:
-    rest = text[i:].lstrip(_WS)
+def _inline(text: str, i: int) -> tuple[Any, int] | None:
+    """The inline table at ``text[i] == "{"``: one line, bare keys, scalar or array-of-scalar values."""
+    table: dict[str, Any] = {}
+    i = _skip(text, i + 1, False)
+    if text.startswith("}", i):
+        return table, i + 1
+    while True:
+        j = i
+        while j < len(text) and text[j] in _BARE:
+            j += 1
+        key = text[i:j]
+        i = _skip(text, j, False)
+        if not key or key in table or not text.startswith("=", i):
+            return None  # no key, a duplicate, a dotted or quoted key
+        i = _skip(text, i + 1, False)
+        got = _array(text, i, False) if text.startswith("[", i) else _scalar(text, i)
+        if got is None:
+            return None
+        table[key] = got[0]
+        i = _skip(text, got[1], False)
+        if text.startswith("}", i):
+            return table, i + 1
+        if not text.startswith(",", i):
+            return None
+        i = _skip(text, i + 1, False)
+
+
+def _value(text: str, i: int) -> tuple[Any, int] | None:
+    if text.startswith("[", i):
+        return _array(text, i, True)
+    if text.startswith("{", i):
+        return _inline(text, i)
+    return _scalar(text, i)
+
+
+def _rest_is_comment(text: str, i: int, end: int) -> bool:
+    rest = text[i:end].lstrip(_WS)
     return not rest or rest.startswith("#")
 
 
@@ -103,15 +152,19 @@ def loads(text: str) -> dict[str, Any] | None:
     root: dict[str, Any] = {}
     table = root
     headers: set[tuple[str, ...]] = set()
-    for raw in text.split("\n"):
-        line = raw.lstrip(_WS)
-        if not line or line.startswith("#"):
+    pos, n = 0, len(text)
+    while pos < n:
+        nl = text.find("\n", pos)
+        eol = n if nl < 0 else nl
+        p = _skip(text, pos, False)
+        if p >= eol or text[p] == "#":
+            pos = eol + 1
             continue
-        if line.startswith("["):
-            end = line.find("]")
-            if line.startswith("[[") or end < 0 or not _rest_is_comment(line, end + 1):
+        if text[p] == "[":
+            end = text.find("]", p, eol)
+            if text.startswith("[[", p) or end < 0 or not _rest_is_comment(text, end + 1, eol):
                 return None
-            path = tuple(line[1:end].split("."))
+            path = tuple(text[p + 1:end].split("."))
             if not all(map(_is_bare, path)) or path in headers:
                 return None
             headers.add(path)
@@ -121,18 +174,21 @@ def loads(text: str) -> dict[str, Any] | None:
                 if not isinstance(nxt, dict):
                     return None  # a key that already holds a value (or an array)
                 table = nxt
+            pos = eol + 1
             continue
-        eq = line.find("=")
+        eq = text.find("=", p, eol)
         if eq < 0:
             return None
-        key = line[:eq].rstrip(_WS)
+        key = text[p:eq].rstrip(_WS)
         if not _is_bare(key) or key in table:
             return None
-        start = eq + 1
-        while start < len(line) and line[start] in _WS:
-            start += 1
-        got = _value(line, start)
-        if got is None or not _rest_is_comment(line, got[1]):
+        got = _value(text, _skip(text, eq + 1, False))
+        if got is None:
+            return None
+        nl = text.find("\n", got[1])  # an array may have ended on a later line
+        eol = n if nl < 0 else nl
+        if not _rest_is_comment(text, got[1], eol):
             return None
         table[key] = got[0]
+        pos = eol + 1
     return root

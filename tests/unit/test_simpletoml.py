@@ -85,11 +85,55 @@ def test_the_packaged_configuration_reads_as_expected() -> None:
     assert got["trust"]["keys"] == []
 
 
-def test_keyless_configuration_is_left_to_tomllib() -> None:
-    # inline tables are outside the subset: correct, only slower
+def test_scoped_and_keyless_configurations_take_the_fast_path() -> None:
+    """Scoped keys and identities (docs/scopes.md) are inline tables in arrays, often over several lines."""
     doc = trusted_config().replace(
         "[registry]", 'identities = [{ issuer = "https://i.example", subject = "ops@example.com" }]\n[registry]')
-    assert check(doc) is None
+    assert check(doc) is not None
+    shipped = PACKAGED.splitlines()
+    start = shipped.index("# keys = [")
+    end = next(i for i in range(start, len(shipped)) if shipped[i].startswith("# require = "))
+    example = "\n".join(line.removeprefix("# ") for line in shipped[start:end + 1])
+    got = simpletoml.loads(PACKAGED.replace("keys = []\n", example + "\n", 1))
+    assert got is not None
+    assert targets.same_toml(got, tomllib.loads(PACKAGED.replace("keys = []\n", example + "\n", 1)))
+    assert got["trust"]["keys"][0]["repositories"] == ["registry.example/team/*"]
+    assert got["trust"]["require"] == [{"repositories": ["registry.example/prod/**"], "signers": ["release"]}]
+
+
+@pytest.mark.parametrize(("doc", "expected"), [
+    ("k = [\n  1,\n  2, # two\n]\n", {"k": [1, 2]}),
+    ("k = [ # c\n]", {"k": []}),
+    ("k = [\n{ a = 1 },\n{ b = [\"x\"] }\n] # end\nz = 1", {"k": [{"a": 1}, {"b": ["x"]}], "z": 1}),
+    ("k = {}", {"k": {}}),
+    ("k = { a = 1, b = 'x' }", {"k": {"a": 1, "b": "x"}}),
+    ("k = {a=1}", {"k": {"a": 1}}),
+    ("k = { a = [1,\n2] }", {"k": {"a": [1, 2]}}),
+    ("k = { a = 1, }", None),
+    ("k = { a = 1\n}", None),
+    ("k = { a = 1, a = 2 }", None),
+    ("k = { a.b = 1 }", None),
+    ('k = { "a" = 1 }', None),
+    ("k = { a = { b = 1 } }", None),
+    ("k = [\n1\n", None),
+    ("k = [1]\n]", None),
+    ("k = [1] x", None),
+    ("k = [\n1 # c ]\n", None),
+    ('k = "a\nb"', None),
+    ("k = [\"a\n\"]", None),
+    ("k = [1,\n[a]\n]", None),
+    ("k = [\n]\n[t]\nx = {}\n", {"k": [], "t": {"x": {}}}),
+    ("k = 1}", None),
+    ("k = {}}", None),
+    ("k = [{}]", {"k": [{}]}),
+])
+def test_inline_tables_and_arrays_over_lines(doc: str, expected: dict[str, object] | None) -> None:
+    got = check(doc)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert targets.same_toml(got, expected)
 
 
 # --- tricky cases: None, or tomllib's table ----------------------------------------------------------------
@@ -185,8 +229,8 @@ TABLE: list[tuple[str, dict[str, object] | None]] = [
     ("x = [1]#c\n", {"x": [1]}),
     ("x = 1,\n", None),
     ("x = 1]\n", None),
-    ("x = { a = 1 }\n", None),
-    ("x = {}\n", None),
+    ("x = { a = 1 }\n", {"x": {"a": 1}}),
+    ("x = {}\n", {"x": {}}),
     # strings
     ('x = "a#b" # c\n', {"x": "a#b"}),
     ("x = 'a#b'#c\n", {"x": "a#b"}),
@@ -223,16 +267,16 @@ TABLE: list[tuple[str, dict[str, object] | None]] = [
     ("x = [,1]\n", None),
     ("x = [1 2]\n", None),
     ("x = [1\n", None),
-    ("x = [\n1]\n", None),
-    ("x = [\n  1,\n]\n", None),
-    ("x = [1, # c\n]\n", None),
+    ("x = [\n1]\n", {"x": [1]}),
+    ("x = [\n  1,\n]\n", {"x": [1]}),
+    ("x = [1, # c\n]\n", {"x": [1]}),
     ("x = [[1], [2]]\n", None),
     ("x = [[]]\n", None),
     ("x = [1]]\n", None),
     ("x = [1] 2\n", None),
     ('x = [1, "a", true, \'b\']\n', {"x": [1, "a", True, "b"]}),
     ('x = ["]", "[", ","]\n', {"x": ["]", "[", ","]}),
-    ("x = [{ a = 1 }]\n", None),
+    ("x = [{ a = 1 }]\n", {"x": [{"a": 1}]}),
     ("x = [1.5]\n", None),
     # comments
     ("x = 1 # \u00e9 \u4e2d\n", {"x": 1}),
@@ -379,18 +423,39 @@ _SUB_SCALARS = st.one_of(
 _SUB_WS = st.sampled_from(("", " ", "  ", "\t"))
 
 
+_ARRAY_WS = st.sampled_from(("", " ", "\t", "\n", "\n  ", " # c\n", "\n# [x] {y}\n  "))  # arrays span lines
+
+
+@st.composite
+def _sub_array(draw: st.DrawFn, items: st.SearchStrategy[str], ws: st.SearchStrategy[str]) -> str:
+    values = draw(st.lists(items, max_size=4))
+    if not values:
+        return "[" + draw(ws) + "]"
+    seps = [draw(ws) + "," + draw(ws) for _ in values]
+    body = "".join(v + s for v, s in zip(values, seps, strict=True))
+    if not draw(st.booleans()):
+        body = body[: body.rindex(",")]  # no trailing comma
+    return "[" + draw(ws) + body + draw(ws) + "]"
+
+
+@st.composite
+def _sub_inline(draw: st.DrawFn) -> str:
+    keys = draw(st.lists(_SUB_KEYS, unique=True, max_size=4))
+    values = [draw(st.one_of(_SUB_SCALARS, _sub_array(_SUB_SCALARS, _SUB_WS))) for _ in keys]
+    pairs = [k + draw(_SUB_WS) + "=" + draw(_SUB_WS) + v for k, v in zip(keys, values, strict=True)]
+    return "{" + draw(_SUB_WS) + (draw(_SUB_WS) + "," + draw(_SUB_WS)).join(pairs) + draw(_SUB_WS) + "}"
+
+
 @st.composite
 def _sub_value(draw: st.DrawFn) -> str:
-    if draw(st.integers(0, 3)):
+    kind = draw(st.integers(0, 5))
+    if kind <= 2:
         return draw(_SUB_SCALARS)
-    items = draw(st.lists(_SUB_SCALARS, max_size=4))
-    if not items:
-        return "[" + draw(_SUB_WS) + "]"
-    seps = [draw(_SUB_WS) + "," + draw(_SUB_WS) for _ in items]
-    body = "".join(v + s for v, s in zip(items, seps, strict=True))
-    if not draw(st.booleans()):
-        body = body.rstrip(" \t,")  # no trailing comma
-    return "[" + draw(_SUB_WS) + body + draw(_SUB_WS) + "]"
+    if kind == 3:
+        return draw(_sub_array(_SUB_SCALARS, _ARRAY_WS))
+    if kind == 4:
+        return draw(_sub_inline())
+    return draw(_sub_array(st.one_of(_SUB_SCALARS, _sub_inline()), _ARRAY_WS))
 
 
 @st.composite
