@@ -412,7 +412,8 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
                    for p in cov.get(key, ()))
     if cov.get("uncovered"):
         lines += (f"this boot measured PCR {', '.join(map(str, cov['uncovered']))}, which [tpm] pcrs leaves out: "
-                  "a change there is not seen; add them to [tpm] pcrs and re-record the baseline",)
+                  "a change there is not seen; `sudo bacon baseline record` adds them when [tpm] pcrs is not set "
+                  "(else list them there and re-record)",)
     lines += (f"attestation key: {s['ak_trust']}",)
     base = s["baseline"]
     if not s["present"]:

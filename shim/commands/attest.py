@@ -21,7 +21,11 @@ def cmd_baseline_record(args: argparse.Namespace) -> int:
 
     _root_only("baseline record")
     cfg = bconfig.load()
-    return cli.cmd_baseline_record(cfg.sections.get("tpm", {}), Path(cfg.state_dir))
+    from shim import measure
+
+    launches = measure.parse(cfg.sections.get("measure", {}))  # the launch PCR is extended after boot: not boot
+    return cli.cmd_baseline_record(cfg.sections.get("tpm", {}), Path(cfg.state_dir),
+                                   exclude=[launches.pcr] if launches.tpm else [])
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ class EventLogRecord:
     error: str | None = None
     replay_matches: Mapping[int, bool] = field(default_factory=dict)
     events: Mapping[int, Sequence[EventRef]] = field(default_factory=dict)
+    measured: tuple[int, ...] = ()  # every PCR the log has events for (what this boot measured)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def to_json(b: Baseline) -> dict[str, Any]:
         else:
             el["replay_matches"] = {str(k): v for k, v in sorted(b.eventlog.replay_matches.items())}
             el["events"] = {str(k): [list(e) for e in v] for k, v in sorted(b.eventlog.events.items())}
+            el["measured"] = list(b.eventlog.measured)
         doc["eventlog"] = el
     return doc
 
@@ -137,8 +139,11 @@ def _eventlog_from_json(el: object) -> EventLogRecord | None:
                 raise BaselineError("baseline 'eventlog.events' is malformed")
             refs.append((e[0], e[1], e[2]))
         parsed[_pcr_key(k)] = refs
+    measured = el.get("measured", [])
+    if not isinstance(measured, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in measured):
+        raise BaselineError("baseline 'eventlog.measured' is malformed")
     return EventLogRecord(path=el["path"], replay_matches={_pcr_key(k): bool(v) for k, v in matches.items()},
-                          events=parsed)
+                          events=parsed, measured=tuple(measured))
 
 
 def from_json(doc: object) -> Baseline:
@@ -247,6 +252,7 @@ def build(*, bank: str, pcrs: Mapping[int, bytes], recorded_at: str, tcti: str, 
                     replay_matches={p: replayed.get(p) == v for p, v in pcrs.items() if p in replayed},
                     events={p: [(e.event_type, e.digests[bank].hex(), e.describe(bank))
                                 for e in eventlog.measured(log, p, bank)] for p in pcrs},
+                    measured=tuple(sorted(eventlog.measured_pcrs(log))),
                 )
     return Baseline(bank=bank, pcrs=dict(pcrs), recorded_at=recorded_at, tcti=tcti, ak_fingerprint=ak_fingerprint,
                     ak_pem=ak_pem, eventlog=record)

@@ -23,7 +23,7 @@ from shim.errors import BaconError, Denied, Unavailable
 from shim.tpm import attest
 from shim.tpm import baseline as bl
 from shim.tpm.device import Quote, open_tpm
-from shim.tpm.settings import TpmSettings, format_selection, parse
+from shim.tpm.settings import TpmSettings, effective, format_selection, parse
 
 CHECK = "tpm"
 T = TypeVar("T")
@@ -204,6 +204,8 @@ def run_tpm_check(section: Mapping[str, Any], state_dir: Path, *, nonce: bytes |
     """
     settings = parse(section)
     base = baseline_or_deny(state_dir, settings)
+    if base.bank == settings.bank:
+        settings = effective(settings, list(base.pcrs))  # what was chosen at record time from the event log
     covers(settings, base)
     if nonce is None:
         nonce = os.urandom(NONCE_SIZE)

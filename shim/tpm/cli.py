@@ -20,7 +20,16 @@ from shim.tpm import attest
 from shim.tpm import baseline as bl
 from shim.tpm.check import MAX_NONCE_SIZE, NONCE_SIZE, explain, fresh_quote, read_eventlog, verify, within_deadline
 from shim.tpm.device import Quote, open_tpm
-from shim.tpm.settings import BANKS, TpmSettings, coverage, format_selection, parse, parse_pcrs
+from shim.tpm.settings import (
+    BANKS,
+    TpmSettings,
+    coverage,
+    default_selection,
+    effective,
+    format_selection,
+    parse,
+    parse_pcrs,
+)
 
 EFIVARS = Path("/sys/firmware/efi/efivars")
 SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE
@@ -46,13 +55,16 @@ def _verified_quote(settings: TpmSettings, nonce: bytes) -> tuple[Quote, attest.
 
 # --- bacon baseline record -------------------------------------------------------------------------------
 
-def cmd_baseline_record(section: Mapping[str, Any], state_dir: Path) -> int:
-    """Quote the configured PCRs (fresh nonce, verified), add the event log's replay, store the baseline.
+def cmd_baseline_record(section: Mapping[str, Any], state_dir: Path, exclude: Sequence[int] = ()) -> int:
+    """Quote the PCRs (fresh nonce, verified), add the event log's replay, store the baseline. The PCRs are
+    ``[tpm] pcrs`` when set; else the default and every later boot stage the event log shows was measured
+    (:func:`shim.tpm.settings.default_selection`), except ``exclude`` (the launch PCR).
 
     Raises ConfigError, Unavailable (no TPM), BaconError (cannot write the state directory).
     """
+    from dataclasses import replace
+
     settings = parse(section)
-    quote, _att, fp = _verified_quote(settings, os.urandom(NONCE_SIZE))
     log_bytes, log_error = None, None
     if settings.eventlog is not None:
         from shim.tpm import eventlog
@@ -61,6 +73,9 @@ def cmd_baseline_record(section: Mapping[str, Any], state_dir: Path) -> int:
             log_bytes = eventlog.read_log(settings.eventlog)
         except eventlog.EventLogError as e:
             log_error = str(e)
+    if not settings.pcrs_configured:
+        settings = replace(settings, pcrs=default_selection(_measured_in(log_bytes), exclude))
+    quote, _att, fp = _verified_quote(settings, os.urandom(NONCE_SIZE))
     base = bl.build(bank=settings.bank, pcrs={p: quote.pcrs[p] for p in settings.pcrs}, recorded_at=_now(),
                     tcti=str(settings.tcti), ak_fingerprint=fp, ak_pem=quote.ak_pem.decode(),
                     eventlog_path=settings.eventlog, eventlog_bytes=log_bytes, eventlog_error=log_error)
@@ -285,6 +300,8 @@ def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVA
         out["baseline"]["error"] = str(e)
     if base is not None:
         out["baseline"].update(recorded=True, recorded_at=base.recorded_at, bank=base.bank, ak=base.ak_fingerprint)
+        if base.bank == settings.bank:
+            settings = effective(settings, list(base.pcrs))
     current: dict[int, bytes] = {}
     try:
         current = read_pcrs(settings, settings.bank, settings.pcrs)
@@ -314,16 +331,18 @@ AK_TRUST = ("pinned at `bacon baseline record` (trust on first use): a quote pro
 
 def _measured_pcrs(settings: TpmSettings) -> set[int] | None:
     """The PCRs this boot's event log shows events for, or None without a readable log."""
-    raw = read_eventlog(settings)
+    return _measured_in(read_eventlog(settings))
+
+
+def _measured_in(raw: bytes | None) -> set[int] | None:
     if raw is None:
         return None
     from shim.tpm import eventlog
 
     try:
-        log = eventlog.parse(raw)
+        return eventlog.measured_pcrs(eventlog.parse(raw))
     except eventlog.EventLogError:
         return None
-    return {e.pcr for e in log.events if e.event_type != eventlog.EV_NO_ACTION}
 
 
 def format_status(s: Mapping[str, Any]) -> list[str]:

@@ -96,6 +96,11 @@ def measured(log: EventLog, pcr: int, bank: str = "sha256") -> list[Event]:
     return [e for e in log.events if e.pcr == pcr and e.event_type != EV_NO_ACTION and bank in e.digests]
 
 
+def measured_pcrs(log: EventLog) -> set[int]:
+    """Every PCR the log extends (``EV_NO_ACTION`` excluded): what this boot measured."""
+    return {e.pcr for e in log.events if e.event_type != EV_NO_ACTION}
+
+
 def replay(log: EventLog, bank: str = "sha256") -> dict[int, bytes]:
     """The PCR values the log produces in ``bank``, for every PCR it extends. Raises :class:`EventLogError`."""
     if bank not in log.banks:

@@ -4,7 +4,8 @@
 [tpm]
 tcti = "device:/dev/tpmrm0"     # or "device" (= /dev/tpmrm0), "tabrmd", "tabrmd:bus_name=…",
                                 # "swtpm:host=127.0.0.1,port=2321", "mssim:host=…,port=…"
-pcrs = [0, 1, 2, 3, 4, 5, 7]    # the PCRs recorded, quoted and compared (firmware, boot loader, Secure Boot)
+pcrs = [0, 1, 2, 3, 4, 5, 7]    # the PCRs recorded, quoted and compared; unset: 0-5, 7 and the later boot
+                                # stages (8, 9, 11, 12, 14) the event log shows (default_selection)
 bank = "sha256"                 # sha256 | sha384 | sha512 (SHA-1 is refused)
 ak = "ecc256"                   # the attestation key: ecc256 (ECDSA P-256) | rsa2048 (RSASSA)
 eventlog = "/sys/kernel/security/tpm0/binary_bios_measurements"   # "" = do not use an event log
@@ -56,6 +57,7 @@ class TpmSettings:
     ak: str = "ecc256"
     eventlog: Path | None = DEFAULT_EVENTLOG
     timeout: float = DEFAULT_TIMEOUT
+    pcrs_configured: bool = False  # [tpm] pcrs set: exactly these; else the default widened by the event log
 
     @property
     def digest_size(self) -> int:
@@ -170,6 +172,7 @@ def parse(section: Mapping[str, Any]) -> TpmSettings:
         ak=str(ak),
         eventlog=eventlog,
         timeout=float(timeout),
+        pcrs_configured="pcrs" in section,
     )
 
 
@@ -194,4 +197,25 @@ def coverage(selected: tuple[int, ...] | list[int], measured: set[int] | None) -
                                                                        and p >= 8)}
     return {"covered": covered, "uncovered": sorted(p for p in measured if p in BOOT_STAGES and p not in chosen),
             "unknown": []}
+
+
+LATER_STAGES = (8, 9, 11, 12, 14)  # what boot loaders measure after PCRs 0-7 (see BOOT_STAGES)
+
+
+def default_selection(measured: set[int] | None, exclude: Sequence[int] = ()) -> tuple[int, ...]:
+    """The PCRs to record when ``[tpm] pcrs`` is not set (pure): :data:`DEFAULT_PCRS`, and every later boot
+    stage this boot's event log shows was measured (kernel, initrd, command line, MOK), except ``exclude``
+    (the launch PCR of measured launches, extended after boot)."""
+    extra = {p for p in LATER_STAGES if measured and p in measured and p not in exclude}
+    return tuple(sorted(set(DEFAULT_PCRS) | extra))
+
+
+def effective(settings: TpmSettings, recorded: Sequence[int] | None) -> TpmSettings:
+    """The selection a check quotes and compares: ``[tpm] pcrs`` when set; else what the baseline recorded
+    (chosen from the event log by :func:`default_selection` at record time), never less than the default."""
+    if settings.pcrs_configured or not recorded:
+        return settings
+    from dataclasses import replace
+
+    return replace(settings, pcrs=tuple(sorted(set(recorded) | set(DEFAULT_PCRS))))
 
