@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Host, Signed
-from tests.integration.refusals import assert_refused, calls, configure, wrapper
+from tests.integration.refusals import assert_refused, calls, config_text, configure, wrapper
 from tests.integration.test_sudo_env import QUICK, System, as_sudo
 from tests.integration.test_sudo_env import system as system  # the fixture
 
@@ -109,17 +109,23 @@ def test_a_label_file_cannot_claim_an_admission_through_a_bom(gate_host: Host, s
     assert_refused(r, gate_host, rc=77, says="sets a label in the bacon/ namespace", within=QUICK)
 
 
-def test_under_sudo_exec_env_files_are_read_as_the_caller(gate_host: Host, signed: Signed,
-                                                         system: System,
+def test_under_sudo_exec_env_files_are_read_as_the_caller(gate_host: Host, signed: Signed, tmp_path: Path,
                                                          open_dir: Path) -> None:
-    """`exec` is forwarded, and nerdctl (root) read its --env-file: before, a root-only file reached it."""
+    """`exec` is forwarded, and nerdctl (root) read its --env-file: before, a root-only file reached it.
+    (The profile of level Low is privileged here: baseline refuses `exec --env-file` on its own.)"""
+    system = System(Path(str(tmp_path)) / "etc", config_text(gate_host, signed.trusted,
+                                                             extra='[levels.Low]\nprofile = "privileged"\n'))
+    configure(gate_host, signed.trusted)
+    made = wrapper(gate_host, "create", "--name", "exec-target", signed["low"].ref)
+    assert made.rc == 0, made.stderr
     secret = open_dir / "secret"
     secret.write_text("ROOT_PASSWORD=hunter2\n")
     secret.chmod(0o600)
-    r = as_sudo(gate_host, system, "exec", "--env-file", str(secret), "some-container", "env")
+    r = as_sudo(gate_host, system, "exec", "--env-file", str(secret), "exec-target", "env")
     assert_refused(r, gate_host, rc=77, says="cannot be opened with your permissions", within=QUICK, check="input")
     secret.chmod(0o644)
-    r = as_sudo(gate_host, system, "exec", "--env-file", str(secret), "some-container", "env")
+    r = as_sudo(gate_host, system, "exec", "--env-file", str(secret), "exec-target", "env")
+    assert len(r.forwarded) == 1, r.stderr
     [argv] = r.forwarded
     assert any(a.startswith("--env-file=/proc/self/fd/") for a in argv), argv
     assert list(_read_by_nerdctl(gate_host).values()) == ["ROOT_PASSWORD=hunter2\n"]
