@@ -41,7 +41,12 @@ def user() -> Iterator[pwd.struct_passwd]:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
                        check=True, capture_output=True)
         made = True
-    yield pwd.getpwnam(USER)
+    opened = _let_others_reach(_site_packages())
+    try:
+        yield pwd.getpwnam(USER)
+    finally:
+        for d, mode in opened:
+            d.chmod(mode)
     if made:
         subprocess.run(["userdel", USER], check=False, capture_output=True)
 
@@ -65,11 +70,28 @@ def nr_host(workdir: Path, containerd: containerd_h.Containerd, registry: regist
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _site_packages() -> Path:
+    return Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+
+def _let_others_reach(path: Path) -> list[tuple[Path, int]]:
+    """The test environment's libraries must be reachable by the unprivileged user: tox makes its work
+    directory (``.tox``) 0700. Add search permission (o+x, nothing else) on each directory above ``path``
+    that lacks it, for this module only; returns what to restore."""
+    changed = []
+    for d in [path, *path.parents]:
+        mode = d.stat().st_mode & 0o7777
+        if not mode & 0o001:
+            d.chmod(mode | 0o001)
+            changed.append((d, mode))
+    return changed
+
+
 def command(module: str) -> list[str]:
     """``bacon`` (``shim.cli``) or the wrapper (``shim.wrapper``) as another user can start it: the test
     virtualenv's interpreter may live where only root may go (pyenv under /root), so Debian's python3 of the
     same minor version runs this checkout with the virtualenv's libraries."""
-    site = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    site = _site_packages()
     python = "/usr/bin/python3"
     probe = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
                            text=True, check=False) if os.path.exists(python) else None
