@@ -27,6 +27,7 @@ import json
 import os
 import pwd
 import stat
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,10 +59,28 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+ROTATION_WAIT = 2.0  # seconds to wait for logrotate to create the new log after renaming the old one
+
+
 def _open(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            pass
+        # Missing while a rotated file is there: logrotate has renamed the log and is about to create the new
+        # one (`create`, with O_EXCL: had we made it first, logrotate would move ours aside). Let it.
+        if os.path.lexists(f"{path}.1"):
+            deadline = time.monotonic() + ROTATION_WAIT
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+                try:
+                    return os.open(path, flags)
+                except FileNotFoundError:
+                    continue
+        return os.open(path, flags | os.O_CREAT, 0o640)
     except PermissionError as e:
         raise NoPermission(f"you (uid {os.geteuid()}) may not write the audit log {path}, so nothing can be "
                            "decided: it is root's", hint="run the command with sudo") from e

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,3 +92,33 @@ def test_append_follows_a_rotation_that_happened_before_the_lock(tmp_path: Path,
     audit.append_line(log, '{"verdict": "denied"}')
     assert (tmp_path / "audit.jsonl.1").read_bytes() == b""
     assert log.read_bytes() == b'{"verdict": "denied"}\n'
+
+
+def test_append_leaves_the_creation_of_a_rotated_log_to_logrotate(tmp_path: Path) -> None:
+    """Between logrotate's rename and its `create` (O_EXCL) the log is missing: the appender waits for the
+    new file rather than make one logrotate would then move aside."""
+    import threading
+    import time
+
+    from shim import audit
+
+    log = tmp_path / "audit.jsonl"
+    (tmp_path / "audit.jsonl.1").write_bytes(b'{"old": 1}\n')  # just renamed
+    made: list[int] = []
+
+    def logrotate_create() -> None:
+        time.sleep(0.3)
+        fd = os.open(log, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)  # fails if the appender made it first
+        made.append(os.fstat(fd).st_ino)
+        os.close(fd)
+
+    t = threading.Thread(target=logrotate_create)
+    t.start()
+    audit.append_line(log, '{"verdict": "denied"}')
+    t.join()
+    assert made == [log.stat().st_ino]
+    assert log.read_bytes() == b'{"verdict": "denied"}\n'
+    # With no rotated file (the first line ever), the log is made at once.
+    first = tmp_path / "new" / "audit.jsonl"
+    audit.append_line(first, "{}")
+    assert first.read_bytes() == b"{}\n"
