@@ -74,7 +74,8 @@ COMMAND_FLAGS: dict[str, dict[str, str]] = {
              "allow-nondistributable-artifacts": _A, "soci-span-size": _A, "soci-min-layer-size": _A,
              "ipfs-ensure-image": _A, "sign": _C, "cosign-key": _R, "notation-key-name": _R, "ipfs-address": _R},
     "exec": {"tty": _A, "interactive": _A, "detach": _A, "workdir": _A, "env": _A, "help": _A,
-             "env-file": _C, "privileged": _C, "user": _C},
+             "env-file": _A,  # read as the caller by the wrapper (shim.inputs), handed over sealed
+             "privileged": _C, "user": _C},
     # build and builder debug: the command itself is host-files (context, Dockerfile, secrets, outputs); the
     # gate refuses what could swap a checked image (docs/build.md)
     "build": {**{f: _A for f in (

@@ -269,8 +269,7 @@ def _other_flags(inv: Invocation, command: str, b: _Builder) -> None:
         user = inv.flag("user")
         if user is not None:
             b.set("user", Ask(user, f"--user={user}"))
-        for v in _values(inv, "env-file"):
-            b.add("host_files", Ask("env-file", f"--env-file={v}", read_only=True))
+        # exec --env-file is read as the caller and handed over sealed (shim.inputs), as for run
 
 
 def _host_command(inv: Invocation, b: _Builder) -> None:

@@ -55,6 +55,7 @@ EXPECTED: dict[str, set[int] | str] = {
     "bacon image --json 127.0.0.1:5000/team/app:1": {0},
     "bacon verify 127.0.0.1:5000/team/app:1": {0},
     "bacon verify --json --pull=always 127.0.0.1:5000/team/app:1": {0},
+    "bacon verify 127.0.0.1:5000/team/app:1 -- --privileged -v /srv:/srv": {77},  # the baseline profile refuses
     "bacon sign --key /etc/bacon/keys/team.key 127.0.0.1:5000/team/app:1": {0},
     "bacon policy show": {0},
     "sudo bacon policy set Mid": {0},

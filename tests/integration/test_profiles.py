@@ -55,7 +55,6 @@ HOST = [
     ("compose -f", ["compose", "-f", "/etc/shadow", "config"]),
     ("global cni-netconfpath", ["--cni-netconfpath=/tmp/net", "ps"]),
     ("exec --privileged", ["exec", "--privileged", "CTR", "sh"]),
-    ("exec --env-file", ["exec", "--env-file", "/etc/shadow", "CTR", "env"]),
 ]
 
 

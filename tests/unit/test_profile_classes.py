@@ -68,11 +68,12 @@ def test_the_flag_tables_of_a_future_grammar_would_fail(monkeypatch: pytest.Monk
 
 FORWARDED_WITHOUT_DECISION = [
     ["ps", "-a"], ["--namespace", "k8s.io", "images"], ["logs", "-f", "c"], ["exec", "-it", "c", "sh"],
-    ["exec", "-w", "/", "-e", "A=1", "c", "env"], ["save", "img"], ["load"], ["export", "c"], ["apparmor", "ls"],
+    ["exec", "-w", "/", "-e", "A=1", "c", "env"], ["exec", "--env-file=/e", "c", "env"], ["save", "img"],
+    ["load"], ["export", "c"], ["apparmor", "ls"],
     ["--debug", "rm", "-f", "c"], ["container", "ls"], ["image", "ls"], ["help", "run"], ["network", "ls"],
 ]
 NEEDS_DECISION = [
-    ["exec", "--privileged", "c", "sh"], ["exec", "-u", "0", "c", "sh"], ["exec", "--env-file=/e", "c", "env"],
+    ["exec", "--privileged", "c", "sh"], ["exec", "-u", "0", "c", "sh"],
     ["--cni-path=/x", "ps"], ["--data-root", "/etc", "rm", "c"], ["--address=/s", "images"],
     ["cp", "a", "c:/b"], ["container", "cp", "c:/b", "a"], ["save", "-o", "f", "img"],
     ["image", "save", "-o", "f", "i"],

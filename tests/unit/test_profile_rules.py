@@ -92,7 +92,6 @@ ESCALATIONS: list[tuple[list[str], str]] = [
     (["build", "--allow", "security.insecure", "."], "host-files"),
     (["compose", "-f", "/etc/shadow", "config"], "host-files"),
     (["exec", "--privileged", "ctr", "sh"], "privileged"),
-    (["exec", "--env-file", "/etc/shadow", "ctr", "env"], "host-files"),
     (["pull", "--verify=cosign", "img"], "host-code"),
     (["push", "--sign=cosign", "--cosign-key=/root/k", "img"], "host-code"),
     (["start", "--checkpoint-dir", "/root", "ctr"], "host-files"),
@@ -137,6 +136,7 @@ ORDINARY = [
     ["--namespace=team", "--debug", "run", "img"],
     ["exec", "-it", "-w", "/", "-e", "A=1", "ctr", "sh"],
     ["exec", "--user", "0", "ctr", "id"],
+    ["exec", "--env-file", "app.env", "ctr", "env"],  # read as the caller (shim.inputs)
     ["save", "img"], ["load"], ["export", "ctr"],
     ["ps", "-a"], ["logs", "-f", "ctr"], ["images"], ["rm", "-f", "ctr"], ["network", "ls"],
     ["apparmor", "ls"], ["pull", "img"], ["push", "img"], ["start", "-a", "ctr"], ["restart", "ctr"],
