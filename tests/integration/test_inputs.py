@@ -112,7 +112,8 @@ def test_a_label_file_cannot_claim_an_admission_through_a_bom(gate_host: Host, s
 def test_under_sudo_exec_env_files_are_read_as_the_caller(gate_host: Host, signed: Signed, tmp_path: Path,
                                                          open_dir: Path) -> None:
     """`exec` is forwarded, and nerdctl (root) read its --env-file: before, a root-only file reached it.
-    (The profile of level Low is privileged here: baseline refuses `exec --env-file` on its own.)"""
+    (The profile of level Low is privileged here; baseline admits `exec --env-file` too, since it is read as
+    the caller: test_profiles.py.)"""
     system = System(Path(str(tmp_path)) / "etc", config_text(gate_host, signed.trusted,
                                                              extra='[levels.Low]\nprofile = "privileged"\n'))
     configure(gate_host, signed.trusted)

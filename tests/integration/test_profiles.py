@@ -198,3 +198,19 @@ def test_a_file_option_is_refused_before_any_file_is_touched(gate_host: Host, si
     r = nerdctl(gate_host, "run", "--rm", "--cidfile", str(cid), signed["low"].ref)
     assert r.rc == 77
     assert not cid.exists()
+
+
+def test_exec_env_file_is_admitted_under_baseline_read_as_the_caller(host: Host, signed: Signed,
+                                                                      tmp_path: Path) -> None:
+    """exec --env-file is read by the wrapper as the caller and handed over sealed: baseline admits it."""
+    _configure(host, signed, "baseline")
+    ctr = _container(host, signed, "prof-exec-env")
+    env = Path(str(tmp_path)) / "app.env"
+    env.write_text("A=1\n")
+    try:
+        r = nerdctl(host, "exec", "--env-file", str(env), ctr, "env")
+        [argv] = r.forwarded
+        assert any(a.startswith("--env-file=/proc/self/fd/") for a in argv), argv
+        assert audit_lines(host)[-1]["verdict"] == "admitted"
+    finally:
+        _remove(host, ctr)
