@@ -214,3 +214,23 @@ def test_exec_env_file_is_admitted_under_baseline_read_as_the_caller(host: Host,
         assert audit_lines(host)[-1]["verdict"] == "admitted"
     finally:
         _remove(host, ctr)
+
+
+def test_exec_into_a_container_without_an_admission_record_is_judged_as_restricted(host: Host, signed: Signed) -> None:
+    """A container made by another client has no recorded level: exec into it gets restricted (fail closed),
+    even when the level's own profile is privileged."""
+    _configure(host, signed, "privileged")
+    img = signed["low"]
+    assert nerdctl(host, "pull", img.ref).rc == 0  # the image is local, and the pull admitted
+    host.containerd.ctr("containers", "create", "--label", "nerdctl/name=unrecorded-exec", img.ref, "unrecorded-exec-1")
+    try:
+        r = nerdctl(host, "exec", "--privileged", "unrecorded-exec", "sh")
+        assert r.rc == 77, r.stderr
+        assert "has no admission record: restricted applies" in r.first_line
+        assert r.forwarded == []
+        r = nerdctl(host, "exec", "-u", "0", "unrecorded-exec", "id")
+        assert "run-as-non-root" in r.first_line
+        r = nerdctl(host, "exec", "-u", "1000", "unrecorded-exec", "id")
+        assert r.forwarded, r.stderr
+    finally:
+        host.containerd.ctr("containers", "rm", "unrecorded-exec-1", check=False)
