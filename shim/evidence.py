@@ -369,7 +369,8 @@ def print_report(report: Report, out: Any) -> None:
         for ln in report.launched:
             who = ln.get("container_id") or (f"token {ln['token']}" if ln.get("token") else "")
             w(f"  #{ln['recnum']:<4} {ln['time']}  {ln['command']:<7} {ln['image']}  {ln['digest']}\n"
-              f"         level {ln['level']}, signer {ln['signer']}{', ' + who if who else ''}\n")
+              f"         level {ln['level']}{' (profile ' + ln['profile'] + ')' if ln.get('profile') else ''}, "
+              f"signer {ln['signer']}{', ' + who if who else ''}\n")
         for ln in report.not_extended:
             w(f"  #{ln['recnum']:<4} {ln['time']}  {ln['command']} {ln['image']}: logged, never extended "
               "(refused at the extend, or the host stopped between log and extend)\n")
