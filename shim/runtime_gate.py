@@ -190,7 +190,8 @@ def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str])
     v = decision.verdict
     event = measure.LaunchEvent(source=LAYER, command="create", image=v.image, digest=v.digest,
                                 signer=gate.signer_of(v), level=v.level or "", argv=("runc", *args),
-                                time=measure.now(), container_id=at.container_id, namespace=at.namespace)
+                                time=measure.now(), container_id=at.container_id, namespace=at.namespace,
+                                profile=ctx.cfg.profiles.profile(v.level) if v.level else None)
     return measure.launches(ctx.cfg, [event])
 
 

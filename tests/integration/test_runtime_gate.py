@@ -246,5 +246,6 @@ def test_a_launch_admitted_at_the_runtime_is_measured_before_runc_runs(gated: Ga
     assert event.source == "runtime"
     assert event.digest == signed["low"].digest
     assert event.container_id == "rt-measured"
+    assert event.profile == "baseline"  # the profile its level runs under
     assert event.argv[0] == "runc"
     assert gated.runtime_lines()[-1]["measured"]
