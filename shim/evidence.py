@@ -111,8 +111,18 @@ def collect(cfg: Any, nonce: bytes, out: Path) -> dict[str, Any]:
         size = os.fstat(fd).st_size
         log = os.pread(fd, size, 0) if size else b""
         if m.tpm:
+            from shim.tpm import attest, eventlog
+
+            boot_log = tpm_check.read_eventlog(tpm) if tpm.eventlog is not None else None
+            boot_pcrs = tpm.pcrs
+            if not tpm.pcrs_configured and boot_log is not None:  # as the baseline chooses: what this boot measured
+                try:
+                    measured: set[int] | None = eventlog.measured_pcrs(eventlog.parse(boot_log))
+                except eventlog.EventLogError:
+                    measured = None
+                boot_pcrs = tpm_settings.default_selection(measured, exclude=[m.pcr])
+            tpm = replace(tpm, pcrs=boot_pcrs)
             quoted = replace(tpm, pcrs=tuple(sorted({*tpm.pcrs, m.pcr})))
-            from shim.tpm import attest
 
             quote = tpm_check.within_deadline(quoted, lambda: tpm_check.fresh_quote(quoted, nonce))
             try:
@@ -134,10 +144,8 @@ def collect(cfg: Any, nonce: bytes, out: Path) -> dict[str, Any]:
                                "ak": attest.fingerprint(attest.load_public_key(quote.ak_pem)),
                                "checkquote": f"tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f pcrs.bin "
                                              f"-l {quoted.selection} -g {sig_hash} -q {nonce.hex()}"}
-            if tpm.eventlog is not None:
-                boot_log = tpm_check.read_eventlog(tpm)
-                if boot_log is not None:
-                    _write(out, "boot-eventlog.bin", boot_log, files)
+            if boot_log is not None:
+                _write(out, "boot-eventlog.bin", boot_log, files)
         if m.rtmr:
             from shim.tdx import check as tdx_check
             from shim.tdx import settings as tdx_settings
@@ -319,7 +327,7 @@ def _verify_tpm(bundle: Path, manifest: Mapping[str, Any], nonce: bytes, entries
     explained = boot_pcrs if boot_log is not None else []
     report.pcrs = {str(p): values[p].hex() for p in sorted([*explained, launch_pcr])}
     report.steps.append(("launch PCR", f"the launch log replays to the quoted PCR {launch_pcr}: "
-                                       f"{len(rep.launched)} launches"
+                                       + _launches(len(rep.launched))
                                        + (f", {len(rep.not_extended)} logged but never extended"
                                           if rep.not_extended else "")))
     return rep
@@ -356,8 +364,12 @@ def _verify_td(bundle: Path, manifest: Mapping[str, Any], nonce: bytes, log: byt
                                   appraisal.measurements.rtmr[measure.RTMR])
     except launchreplay.ReplayError as e:
         raise Failed(f"the launch log fails against the TD quote's RTMR3: {e}") from e
-    report.steps.append(("RTMR3", f"the launch log replays to the quoted RTMR3: {len(rep.launched)} launches"))
+    report.steps.append(("RTMR3", f"the launch log replays to the quoted RTMR3: {_launches(len(rep.launched))}"))
     return rep
+
+
+def _launches(n: int) -> str:
+    return f"{n} launch" + ("" if n == 1 else "es")
 
 
 def print_report(report: Report, out: Any) -> None:

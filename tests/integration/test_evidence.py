@@ -41,9 +41,11 @@ def tcg2_log(events: list[tuple[int, int, bytes]]) -> bytes:
     return out
 
 
-def boot(tpm: swtpm_h.Swtpm, path: Path) -> None:
+def boot(tpm: swtpm_h.Swtpm, path: Path, later: tuple[tuple[int, int, bytes], ...] = ()) -> None:
+    """Extend the swtpm as a firmware would, and write that boot's event log to ``path`` (plus ``later``
+    boot stages: e.g. PCR 9, an initrd)."""
     events = [(0, 0x8, b"firmware version 1"), (0, 0x4, bytes(4)), (7, 0x800000E0, b"db: test key"),
-              (7, 0x4, bytes(4)), (14, 0xD, b"MokList")]
+              (7, 0x4, bytes(4)), (14, 0xD, b"MokList"), *later]
     path.write_bytes(tcg2_log(events))
     env = {**os.environ, "TPM2TOOLS_TCTI": tpm.tcti}
     for pcr, _t, data in events:
@@ -224,3 +226,19 @@ def test_a_damaged_or_hostile_bundle_is_refused(booted: Host, signed: Signed, tm
     assert r.returncode == 77, r.stdout + r.stderr
     assert words in r.stderr, r.stderr
     assert r.stderr.startswith("bacon: evidence does not verify: ")
+
+
+def test_unset_boot_pcrs_are_what_this_boot_measured_never_the_launch_pcr(gate_host: Host, signed: Signed,
+                                                                          tpm: swtpm_h.Swtpm) -> None:
+    log = gate_host.root / "binary_bios_measurements"
+    boot(tpm, log, later=((9, 0xD, b"initrd"),))
+    trusted_config(gate_host, signed.trusted, extra=f'[tpm]\ntcti = "{tpm.tcti}"\neventlog = "{log}"\n'
+                                                    '[measure]\ninto = ["tpm"]\n')
+    assert nerdctl(gate_host, "run", "--rm", signed["low"].ref).rc == 0
+    out = gate_host.root / "evidence"
+    manifest = collect(gate_host, out)
+    assert manifest["tpm"]["boot_pcrs"] == [0, 1, 2, 3, 4, 5, 7, 9]  # type: ignore[index]
+    r = bacon(gate_host, "evidence", "verify", str(out), "--nonce", NONCE, env=elsewhere(gate_host))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "replays to the quoted PCRs 0,1,2,3,4,5,7,9" in r.stdout
+    assert "replays to the quoted PCR 14: 1 launch" in r.stdout
