@@ -571,6 +571,7 @@ def gate_build(ctx: Context, inv: nargv.Invocation, workdir: str) -> list[str]:
     of the Dockerfile (``-f``). What could bring in another image unseen is refused."""
     from shim import callerfiles, dockerfile
 
+    check_profile(ctx, inv, None)  # the build reads host files for the operator: the host's profile first
     if inv.all_flags("build-context"):
         raise _build_refusal("--build-context can replace a FROM image with a directory or another image, "
                              "which BACON does not check", "drop --build-context; name images in the Dockerfile")
@@ -718,7 +719,12 @@ def admit_and_exec(cfg: Config, inv: nargv.Invocation, raw_args: list[str]) -> i
         import shutil
         import tempfile
 
-        workdir = tempfile.mkdtemp(prefix="bacon-build-")  # private (0700): the pinned Dockerfile
+        # The pinned copy lives under the state directory (root's, checked), never in a TMPDIR the caller
+        # names: whoever can rename a directory above it could swap the copy before BuildKit reads it.
+        check_state_dir(Path(cfg.state_dir))
+        builds = Path(cfg.state_dir) / "builds"
+        builds.mkdir(mode=0o700, parents=True, exist_ok=True)
+        workdir = tempfile.mkdtemp(prefix="bacon-build-", dir=builds)  # 0700
         try:
             forward, _ = _with_context(cfg, inv, raw_args, lambda ctx: _plan(ctx, inv, workdir=workdir))
             return run_real(cfg.nerdctl, forward)

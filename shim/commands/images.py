@@ -35,6 +35,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             _print(args, doc)
             raise
         verdict = gate.decide(ctx, subject)
+        for other in subject.alternatives:  # a stored index: every manifest nerdctl could take must pass
+            if verdict.admitted:
+                alternative = gate.decide(ctx, other)
+                verdict = verdict if alternative.admitted else alternative
         doc.update(admitted=verdict.admitted, digest=verdict.digest, level=verdict.level,
                    source="local (containerd)" if subject.local else "registry",
                    checks=[o.as_dict() for o in verdict.outcomes])

@@ -51,7 +51,7 @@ HOST = [
     ("cp from host", ["cp", "/etc/shadow", "CTR:/x"]),
     ("save -o", ["save", "-o", "/etc/x.tar", "IMG"]),
     ("load -i", ["load", "-i", "/etc/shadow"]),
-    ("build", ["build", "-t", "x", "/etc"]),
+    ("build", ["build", "-t", "x", "CTXDIR"]),  # its Dockerfile's FROM is IMG (docs/build.md)
     ("compose -f", ["compose", "-f", "/etc/shadow", "config"]),
     ("global cni-netconfpath", ["--cni-netconfpath=/tmp/net", "ps"]),
     ("exec --privileged", ["exec", "--privileged", "CTR", "sh"]),
@@ -63,7 +63,11 @@ def _configure(host: Host, signed: Signed, profile: str) -> None:
 
 
 def _fill(argv: list[str], host: Host, signed: Signed, ctr: str = "") -> list[str]:
-    subst = {"IMG": signed["low"].ref, "CTR": ctr, "CIDFILE": str(host.root / "cid")}
+    ctxdir = host.root / "ctx"
+    if "CTXDIR" in argv:
+        ctxdir.mkdir(exist_ok=True)
+        (ctxdir / "Dockerfile").write_text(f"FROM {signed['low'].ref}\n")
+    subst = {"IMG": signed["low"].ref, "CTR": ctr, "CIDFILE": str(host.root / "cid"), "CTXDIR": str(ctxdir)}
     return [subst.get(a, a.replace("CTR:", f"{ctr}:")) for a in argv]
 
 
