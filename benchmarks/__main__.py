@@ -332,6 +332,8 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
                     "(none)", None, {"bacon": _load_data(served_load), "peer": _load_data(cl),
                                      "throughput_ratio": round(tput_s, 3)}))
 
+    rows.extend(runtime_rows(bh, args, cosign["low"]))
+
     for name, p in admissions.items():
         peak = p.a_rss_mb.max
         rows.append(Row(f"memory_{name}", f"peak RSS: {name.capitalize()} admission",
@@ -339,6 +341,21 @@ def run_all(bh: host_m.BenchHost, args: argparse.Namespace) -> list[Row]:
                         f"{peak:.1f} MB", f"< {MEMORY_BUDGET_MB:.0f} MB", peak < MEMORY_BUDGET_MB,
                         {"bacon_maxrss_mb": _stats(p.a_rss_mb), "peer_maxrss_mb": _stats(p.b_rss_mb)}))
     return rows
+
+
+def runtime_rows(bh: host_m.BenchHost, args: argparse.Namespace, cosign_low: Command | None = None) -> list[Row]:
+    """The runtime gate's lines (:mod:`benchmarks.runtime`)."""
+    from benchmarks import runtime
+
+    def pair(a: Command, b: Command, runs: int | None = None) -> Pair:
+        progress(f"{a.label} vs {b.label}")
+        return side_by_side(a, b, runs or args.runs, args.warmup, progress)
+
+    if cosign_low is None:
+        cosign_low = Command("cosign verify low", [bh.cosign, "verify", "--key", str(bh.key.public),
+                                                   "--insecure-ignore-tlog=true", "--allow-insecure-registry",
+                                                   bh.images["low"].ref], bh.hosts["forward"].env())
+    return runtime.rows(bh, args, pair, Row, _ms, _pair_data, cosign_low, lambda *a: serving(bh, *a))
 
 
 def _load_data(x: Load) -> dict[str, Any]:

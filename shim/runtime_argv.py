@@ -18,8 +18,9 @@ read (never to the real runc unchecked).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+TYPE_CHECKING = False  # on the path of every create: no typing, collections or dataclasses at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 GLOBAL_VALUE = ("log", "log-format", "root", "criu", "rootless")
 GLOBAL_BOOL = ("debug", "systemd-cgroup")
@@ -39,13 +40,17 @@ class RuncUsage(ValueError):
     """An argv the gate does not read the way runc would; refused."""
 
 
-@dataclass(frozen=True)
 class Call:
-    globals: Mapping[str, str]  # name -> value ("true" for booleans)
-    verb: str  # "" for none (runc's help)
-    args: Sequence[str]  # after the verb
-    flags: Mapping[str, str] = field(default_factory=dict)  # the verb's own, for gated verbs
-    container_id: str = ""
+    """A runc argv as read: the global flags (name -> value, "true" for booleans), the verb ("" for none:
+    runc's help or version), the arguments after it, and for a gated verb its own flags and the container id."""
+
+    __slots__ = ("args", "container_id", "flags", "globals", "verb")
+
+    def __init__(self, globals: Mapping[str, str], verb: str, args: Sequence[str],
+                 flags: Mapping[str, str] | None = None, container_id: str = "") -> None:
+        self.globals, self.verb, self.args = globals, verb, args
+        self.flags: Mapping[str, str] = flags or {}
+        self.container_id = container_id
 
 
 def _flag(arg: str) -> tuple[str, str | None] | None:

@@ -14,10 +14,10 @@ containerd, at the address the shim was started for, for the container's record:
 - the OCI spec's root must be the bundle's ``rootfs`` (what the shim mounted from the snapshot).
 
 Then the real runc (``[runtime] runc`` in the configuration) runs with the same argv. A refusal, or any
-failure to decide, writes one ``bacon: denied: …`` line where containerd reads runc's errors (the
-``--log`` file, JSON lines when ``--log-format json``) and to stderr, appends an audit line with
-``"layer": "runtime"`` and exits 77: the shim removes the bundle, nothing is left behind. Exit codes and
-the facts about containerd's shim: docs/runtime.md.
+failure to decide, is audited with ``"layer": "runtime"``; :mod:`shim.runtime_client` (the process the
+launcher starts, which asks ``bacon serve`` for :func:`plan` or runs it itself) writes one
+``bacon: denied: …`` line where containerd reads runc's errors (the ``--log`` file) and exits 77: the
+shim removes the bundle, nothing is left behind. The facts about containerd's shim: docs/runtime.md.
 
 For a container decided here (not the wrapper's), the profile of its image's level (``shim.profiles``)
 is applied to what its OCI spec asks for (``shim.runtime_spec``): privileged, capabilities, host
@@ -30,14 +30,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shim import runtime_argv
-from shim.errors import EXIT_DENIED, BaconError, ConfigError, Denied
+from shim.errors import BaconError, ConfigError, Denied
 
 DEFAULT_RUNC = "/usr/sbin/runc"
 DEFAULT_CONTAINERD = "/run/containerd/containerd.sock"
@@ -224,75 +223,19 @@ def is_host_namespace(kind: str, path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-# -- refusing ---------------------------------------------------------------------------------------------
+# -- the decision, carried out ----------------------------------------------------------------------
 
-def _log_line(message: str, fmt: str) -> str:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    if fmt == "json":
-        return json.dumps({"level": "error", "msg": message, "time": now}) + "\n"
-    return f'time="{now}" level=error msg={json.dumps(message)}\n'
-
-
-def report(call_globals: Mapping[str, str], message: str) -> None:
-    """Say ``message`` where containerd reads runc's errors (the ``--log`` file) and on stderr."""
-    log = call_globals.get("log")
-    if log:
-        try:
-            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            try:
-                os.write(fd, _log_line(message, call_globals.get("log-format", "text")).encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            print(f"bacon: cannot write runc's log {log}: {e.strerror}", file=sys.stderr)
-    print(message, file=sys.stderr)
-
-
-def _one_line(e: BaconError) -> str:
-    text = e.render() if isinstance(e, Denied) else f"bacon: denied: check {LAYER} failed: {e.render()}"
-    return " ".join(text.split("\n"))  # containerd shows one line: the hint follows on it
-
-
-# -- entry point ------------------------------------------------------------------------------------------
-
-def _exec(runc: str, args: Sequence[str]) -> int:
-    os.execv(runc, [runc, *args])  # noqa: S606 - exec by absolute path, no shell
-    return 70  # not reached
-
-
-def _real_runc_only() -> str:
-    """The real runc for a verb that is passed through (configuration read, nothing else)."""
-    from shim import configfile
-
-    path = configfile.config_path()
-    section = configfile.read_table(path).get("runtime", {})
-    return settings(section if isinstance(section, dict) else {}, path).runc
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        call = runtime_argv.parse(args)
-    except runtime_argv.RuncUsage as e:
-        report({}, f"bacon: denied: check {LAYER} failed: {e} (the runtime gate refuses what it cannot read)")
-        return EXIT_DENIED
-    try:
-        if call.verb not in runtime_argv.GATED:
-            return _exec(_real_runc_only(), args)
-        return _gate(call, args)
-    except BaconError as e:
-        report(call.globals, _one_line(e))
-        return EXIT_DENIED
-    except Exception as e:  # noqa: BLE001 - a gate that cannot decide refuses
-        report(call.globals, f"bacon: denied: check {LAYER} failed: the runtime gate failed: {type(e).__name__}: {e}")
-        return EXIT_DENIED
-
-
-def _gate(call: runtime_argv.Call, args: Sequence[str]) -> int:
+def plan(args: Sequence[str]) -> tuple[str, list[str]]:
+    """Decide the ``create``/``run`` in runc argv ``args`` (in this process, or in a ``bacon serve`` worker
+    that took the caller's environment and working directory) and audit it: the real runc and the argv to
+    exec it with. Raises :class:`BaconError` (a :class:`Denied` for a refusal), after auditing it."""
     from shim import config, gate, levels, platforms
     from shim.hostplatform import this_host
     from shim.nerdctl_env import Target
 
+    call = runtime_argv.parse(args)
+    if call.verb not in runtime_argv.GATED:
+        raise Denied(f"runc {call.verb or '(no verb)'} is not decided by the runtime gate", check=LAYER)
     cfg = config.load()
     s = settings(cfg.sections.get("runtime", {}), str(cfg.path))
     at = where(call, os.getcwd())
@@ -322,8 +265,4 @@ def _gate(call: runtime_argv.Call, args: Sequence[str]) -> int:
     finally:
         os.umask(umask)
         ctx.close()
-    return _exec(s.runc, args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return s.runc, list(args)

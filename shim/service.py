@@ -53,7 +53,8 @@ ACK_TIMEOUT = 10.0  # seconds for the wrapper to take up a plan it was sent (:fu
 RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without serving (no fork storm)
 
 
-PRELOAD = ("shim.gate", "shim.containerd", "shim.keys", "shim.signatures", "shim.registry", "shim.signing",
+PRELOAD = ("shim.gate", "shim.runtime_gate", "shim.runtime_spec", "shim.rootfs",
+           "shim.containerd", "shim.keys", "shim.signatures", "shim.registry", "shim.signing",
            "shim.admission", "shim.audit", "shim.records", "shim.signature_cache", "shim.imagewalk",
            "shim.config", "shim.wrapper", "shim.nerdctl_env", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest",
            "shim.tdx.check", "shim.measure", "shim.launchlog", "shim.cel", "shim.tpm.device",
@@ -223,8 +224,15 @@ def _decide(conn: socket.socket, out: Any) -> None:
     cwd = req.cwd
     try:
         os.chdir(cwd)
-        from shim import wrapper
+        from shim import runtime_client, wrapper
 
+        if req.args[:1] == [runtime_client.MARKER]:  # the runtime gate's create (shim.runtime_client)
+            from shim import runtime_gate
+
+            runc, args = runtime_gate.plan(req.args[1:])
+            if not _delivered(conn, wire.encode_plan(runc, args, [])):
+                print(f"bacon serve: pid {caller_pid} left before taking up its runtime decision", file=out, flush=True)
+            return
         nerdctl, forward, then = wrapper.plan(req.args)
         if not _delivered(conn, wire.encode_plan(nerdctl, forward, then)):
             print(f"bacon serve: pid {caller_pid} left before taking up its plan; "

@@ -249,3 +249,27 @@ def test_a_launch_admitted_at_the_runtime_is_measured_before_runc_runs(gated: Ga
     assert event.profile == "baseline"  # the profile its level runs under
     assert event.argv[0] == "runc"
     assert gated.runtime_lines()[-1]["measured"]
+
+
+def test_the_gate_asks_bacon_serve_when_it_listens(gated: Gated, signed: Signed) -> None:
+    from tests.integration.test_service import Served
+
+    served = Served(gated.host)
+    gated.configure(signed, runtime=f'[service]\nsocket = "{served.socket}"\n')
+    served.start()
+    try:
+        rc, out, err = ctr(gated, "run", "--rm", signed["low"].ref, "rt-served", "/bin/echo", "served-ran")
+        assert rc == 0, err
+        assert "served-ran" in out
+        assert served.requests() == 1
+        line = gated.runtime_lines()[-1]
+        assert line["verdict"] == "admitted", line
+        assert line["how"] == "admission", line
+        rc, _, err = ctr(gated, "run", "--rm", signed["unsigned"].ref, "rt-served-no", "/bin/true")
+        assert_refused(gated, rc, err, "signature", "rt-served-no")
+        assert served.requests() == 2
+    finally:
+        served.stop()
+    # Nothing listens any more: the gate decides in its own process, the same way.
+    rc, _, err = ctr(gated, "run", "--rm", signed["unsigned"].ref, "rt-unserved", "/bin/true")
+    assert_refused(gated, rc, err, "signature", "rt-unserved")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import runtime_argv, runtime_gate
+from shim import runtime_argv, runtime_client, runtime_gate
 from shim.errors import ConfigError, Denied
 
 BUNDLE = "/run/containerd/io.containerd.runtime.v2.task/team/c1"
@@ -68,16 +68,16 @@ def test_the_runtime_section_is_checked(section: dict[str, object]) -> None:
 def test_a_refusal_is_written_where_containerd_reads_runcs_errors(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "log.json"
-    runtime_gate.report({"log": str(log), "log-format": "json"}, "bacon: denied: image x: check signature failed: no")
+    runtime_client.report({"log": str(log), "log-format": "json"}, "bacon: denied: image x: check signature failed: no")
     line = json.loads(log.read_text())
     assert line["level"] == "error"
     assert line["msg"] == "bacon: denied: image x: check signature failed: no"
     assert capsys.readouterr().err.startswith("bacon: denied:")
     text = tmp_path / "log.txt"
-    runtime_gate.report({"log": str(text)}, 'bacon: denied: "quoted"')
+    runtime_client.report({"log": str(text)}, 'bacon: denied: "quoted"')
     assert 'level=error msg="bacon: denied: \\"quoted\\""' in text.read_text()
 
 
 def test_an_argv_the_gate_cannot_read_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert runtime_gate.main(["create", "--unknown", "c1"]) == 77
+    assert runtime_client.main(["create", "--unknown", "c1"]) == 77
     assert capsys.readouterr().err.startswith("bacon: denied: check runtime failed:")
