@@ -225,6 +225,18 @@ def is_host_namespace(kind: str, path: str) -> bool:
 
 # -- the decision, carried out ----------------------------------------------------------------------
 
+def _audit_early(cfg: Any, args: Sequence[str], container_id: str, e: BaconError) -> None:
+    from shim import audit
+
+    check = e.check if isinstance(e, Denied) else LAYER
+    try:
+        audit.record(cfg.audit_log, argv=["runc", *args], verdict="denied", image=None, digest=None, level=None,
+                     system_level=None, checks=[], reason=e.message, failed_check=check, error=type(e).__name__,
+                     layer=LAYER, container=container_id)
+    except BaconError as audit_error:
+        print(f"bacon: the refusal could not be audited: {audit_error.message}", file=sys.stderr)
+
+
 def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     """Decide the ``create``/``run`` in runc argv ``args`` (in this process, or in a ``bacon serve`` worker
     that took the caller's environment and working directory) and audit it: the real runc and the argv to
@@ -238,8 +250,12 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
         raise Denied(f"runc {call.verb or '(no verb)'} is not decided by the runtime gate", check=LAYER)
     cfg = config.load()
     s = settings(cfg.sections.get("runtime", {}), str(cfg.path))
-    at = where(call, os.getcwd())
-    gate.check_state_dir(Path(cfg.state_dir))
+    try:
+        at = where(call, os.getcwd())
+        gate.check_state_dir(Path(cfg.state_dir))
+    except BaconError as e:  # not a containerd task (or no safe state): refused, and audited all the same
+        _audit_early(cfg, args, call.container_id, e)
+        raise
     umask = os.umask(0o022)
     target = Target(address=containerd_address(s, os.environ), namespace=at.namespace)
     host = this_host()

@@ -81,3 +81,21 @@ def test_a_refusal_is_written_where_containerd_reads_runcs_errors(
 def test_an_argv_the_gate_cannot_read_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert runtime_client.main(["create", "--unknown", "c1"]) == 77
     assert capsys.readouterr().err.startswith("bacon: denied: check runtime failed:")
+
+
+def test_a_create_outside_a_containerd_bundle_is_refused_and_audited(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path.chmod(0o755)
+    config = tmp_path / "config.toml"
+    audit_log = tmp_path / "audit.jsonl"
+    config.write_text(f'level = "Low"\nnerdctl = "/bin/true"\nstate_dir = "{tmp_path / "state"}"\n'
+                      f'audit_log = "{audit_log}"\n[runtime]\nrunc = "/bin/true"\n')
+    config.chmod(0o644)
+    monkeypatch.setenv("BACON_CONFIG", str(config))
+    with pytest.raises(Denied):
+        runtime_gate.plan(["create", "--bundle", "/tmp/nowhere/c1", "c1"])
+    (line,) = [json.loads(x) for x in audit_log.read_text().splitlines()]
+    assert line["verdict"] == "denied"
+    assert line["layer"] == "runtime"
+    assert line["failed_check"] == "runtime"
+    assert line["container"] == "c1"
