@@ -48,3 +48,14 @@ def start(workdir: Path, bindir: Path, extra_env: dict[str, str] | None = None) 
     c = containerd_h.Containerd(socket=sock, root=root, process=p, log=log, config=cfg)
     proc.wait_for(lambda: proc.unix_open(sock), "containerd", proc=p, log=log)
     return c
+
+
+def remove(work: Path) -> None:
+    """Remove a gated containerd's directory after :meth:`Containerd.stop` (its shims may still be leaving)."""
+    import time
+
+    for _ in range(20):
+        shutil.rmtree(work, ignore_errors=True)
+        if not work.exists():
+            return
+        time.sleep(0.25)

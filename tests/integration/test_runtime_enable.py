@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -89,7 +88,7 @@ def test_enable_runtime_installs_a_working_gate_and_disable_leaves_the_host_byte
         assert "ungated" in free.stdout
     finally:
         c.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        runtime_h.remove(work)
     audit = [json.loads(x) for x in host.audit_log.read_text().splitlines()]
     assert [a["verdict"] for a in audit if a.get("verdict", "").endswith("-runtime")] == ["enable-runtime",
                                                                                          "disable-runtime"]

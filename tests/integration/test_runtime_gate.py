@@ -47,10 +47,11 @@ def gated(tmp_path_factory: pytest.TempPathFactory, registry: Registry, signed: 
     # Short socket paths: a unix socket path is at most 108 bytes.
     work = Path(f"/tmp/bacon-rt-{secrets.token_hex(3)}")
     work.mkdir()
-    config = root / "host" / "etc" / "config.toml"
-    runtime_h.install_launcher(work / "bin", config)
-    c = runtime_h.start(work, work / "bin")
+    c = None
     try:
+        config = root / "host" / "etc" / "config.toml"
+        runtime_h.install_launcher(work / "bin", config)
+        c = runtime_h.start(work, work / "bin")
         host = make_host(root / "host", c, registry, level="Mid")
         assert host.config == config
         for name in ("low", "unsigned", "high"):
@@ -59,10 +60,9 @@ def gated(tmp_path_factory: pytest.TempPathFactory, registry: Registry, signed: 
         images_h.pull(c, other)
         yield Gated(host=host, containerd=c, otherfs=other)
     finally:
-        c.stop()
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
+        if c is not None:
+            c.stop()
+        runtime_h.remove(work)
 
 
 def ctr(g: Gated, *args: str, timeout: float = 60) -> tuple[int, str, str]:
