@@ -280,6 +280,8 @@ def _host_command(inv: Invocation, b: _Builder) -> None:
         if name in classes.FILE_FLAG and not classes.names_file(name, inv.args):
             return
         key = "compose" if inv.path[:1] == ("compose",) else name
+        if inv.path[:1] == ("builder",) and name != "build":  # builder debug/prune: allowed as "builder"
+            key = "builder"
         b.add("host_files", Ask(key, where, read_only=name not in ("save", "export", "cp", "build")))
     elif cls == "refused":
         if inv.path[:1] == ("apparmor",) and inv.args[:1] and inv.args[0] in classes.APPARMOR_READ:

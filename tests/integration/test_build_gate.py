@@ -1,7 +1,8 @@
 """`build` and `builder debug` through the wrapper (docs/build.md): the Dockerfile's images are decided at
 the real registry like run's image, and nerdctl is handed a copy of the Dockerfile with each pinned to the
 platform manifest that was checked. The stand-in nerdctl records the Dockerfile it is handed, read as
-nerdctl reads it (tests/standin/nerdctl: there is no BuildKit here)."""
+nerdctl reads it (tests/standin/nerdctl: there is no BuildKit here). The host's profile allows builds; the
+profile's own refusal of them is tested in test_profiles.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Host, Signed
+from tests.conftest import Host, Signed, trusted_config
 from tests.harness.images import _ref_descriptor
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
@@ -45,6 +46,13 @@ def manifest_digest(signed: Signed, name: str) -> str:
 
 
 @pytest.fixture
+def build_host(host: Host, signed: Signed) -> Host:
+    """A Low host trusting the harness's key whose profile lets the operator build (docs/profiles.md)."""
+    trusted_config(host, signed.trusted, extra='[levels.Low.allow]\nhost_files = ["build", "builder"]\n')
+    return host
+
+
+@pytest.fixture
 def ctx(tmp_path: Path) -> Path:
     d = tmp_path / "ctx"
     d.mkdir()
@@ -62,10 +70,10 @@ def denied(b: Built, check: str, *words: str) -> None:
     assert b.forwarded == [], "a refused build must not reach nerdctl"
 
 
-def test_signed_from_is_pinned_in_the_dockerfile_nerdctl_gets(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_signed_from_is_pinned_in_the_dockerfile_nerdctl_gets(build_host: Host, signed: Signed, ctx: Path) -> None:
     low = signed["low"]
     (ctx / "Dockerfile").write_text(f"FROM {low.ref} AS base\nRUN true\nFROM base\nFROM scratch\nCOPY hello.txt /\n")
-    b = build(gate_host, ctx, "build", "-t", "out:1", ".")
+    b = build(build_host, ctx, "build", "-t", "out:1", ".")
     assert b.rc == 0, b.stderr
     assert b.dockerfile is not None
     assert b.dockerfile.splitlines()[0] == f"FROM {low.repo}@{low.digest} AS base"
@@ -73,65 +81,65 @@ def test_signed_from_is_pinned_in_the_dockerfile_nerdctl_gets(gate_host: Host, s
     [fwd] = b.forwarded
     assert fwd[fwd.index("--") + 1] == "."  # the context is unchanged
     copy = Path(next(a for a in fwd if a.startswith("--file="))[len("--file="):])
-    assert copy.parent.parent == gate_host.state_dir / "builds"  # not in a TMPDIR the caller names
+    assert copy.parent.parent == build_host.state_dir / "builds"  # not in a TMPDIR the caller names
     assert not copy.parent.exists(), "the pinned copy is removed when nerdctl returns"
 
 
-def test_multi_platform_from_is_pinned_to_the_host_manifest(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_multi_platform_from_is_pinned_to_the_host_manifest(build_host: Host, signed: Signed, ctx: Path) -> None:
     multi = signed["multi"]
     (ctx / "Dockerfile").write_text(f"FROM {multi.ref}\n")
-    b = build(gate_host, ctx, "build", ".")
+    b = build(build_host, ctx, "build", ".")
     assert b.rc == 0, b.stderr
     assert b.dockerfile == f"FROM {multi.repo}@{manifest_digest(signed, 'low')}\n"
-    b = build(gate_host, ctx, "build", "--platform=linux/arm64", ".")
+    b = build(build_host, ctx, "build", "--platform=linux/arm64", ".")
     denied(b, "level", "High")  # the arm64 manifest is the High one
 
 
-def test_unsigned_from_is_refused(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_unsigned_from_is_refused(build_host: Host, signed: Signed, ctx: Path) -> None:
     (ctx / "Dockerfile").write_text(f"FROM {signed['unsigned'].ref}\nRUN true\n")
-    denied(build(gate_host, ctx, "build", "."), "signature", signed["unsigned"].ref)
+    denied(build(build_host, ctx, "build", "."), "signature", signed["unsigned"].ref)
 
 
-def test_from_above_the_hosts_level_is_refused(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_from_above_the_hosts_level_is_refused(build_host: Host, signed: Signed, ctx: Path) -> None:
     (ctx / "Dockerfile").write_text(f"FROM {signed['low'].ref} AS a\nFROM {signed['high'].ref}\n")
-    denied(build(gate_host, ctx, "image", "build", "."), "level")
+    denied(build(build_host, ctx, "image", "build", "."), "level")
 
 
-def test_arg_defaults_and_build_args_are_applied(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_arg_defaults_and_build_args_are_applied(build_host: Host, signed: Signed, ctx: Path) -> None:
     (ctx / "Dockerfile").write_text(f"ARG BASE={signed['low'].ref}\nFROM ${{BASE}}\n")
-    b = build(gate_host, ctx, "build", ".")
+    b = build(build_host, ctx, "build", ".")
     assert b.rc == 0, b.stderr
     assert b.dockerfile == f"ARG BASE={signed['low'].ref}\nFROM {signed['low'].pinned}\n"
-    denied(build(gate_host, ctx, "build", "--build-arg", f"BASE={signed['unsigned'].ref}", "."), "signature")
-    denied(build(gate_host, ctx, "build", "--build-arg", "BASE", ".", env={"BASE": signed["unsigned"].ref}),
+    denied(build(build_host, ctx, "build", "--build-arg", f"BASE={signed['unsigned'].ref}", "."), "signature")
+    denied(build(build_host, ctx, "build", "--build-arg", "BASE", ".", env={"BASE": signed["unsigned"].ref}),
            "signature")
 
 
-def test_copy_from_and_mount_from_images_are_decided(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_copy_from_and_mount_from_images_are_decided(build_host: Host, signed: Signed, ctx: Path) -> None:
     (ctx / "Dockerfile").write_text(f"FROM {signed['low'].ref}\nCOPY --from={signed['unsigned'].ref} /bin/sh /x\n")
-    denied(build(gate_host, ctx, "build", "."), "signature", signed["unsigned"].ref)
+    denied(build(build_host, ctx, "build", "."), "signature", signed["unsigned"].ref)
     (ctx / "Dockerfile").write_text(f"FROM {signed['low'].ref}\n"
                                     f"RUN --mount=type=bind,from={signed['low2'].ref},target=/m true\n")
-    b = build(gate_host, ctx, "build", ".")
+    b = build(build_host, ctx, "build", ".")
     assert b.rc == 0, b.stderr
     assert b.dockerfile is not None
     assert f"from={signed['low2'].pinned}," in b.dockerfile
 
 
-def test_what_cannot_be_resolved_statically_is_refused(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_what_cannot_be_resolved_statically_is_refused(build_host: Host, signed: Signed, ctx: Path) -> None:
     (ctx / "Dockerfile").write_text("ARG BASE\nFROM $BASE\n")
-    denied(build(gate_host, ctx, "build", "."), "build", "ARG BASE=")
+    denied(build(build_host, ctx, "build", "."), "build", "ARG BASE=")
     (ctx / "Dockerfile").write_text("FROM ${BASE:-x}\n")
-    denied(build(gate_host, ctx, "build", "."), "build", "statically")
+    denied(build(build_host, ctx, "build", "."), "build", "statically")
 
 
-def test_file_flag_and_containerfile(gate_host: Host, signed: Signed, ctx: Path, tmp_path: Path) -> None:
+def test_file_flag_and_containerfile(build_host: Host, signed: Signed, ctx: Path, tmp_path: Path) -> None:
     (tmp_path / "other.Dockerfile").write_text(f"FROM {signed['unsigned'].ref}\n")
-    denied(build(gate_host, tmp_path, "build", "-f", "other.Dockerfile", "ctx"), "signature")  # -f: from the cwd
+    denied(build(build_host, tmp_path, "build", "-f", "other.Dockerfile", "ctx"), "signature")  # -f: from the cwd
     (ctx / "Containerfile").write_text(f"FROM {signed['unsigned'].ref}\n")
-    denied(build(gate_host, ctx, "build", "."), "signature")
+    denied(build(build_host, ctx, "build", "."), "signature")
     (ctx / "Dockerfile").write_text(f"FROM {signed['low'].ref}\n")  # Dockerfile wins over Containerfile
-    assert build(gate_host, ctx, "build", ".").rc == 0
+    assert build(build_host, ctx, "build", ".").rc == 0
 
 
 @pytest.mark.parametrize(("args", "words"), [
@@ -139,38 +147,38 @@ def test_file_flag_and_containerfile(gate_host: Host, signed: Signed, ctx: Path,
     (["build", "https://example.invalid/repo.git"], "not a directory"),
     (["build", "-f", "-", "."], "standard input"),
     (["build", "--build-context", "alpine=/", "."], "--build-context"),
-    (["build", "--source-policy-file", "p.json", "."], "source policy"),
+    (["build", "--source-policy-file", "p.json", "."], "policy"),
     (["build", "--platform", "linux/amd64,linux/arm64", "."], "several platforms"),
     (["build", "--build-arg", "BUILDKIT_SYNTAX=x", "."], "frontend"),
 ])
-def test_build_inputs_that_cannot_be_checked_are_refused(gate_host: Host, signed: Signed, ctx: Path,
+def test_build_inputs_that_cannot_be_checked_are_refused(build_host: Host, signed: Signed, ctx: Path,
                                                           args: list[str], words: str) -> None:
     (ctx / "Dockerfile").write_text(f"FROM {signed['low'].ref}\n")
-    b = build(gate_host, ctx, *args)
+    b = build(build_host, ctx, *args)
     assert b.rc == 77, (b.rc, b.stderr)
     assert words in b.stderr, b.stderr
     assert "bacon: hint:" in b.stderr
     assert b.forwarded == []
 
 
-def test_dockerfile_must_be_a_regular_file(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_dockerfile_must_be_a_regular_file(build_host: Host, signed: Signed, ctx: Path) -> None:
     (ctx / "Dockerfile").symlink_to("/dev/zero")
-    b = build(gate_host, ctx, "build", ".")
+    b = build(build_host, ctx, "build", ".")
     assert b.rc == 77, b.stderr
     assert b.forwarded == []
 
 
-def test_builder_debug_image_is_decided_and_pinned(gate_host: Host, signed: Signed, ctx: Path) -> None:
+def test_builder_debug_image_is_decided_and_pinned(build_host: Host, signed: Signed, ctx: Path) -> None:
     (ctx / "Dockerfile").write_text(f"FROM {signed['low'].ref}\n")
-    b = build(gate_host, ctx, "--experimental", "builder", "debug", "--image", signed["low2"].ref, ".")
+    b = build(build_host, ctx, "--experimental", "builder", "debug", "--image", signed["low2"].ref, ".")
     assert b.rc == 0, b.stderr
     assert b.image == signed["low2"].pinned
     assert b.dockerfile == f"FROM {signed['low'].pinned}\n"
-    denied(build(gate_host, ctx, "--experimental", "builder", "debug", "--image", signed["unsigned"].ref, "."),
+    denied(build(build_host, ctx, "--experimental", "builder", "debug", "--image", signed["unsigned"].ref, "."),
            "signature")
 
 
-def test_compose_build_is_refused(gate_host: Host, ctx: Path) -> None:
-    b = build(gate_host, ctx, "compose", "build")
+def test_compose_build_is_refused(build_host: Host, ctx: Path) -> None:
+    b = build(build_host, ctx, "compose", "build")
     assert b.rc == 77, b.stderr
     assert b.forwarded == []
