@@ -6,8 +6,9 @@ here; everything else goes straight to the real runc. At ``create`` the gate kno
 containerd, at the address the shim was started for, for the container's record:
 
 - a container the wrapper admitted carries ``bacon/admission=<token>`` and the token's root-only record
-  (``shim.records``): the record is bound to this container's ID on first use, as the wrapper's ``start``
-  does, and the container passes without a second admission;
+  (``shim.records``): if its rootfs descends from the recorded image's layers, the record is bound to
+  this container's ID on first use, as the wrapper's ``start`` does, and the container passes without a
+  second admission (a label copied onto another container gets it nothing);
 - any other container gets the full admission of the image it names (``shim.gate``: signature, level,
   the host attestation the level requires), and only if its rootfs snapshot descends from that image's
   layers (``shim.rootfs``);
@@ -163,6 +164,9 @@ def decide(ctx: Any, at: Where) -> Decision:
         if rec.namespace != at.namespace:
             raise Denied(f"the admission record of container {at.container_id[:12]} is for namespace "
                          f"{rec.namespace}, not {at.namespace}", check="record", image=rec.image, digest=rec.digest)
+        # The label that leads to the record can be copied by any containerd client: the container must hold
+        # the image the record names (its rootfs descends from those layers) before it claims the record.
+        gate.record_subject(ctx, rec, container)
         records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
         # the rootfs must hold the checked image: a name moved between the wrapper's check and nerdctl's
         # lookup cannot then put other content under the record (shim.gate.pinned)

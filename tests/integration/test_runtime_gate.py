@@ -273,3 +273,27 @@ def test_the_gate_asks_bacon_serve_when_it_listens(gated: Gated, signed: Signed)
     # Nothing listens any more: the gate decides in its own process, the same way.
     rc, _, err = ctr(gated, "run", "--rm", signed["unsigned"].ref, "rt-unserved", "/bin/true")
     assert_refused(gated, rc, err, "signature", "rt-unserved")
+
+
+def test_a_copied_label_on_other_content_is_refused_even_before_the_admitted_container_starts(
+        gated: Gated, signed: Signed) -> None:
+    import subprocess
+
+    gated.configure(signed)
+    h = gated.host
+    r = subprocess.run([*h.wrapper, "create", "--name", "rt-victim", signed["low"].ref], env=h.env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    victim = r.stdout.strip().splitlines()[-1]
+    token = json.loads(ctr(gated, "containers", "info", victim)[1])["Labels"]["bacon/admission"]
+    try:
+        # Another client copies the fresh label onto a container of other content and starts it first.
+        ctr(gated, "containers", "create", "--label", f"bacon/admission={token}", gated.otherfs.ref, "rt-thief")
+        rc, _, err = ctr(gated, "tasks", "start", "rt-thief")
+        assert_refused(gated, rc, err, "rootfs", "rt-thief")
+        # The record was not claimed: the container the wrapper admitted still runs on it.
+        rc, _, err = ctr(gated, "tasks", "start", victim)
+        assert rc == 0, err
+    finally:
+        ctr(gated, "tasks", "rm", "-f", victim)
+        ctr(gated, "containers", "rm", victim, "rt-thief")
