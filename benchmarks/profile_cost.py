@@ -36,7 +36,7 @@ import dataclasses, typing, collections.abc, re, shim.errors, shim.configfile  #
 t4 = time.perf_counter()
 from shim.profiles import from_argv, request, rules, settings as _  # the profile's own modules
 t5 = time.perf_counter()
-import shim.config, shim.gate  # what an admission has loaded before the profile is decided
+import shim.config  # what an admission has loaded before the profile is decided
 run = parse(["run", "--rm", "-d", "--name", "web", "-p", "8080:80", "-v", "data:/data", "-e", "A=1",
              "--cap-drop=ALL", "--cap-add=NET_BIND_SERVICE", "--read-only", "--user=1000",
              "--security-opt", "no-new-privileges", "--memory", "256m", "img"])
