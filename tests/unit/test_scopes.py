@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shim import admission, config, oci, scopes, signatures, signing, trustpolicy
 from shim.checks import CheckResult
@@ -326,3 +328,28 @@ def test_the_shipped_configurations_scope_example_loads_as_it_says(tmp_path: Pat
     assert scopes.judge(judge_release, f"{REG}/prod/app", cfg.requirements) is None
     assert "requires a signature by release" in (scopes.judge(
         scopes.SignerInfo("team", "team", scopes.UNSCOPED), f"{REG}/prod/app", cfg.requirements) or "")
+
+
+# -- properties -----------------------------------------------------------------------------------------
+
+_PATTERN_TEXT = st.text(alphabet="abz09.-_:/*?[]@A \\", max_size=24)
+_COMPONENT = st.from_regex(r"[a-z0-9](?:[a-z0-9._-]{0,4}[a-z0-9])?", fullmatch=True)
+
+
+@given(_PATTERN_TEXT)
+def test_any_pattern_text_is_a_pattern_or_a_value_error(text: str) -> None:
+    try:
+        p = scopes.parse_pattern(text)
+    except ValueError:
+        return
+    assert p.normalized.startswith(p.written) or p.normalized.endswith(p.written)
+
+
+@given(st.lists(_COMPONENT, min_size=1, max_size=4), st.lists(_COMPONENT, min_size=1, max_size=3))
+def test_a_single_star_never_crosses_a_slash(prefix: list[str], rest: list[str]) -> None:
+    pattern = scopes.parse_pattern(f"{REG}/" + "/".join([*prefix[:-1], "*"]))
+    inside = f"{REG}/" + "/".join([*prefix[:-1], prefix[-1]])
+    deeper = inside + "/" + "/".join(rest)
+    assert pattern.matches(inside)
+    assert not pattern.matches(deeper)
+    assert scopes.parse_pattern(f"{REG}/" + "/".join([*prefix[:-1], "**"])).matches(deeper)
