@@ -12,8 +12,8 @@ line, and ``import structlog`` costs 70-130 ms (it loads asyncio, and rich when 
 ``json.dumps`` here, more than the rest of the admission. The line is byte for byte what structlog's
 ``TimeStamper(fmt="iso", utc=True, key="time")`` + ``JSONRenderer()`` produced (the same fallback for values
 JSON cannot encode: ``__structlog__()``, else ``repr``), so readers of the log see no change. structlog is
-worth its import in a long-lived process that logs many events through configured processors (a
-service); there is none in BACON today.
+worth its import in a long-lived process that logs many events through configured processors: ``bacon
+serve``'s operational log uses it (:mod:`shim.servicelog`).
 
 Standard library only.
 """

@@ -39,9 +39,10 @@ import socket
 import stat
 import sys
 import time
-from typing import Any
+from typing import TextIO
 
 from shim import service_client as wire
+from shim import servicelog
 from shim.errors import EXIT_INTERNAL, BaconError, ConfigError
 
 SPARE_WORKERS = 4  # workers waiting for a request; each serves one, then a fresh one is forked
@@ -181,25 +182,46 @@ def _place_inputs(numbers: tuple[int, ...], received: list[int]) -> None:
         raise ValueError(f"descriptor {number} is already in use in the worker")
 
 
-def _decide(conn: socket.socket, out: Any) -> None:
-    """In a worker: take the caller's request, become the caller's environment, decide, answer."""
-    from shim import caller
-
+def _decide(conn: socket.socket, log: servicelog.Log) -> None:
+    """In a worker: take the caller's request, become the caller's environment, decide, answer; a failed
+    or slow decision is logged (:func:`shim.servicelog.decision`)."""
     conn.settimeout(REQUEST_TIMEOUT)
     try:
         msg, fds, flags, _addr = socket.recv_fds(conn, wire.MAX_MESSAGE, 3 + wire.MAX_INPUTS)
     except TimeoutError:
-        print(f"bacon serve: a connection sent no request within {REQUEST_TIMEOUT:g}s; closed", file=out, flush=True)
+        log.warning("idle connection closed", timeout=REQUEST_TIMEOUT)
         return
     conn.settimeout(None)
     if not msg and not fds:
         return  # closed without asking (`bacon status` looking whether the service is there)
     caller_pid = struct_ucred(conn)[0]
-    print(f"bacon serve: request from pid {caller_pid} decided by pid {os.getpid()}", file=out, flush=True)
+    log.info("request", caller_pid=caller_pid, worker=os.getpid())
+    started = time.monotonic()
+    answered: list[tuple[int | None, str, float]] = []  # (exit code or None for a plan, message, when sent)
+    try:
+        _answer_request(conn, log, caller_pid, msg, fds, flags, answered)
+    finally:
+        code, message, sent = answered[0] if answered else (EXIT_INTERNAL, "no answer", time.monotonic())
+        servicelog.decision(log, sent - started, code, caller_pid=caller_pid,
+                            **({"message": message} if code is not None else {}))
+
+
+def _answer_request(conn: socket.socket, log: servicelog.Log, caller_pid: int, msg: bytes, fds: list[int],
+                    flags: int, answered: list[tuple[int | None, str, float]]) -> None:
+    from shim import caller
+
+    def error(message: str, code: int) -> None:
+        answered.append((code, message, time.monotonic()))
+        _answer(conn, wire.encode_error(message, code))
+
+    def plan(data: bytes) -> bool:
+        answered.append((None, "", time.monotonic()))
+        return _delivered(conn, data)
+
     if wire.peer_uid(conn) != os.geteuid():  # read first, so that the caller gets this answer, not EPIPE
         for fd in fds:
             os.close(fd)
-        _answer(conn, wire.encode_error(f"bacon: denied: the decision service serves only uid {os.geteuid()}", 77))
+        error(f"bacon: denied: the decision service serves only uid {os.geteuid()}", 77)
         return
     try:
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) < 3:
@@ -211,8 +233,7 @@ def _decide(conn: socket.socket, out: Any) -> None:
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        _answer(conn, wire.encode_error(f"bacon: internal error: the decision service got a bad request: {e}",
-                                        EXIT_INTERNAL))
+        error(f"bacon: internal error: the decision service got a bad request: {e}", EXIT_INTERNAL)
         return
     for i, fd in enumerate(fds[:3]):
         os.dup2(fd, i)
@@ -230,20 +251,19 @@ def _decide(conn: socket.socket, out: Any) -> None:
             from shim import runtime_gate
 
             runc, args = runtime_gate.plan(req.args[1:])
-            if not _delivered(conn, wire.encode_plan(runc, args, [])):
-                print(f"bacon serve: pid {caller_pid} left before taking up its runtime decision", file=out, flush=True)
+            if not plan(wire.encode_plan(runc, args, [])):
+                log.warning("decision abandoned", caller_pid=caller_pid, runtime=True)
             return
         nerdctl, forward, then = wrapper.plan(req.args)
-        if not _delivered(conn, wire.encode_plan(nerdctl, forward, then)):
-            print(f"bacon serve: pid {caller_pid} left before taking up its plan; "
-                  "audited as abandoned", file=out, flush=True)
+        if not plan(wire.encode_plan(nerdctl, forward, then)):
+            log.warning("decision abandoned", caller_pid=caller_pid, audited="abandoned")
             wrapper.abandon(req.args, forward)
     except BaconError as e:
-        _answer(conn, wire.encode_error(e.render(), e.exit_code))
+        error(e.render(), e.exit_code)
     except OSError as e:
-        _answer(conn, wire.encode_error(f"bacon: unavailable: cannot enter {cwd}: {e.strerror}", 69))
+        error(f"bacon: unavailable: cannot enter {cwd}: {e.strerror}", 69)
     except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, as the wrapper does
-        _answer(conn, wire.encode_error(f"bacon: internal error: {type(e).__name__}: {e}", EXIT_INTERNAL))
+        error(f"bacon: internal error: {type(e).__name__}: {e}", EXIT_INTERNAL)
 
 
 def _warm_up() -> None:
@@ -273,20 +293,20 @@ def _warm_up() -> None:
 _STOPS = {signal.SIGTERM, signal.SIGINT}
 
 
-def _spawn(sock: socket.socket, out: Any, running: set[int], wakeup: tuple[int, int]) -> None:
+def _spawn(sock: socket.socket, log: servicelog.Log, running: set[int], wakeup: tuple[int, int]) -> None:
     """Fork a worker into ``running``. Stops wait (blocked) while it forks, so that the child cannot run
     the service's handlers before it has its own."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS | {signal.SIGCHLD})
     try:
         pid = os.fork()
         if pid == 0:
-            _worker(sock, out, mask, wakeup)
+            _worker(sock, log, mask, wakeup)
         running.add(pid)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _worker(sock: socket.socket, out: Any, mask: set[int | signal.Signals], wakeup: tuple[int, int]) -> None:
+def _worker(sock: socket.socket, log: servicelog.Log, mask: set[int | signal.Signals], wakeup: tuple[int, int]) -> None:
     """A pre-forked worker: warm up, serve one request, exit (never returns)."""
     code = 1
     try:
@@ -302,40 +322,43 @@ def _worker(sock: socket.socket, out: Any, mask: set[int | signal.Signals], wake
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # deciding: finish (each step has its own deadline)
         sock.close()
         with conn:
-            _decide(conn, out)
+            _decide(conn, log)
         code = 0
     except KeyboardInterrupt:
         code = 130
     except BaseException as e:  # noqa: BLE001 - a worker never returns into the service's loop
         with contextlib.suppress(Exception):
-            print(f"bacon serve: worker {os.getpid()} failed: {type(e).__name__}: {e}", file=out, flush=True)
+            log.error("worker failed", worker=os.getpid(), error=f"{type(e).__name__}: {e}")
     finally:
         os._exit(code)
 
 
-def _reap(running: set[int], out: Any) -> bool:
-    """Collect the workers that have ended; True if one failed (ended other than with status 0)."""
+def _reap(running: set[int], log: servicelog.Log) -> bool:
+    """Collect (and log) the workers that have ended; True if one failed (ended other than with status 0)."""
     failed = False
     while running:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
             break
         running.discard(pid)
-        if status != 0:
-            failed = True
-            print(f"bacon serve: worker {pid} ended with status {os.waitstatus_to_exitcode(status)}",
-                  file=out, flush=True)
+        code = os.waitstatus_to_exitcode(status)
+        (log.warning if code else log.info)("worker exited", worker=pid, status=code)
+        failed = failed or code != 0
     return failed
 
 
-def serve(path: str, *, log: Any = None, workers: int = SPARE_WORKERS) -> str:
+def serve(path: str, *, stream: TextIO | None = None, workers: int = SPARE_WORKERS) -> str:
     """Serve requests at ``path`` with ``workers`` pre-forked workers until SIGTERM or SIGINT (returned by
     name). On stop, idle workers end; a worker in the middle of a decision finishes it.
 
     Signal handlers only note what arrived; the loop sleeps in ``select`` on the wakeup pipe that the
     interpreter writes for every signal as it arrives, so a stop is seen whatever the loop was doing (a
-    handler raising instead could fire inside ``fork``'s Python hooks, where exceptions are dropped)."""
-    out = log or sys.stderr
+    handler raising instead could fire inside ``fork``'s Python hooks, where exceptions are dropped).
+
+    The service's operational log goes to ``stream`` (standard error by default) as JSON lines
+    (:mod:`shim.servicelog`)."""
+    # A descriptor of its own: a worker puts the caller's standard streams at 0, 1 and 2 (:func:`_decide`)
+    log = servicelog.logger(os.fdopen(os.dup((stream or sys.stderr).fileno()), "w", buffering=1, encoding="utf-8"))
     preload()
     sock = listen(path)
     running: set[int] = set()
@@ -345,19 +368,18 @@ def serve(path: str, *, log: Any = None, workers: int = SPARE_WORKERS) -> str:
     for sig in _STOPS:
         signal.signal(sig, lambda signum, _frame: stops.append(signal.Signals(signum).name))
     signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # delivered: it wakes the loop
-    print(f"bacon serve: deciding for uid {os.geteuid()} at {path} (pid {os.getpid()}, {workers} workers)",
-          file=out, flush=True)
+    log.info("service started", uid=os.geteuid(), socket=path, pid=os.getpid(), workers=workers)
     try:
         while not stops:
             while len(running) < workers and not stops:
-                _spawn(sock, out, running, wakeup)
+                _spawn(sock, log, running, wakeup)
             select.select([wakeup[0]], [], [])
             with contextlib.suppress(BlockingIOError):
                 while os.read(wakeup[0], 512):
                     pass
-            if _reap(running, out) and not stops:
+            if _reap(running, log) and not stops:
                 time.sleep(RESPAWN_PAUSE)
-        print(f"bacon serve: stopped by {stops[0]}", file=out, flush=True)
+        log.info("service stopped", signal=stops[0])
     finally:
         for pid in running:
             with contextlib.suppress(ProcessLookupError):

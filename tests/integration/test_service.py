@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,12 @@ class Served:
             self.proc = subprocess.Popen([*self.host.bacon, "serve"], env=self.host.env(), stdout=log, stderr=log)
         wait_for(self.socket.exists, "bacon serve", timeout=30, proc=self.proc, log=self.log)
 
+    def events(self) -> list[dict[str, object]]:
+        """The service's operational log: every line a JSON object (shim/servicelog.py)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
     def requests(self) -> int:
-        return self.log.read_text().count("request from pid")
+        return sum(1 for e in self.events() if e["event"] == "request")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
@@ -223,7 +228,7 @@ def test_workers_are_spare_one_per_request_and_stopped_with_the_service(served: 
         time.sleep(0.05)
     for _ in range(3):
         assert nerdctl(served.host, "run", "--rm", signed["low"].ref).rc == 0
-    deciders = {int(line.rsplit(" ", 1)[1]) for line in served.log.read_text().splitlines() if "decided by" in line}
+    deciders = {int(str(e["worker"])) for e in served.events() if e["event"] == "request"}
     assert len(deciders) == 3  # three requests, three processes
     while len(_children(served.proc.pid)) < service.SPARE_WORKERS:  # each used worker has been replaced
         assert time.monotonic() < deadline + 20
@@ -332,7 +337,7 @@ def test_idle_connections_hold_a_worker_only_briefly(served: Served, signed: Sig
             c.close()
     assert r.rc == 0, r.stderr
     assert elapsed < 4 * service.REQUEST_TIMEOUT + 10, elapsed
-    assert "sent no request within" in served.log.read_text()
+    assert any(e["event"] == "idle connection closed" for e in served.events())
 
 
 ASK_AS = r"""
@@ -403,3 +408,44 @@ def test_served_input_files_are_the_callers_copies(served: Served, signed: Signe
         assert list(read.values()) == ["A=1\n"]
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_operational_log_is_json_lines_through_start_decisions_worker_exits_and_stop(
+        served: Served, signed: Signed) -> None:
+    """`bacon serve` logs through structlog, one JSON object a line on standard error (journald's, under
+    systemd): its start, each request, a failed decision (a directory the worker cannot enter: 69), each
+    worker's exit, its stop. An admission is not logged as a failure; the audit line is unchanged."""
+    assert served.proc is not None
+    r = nerdctl(served.host, "run", "--rm", signed["low"].ref)
+    assert r.rc == 0, r.stderr
+    payload = wire.encode_request(["create", signed["low"].ref], served.host.env(), "/nonexistent-bacon-cwd", 0o22,
+                                  CREDS)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
+        c.connect(str(served.socket))
+        socket.send_fds(c, [payload], [0, 1, 2])
+        c.settimeout(60)
+        answer = wire.decode_answer(c.recv(wire.MAX_MESSAGE))
+    assert answer[0] == 69, answer
+    wait_for(lambda: sum(e["event"] == "worker exited" for e in served.events()) >= 2, "two workers' exits",
+             timeout=30)
+    assert served.stop() == 0
+    events = served.events()  # every line is one JSON object
+    for e in events:
+        assert {"event", "level", "time"} <= set(e), e
+        assert datetime.fromisoformat(str(e["time"])).utcoffset() == timedelta(0), e
+    started, stopped = events[0], events[-1]
+    assert (started["event"], started["level"], started["pid"]) == ("service started", "info", served.proc.pid)
+    assert (started["socket"], started["workers"]) == (str(served.socket), service.SPARE_WORKERS)
+    assert (stopped["event"], stopped["signal"]) == ("service stopped", "SIGTERM")
+    requests = [e for e in events if e["event"] == "request"]
+    assert len(requests) == 2
+    [failed] = [e for e in events if e["event"] == "decision failed"]
+    assert (failed["level"], failed["exit_code"]) == ("error", 69)
+    assert failed["caller_pid"] == os.getpid()
+    assert "cannot enter /nonexistent-bacon-cwd" in str(failed["message"])
+    exits = [e for e in events if e["event"] == "worker exited"]
+    assert {int(str(e["worker"])) for e in exits} >= {int(str(e["worker"])) for e in requests}
+    assert all((e["status"], e["level"]) == (0, "info") for e in exits)
+    [line] = audit_lines(served.host)  # the admission's audit line, as the wrapper writes it alone
+    assert line["verdict"] == "admitted"
+    assert list(line)[-2:] == ["event", "time"]
