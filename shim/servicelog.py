@@ -21,11 +21,14 @@ Imported only by ``bacon serve`` (structlog is never loaded on the wrapper's for
 from __future__ import annotations
 
 import logging
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 import structlog
 
-Log = structlog.typing.FilteringBoundLogger
+if TYPE_CHECKING:  # structlog.typing is 22.2's; the floor, 22.1, has the same type as structlog.types
+    from structlog.typing import FilteringBoundLogger
+
+    Log: TypeAlias = FilteringBoundLogger
 
 SLOW_DECISION = 2.0  # seconds from a request to its answer above which the decision is logged as slow
 DENIED = 77  # a policy's denial is a decision made, not a failure: audited, not logged here
