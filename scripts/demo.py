@@ -139,7 +139,7 @@ def main() -> int:
             serve.terminate()
             serve.wait(timeout=30)
             serve_log.close()
-        decided = (work / "serve.log").read_text().count("decided by pid")
+        decided = (work / "serve.log").read_text().count('"event": "request"')
         print(f"  the service decided {decided} of them; with nothing listening, the wrapper decides itself")
         trusted_config(host, team, level="Mid", extra=tpm_extra)
 
