@@ -216,9 +216,12 @@ def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]
 
 def host_checks(ctx: Context, digest: str) -> dict[str, Callable[[], CheckResult]]:
     def tpm() -> CheckResult:
+        from shim import measure
         from shim.tpm.check import run_tpm_check
 
-        return run_tpm_check(ctx.cfg.sections.get("tpm", {}), Path(ctx.cfg.state_dir))
+        launches = measure.parse(ctx.cfg.sections.get("measure", {}))
+        return run_tpm_check(ctx.cfg.sections.get("tpm", {}), Path(ctx.cfg.state_dir),
+                             launch_pcr=launches.pcr if launches.tpm else None)
 
     def tdx() -> CheckResult:
         from shim.tdx.check import report_data_for, run_tdx_check

@@ -398,7 +398,16 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
     from shim.tpm import cli as tpm_cli
 
     state_dir = Path(cfg.state_dir) if cfg else Path("/var/lib/bacon")
-    s = tpm_cli.status(cfg.sections.get("tpm", {}) if cfg else {}, state_dir)
+    launch_pcr = None
+    if cfg is not None:
+        from shim import measure
+
+        try:
+            launches = measure.parse(cfg.sections.get("measure", {}))
+            launch_pcr = launches.pcr if launches.tpm else None
+        except BaconError:
+            pass  # reported by the configuration's own item
+    s = tpm_cli.status(cfg.sections.get("tpm", {}) if cfg else {}, state_dir, launch_pcr=launch_pcr)
     s.pop("secure_boot", None)  # reported by its own probe
     where = f" ({s['tcti']})" if s.get("tcti") else ""
     lines = tuple(f"PCR {r['pcr']:<2} {r['state']:<11} current {(r['current'] or '-')[:16]}  "

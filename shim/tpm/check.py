@@ -196,7 +196,8 @@ def read_eventlog(settings: TpmSettings) -> bytes | None:
         return None
 
 
-def run_tpm_check(section: Mapping[str, Any], state_dir: Path, *, nonce: bytes | None = None) -> CheckResult:
+def run_tpm_check(section: Mapping[str, Any], state_dir: Path, *, nonce: bytes | None = None,
+                  launch_pcr: int | None = None) -> CheckResult:
     """The ``tpm`` check for the admission gate.
 
     Raises :class:`shim.errors.ConfigError` (bad ``[tpm]``), :class:`Denied` (no/unsafe baseline, quote
@@ -205,7 +206,8 @@ def run_tpm_check(section: Mapping[str, Any], state_dir: Path, *, nonce: bytes |
     settings = parse(section)
     base = baseline_or_deny(state_dir, settings)
     if base.bank == settings.bank:
-        settings = effective(settings, list(base.pcrs))  # what was chosen at record time from the event log
+        # what was chosen at record time from the event log, less the launch PCR (extended after boot)
+        settings = effective(settings, list(base.pcrs), exclude=() if launch_pcr is None else (launch_pcr,))
     covers(settings, base)
     if nonce is None:
         nonce = os.urandom(NONCE_SIZE)

@@ -275,7 +275,8 @@ def secure_boot_state(efivars: Path = EFIVARS) -> str:
     return {1: "enabled", 0: "disabled"}.get(data[4], "unknown")
 
 
-def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVARS) -> dict[str, Any]:
+def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVARS,
+           launch_pcr: int | None = None) -> dict[str, Any]:
     """The TPM part of ``bacon status`` (JSON-able): TPM present, PCRs against the baseline, Secure Boot.
 
     Never raises for what it cannot find out; ``error``/``hint`` say what and how to fix it. Reads PCRs only
@@ -301,7 +302,7 @@ def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVA
     if base is not None:
         out["baseline"].update(recorded=True, recorded_at=base.recorded_at, bank=base.bank, ak=base.ak_fingerprint)
         if base.bank == settings.bank:
-            settings = effective(settings, list(base.pcrs))
+            settings = effective(settings, list(base.pcrs), exclude=() if launch_pcr is None else (launch_pcr,))
     current: dict[int, bytes] = {}
     try:
         current = read_pcrs(settings, settings.bank, settings.pcrs)

@@ -210,12 +210,16 @@ def default_selection(measured: set[int] | None, exclude: Sequence[int] = ()) ->
     return tuple(sorted(set(DEFAULT_PCRS) | extra))
 
 
-def effective(settings: TpmSettings, recorded: Sequence[int] | None) -> TpmSettings:
+def effective(settings: TpmSettings, recorded: Sequence[int] | None, exclude: Sequence[int] = ()) -> TpmSettings:
     """The selection a check quotes and compares: ``[tpm] pcrs`` when set; else what the baseline recorded
-    (chosen from the event log by :func:`default_selection` at record time), never less than the default."""
+    (chosen from the event log by :func:`default_selection` at record time), never less than the default,
+    and never a PCR in ``exclude``: the launch PCR of measured launches, which every admitted launch
+    extends after boot (a baseline recorded before ``[measure]`` was turned on may hold it; comparing it
+    would refuse every admission after the first launch). Its boot part is checked by ``bacon evidence
+    verify``, which replays the boot log and then the launch log into it."""
     if settings.pcrs_configured or not recorded:
         return settings
     from dataclasses import replace
 
-    return replace(settings, pcrs=tuple(sorted(set(recorded) | set(DEFAULT_PCRS))))
+    return replace(settings, pcrs=tuple(sorted((set(recorded) | set(DEFAULT_PCRS)) - set(exclude))))
 

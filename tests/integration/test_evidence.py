@@ -242,3 +242,33 @@ def test_unset_boot_pcrs_are_what_this_boot_measured_never_the_launch_pcr(gate_h
     assert r.returncode == 0, r.stdout + r.stderr
     assert "replays to the quoted PCRs 0,1,2,3,4,5,7,9" in r.stdout
     assert "replays to the quoted PCR 14: 1 launch" in r.stdout
+
+
+def test_a_baseline_holding_the_launch_pcr_keeps_admitting_after_launches(
+        gate_host: Host, signed: Signed, tpm: swtpm_h.Swtpm) -> None:
+    """The boot measured the launch PCR (shim's MOK list into 14) and the baseline was recorded before
+    ``[measure]`` was turned on, so it holds PCR 14. Each admitted launch then extends 14: the ``tpm``
+    check must not compare it (it refused every Mid admission after the first launch), and ``status``
+    must not call it changed. Its boot part stays checked by ``evidence verify``'s replay."""
+    log = gate_host.root / "binary_bios_measurements"
+    boot(tpm, log)
+    tpm_table = f'[tpm]\ntcti = "{tpm.tcti}"\neventlog = "{log}"\n'
+    trusted_config(gate_host, signed.trusted, level="Mid", extra=tpm_table)
+    rec = bacon(gate_host, "baseline", "record")
+    assert rec.returncode == 0, rec.stderr
+    shown = bacon(gate_host, "baseline", "show", "--json")
+    assert '"14"' in shown.stdout or '"pcr": 14' in shown.stdout, shown.stdout  # the boot measured 14: recorded
+
+    trusted_config(gate_host, signed.trusted, level="Mid", extra=tpm_table + '[measure]\ninto = ["tpm"]\n')
+    for _ in range(2):
+        r = nerdctl(gate_host, "run", "--rm", signed["low"].ref)
+        assert r.rc == 0, r.stderr
+    r = nerdctl(gate_host, "run", "--rm", signed["mid"].ref)
+    assert r.rc == 0, r.stderr  # the tpm check passed although PCR 14 moved twice since the baseline
+    st = bacon(gate_host, "status", "--json")
+    assert '"changed"' not in st.stdout, st.stdout
+
+    out = gate_host.root / "evidence"
+    collect(gate_host, out)
+    v = bacon(gate_host, "evidence", "verify", str(out), "--nonce", NONCE, env=elsewhere(gate_host))
+    assert v.returncode == 0, v.stdout + v.stderr
