@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDE = re.compile(
-    r"\.\./shared|shared/DESIGN|(?<![a-z/])DESIGN\.md|(?<!docs/)reference/(nerdctl|signatures|attestation)\.md"
+    # (spelled in pieces so that this file does not match what it looks for)
+    r"\.\./shared|shared/" "DESIGN|(?<![a-z/])DESIGN\.md|(?<!docs/)reference/(nerdctl|signatures|attestation)\.md"
 )
 DOC_CITE = re.compile(r"(?<![a-z] )docs/([a-z0-9_-]+\.md)")
 
