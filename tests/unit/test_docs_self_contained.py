@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDE = re.compile(
     # (spelled in pieces so that this file does not match what it looks for)
-    r"\.\./shared|shared/" "DESIGN|(?<![a-z/])DESIGN\.md|(?<!docs/)reference/(nerdctl|signatures|attestation)\.md"
+    r"\.\./shared|shared/" r"DESIGN|(?<![a-z/])DESIGN\.md|(?<!docs/)reference/(nerdctl|signatures|attestation)\.md"
 )
 DOC_CITE = re.compile(r"(?<![a-z] )docs/([a-z0-9_-]+\.md)")
 
