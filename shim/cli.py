@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from shim import __version__
-from shim.errors import EXIT_INTERNAL, EXIT_USAGE, BaconError, missing_extra
+from shim.errors import EXIT_INTERNAL, EXIT_USAGE, BaconError, report_missing_module
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -359,12 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bacon: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:
-        extra = missing_extra(e)
-        if extra is None:
-            print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-            return EXIT_INTERNAL
-        print(extra.render(), file=sys.stderr)
-        return extra.exit_code
+        return report_missing_module(e)
     except Exception as e:  # noqa: BLE001 - one place turns every failure into a message and a status
         print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_INTERNAL

@@ -117,6 +117,20 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
+def report_missing_module(e: ModuleNotFoundError) -> int:
+    """Print what a ``ModuleNotFoundError`` that reached an entry point means and return the exit status:
+    an optional extra not installed (69 and the line that installs it, :func:`missing_extra`), else a bug
+    (70)."""
+    import sys
+
+    extra = missing_extra(e)
+    if extra is None:
+        print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    print(extra.render(), file=sys.stderr)
+    return extra.exit_code
+
+
 def missing_extra(e: ModuleNotFoundError) -> Unavailable | None:
     """The error to show when ``e`` is a module of an optional extra that is not installed (exit 69 and the
     line that installs it), or None when ``e`` is not one (then it is a bug: an internal error)."""

@@ -41,6 +41,7 @@ from typing import Any
 from shim import cel, launchlog
 from shim.errors import BaconError, ConfigError, Denied
 from shim.launchlog import LaunchEvent
+from shim.tables import known_table
 
 WHERE = "[measure]"
 KNOWN_KEYS = frozenset({"into", "pcr", "measurements"})
@@ -75,12 +76,7 @@ class MeasureSettings:
 
 def parse(section: Mapping[str, Any], boot_pcrs: Sequence[int] = ()) -> MeasureSettings:
     """The ``[measure]`` table (``{}`` when absent: not measured). Raises :class:`ConfigError`."""
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{WHERE} must be a table")
-    unknown = sorted(set(section) - KNOWN_KEYS)
-    if unknown:
-        raise ConfigError(f"{WHERE}: unknown key(s) {', '.join(unknown)}",
-                          hint=f"known: {', '.join(sorted(KNOWN_KEYS))}")
+    known_table(section, WHERE, KNOWN_KEYS)
     into = section.get("into", [])
     if not isinstance(into, list) or not all(t in TARGETS for t in into):
         raise ConfigError(f"{WHERE} 'into' must be a list of {', '.join(map(repr, TARGETS))}, got {into!r}",

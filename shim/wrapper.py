@@ -16,7 +16,7 @@ import sys
 from shim import argv as nargv
 from shim import configfile
 from shim.argv.grammar import PLANNED
-from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied, UsageError, missing_extra
+from shim.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied, UsageError, report_missing_module
 from shim.exec import carry_out, exec_real
 
 TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
@@ -149,12 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bacon: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:
-        extra = missing_extra(e)
-        if extra is None:
-            print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-            return EXIT_INTERNAL
-        print(extra.render(), file=sys.stderr)
-        return extra.exit_code
+        return report_missing_module(e)
     except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, never a traceback
         print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         print("bacon: hint: nothing was forwarded; please report this with the command line", file=sys.stderr)

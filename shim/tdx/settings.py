@@ -47,6 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shim.errors import ConfigError
+from shim.tables import known_table
 
 WHERE = "[tdx]"
 INTEL_ROOT_SHA256 = "44A0196B2B99F889B8E149E95B807A350E7424964399E885A7CBB8CCFAB674D3"
@@ -245,12 +246,7 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
 
     Reads one file: the root CA (the packaged Intel one, or a configured test root).
     """
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{WHERE} must be a table")
-    unknown = sorted(set(section) - KNOWN_KEYS)
-    if unknown:
-        raise ConfigError(f"{WHERE}: unknown key(s) {', '.join(unknown)}",
-                          hint=f"known: {', '.join(sorted(KNOWN_KEYS))}")
+    known_table(section, WHERE, KNOWN_KEYS)
     statuses = section.get("accept_tcb_status", ["UpToDate"])
     if not isinstance(statuses, list) or not statuses or not all(isinstance(s, str) for s in statuses):
         raise ConfigError(f"{WHERE} 'accept_tcb_status' must be a non-empty list of strings")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.errors import ConfigError, UsageError
+from shim.tables import known_table
 
 WHERE = "[tpm]"
 DEFAULT_TCTI = "device:/dev/tpmrm0"
@@ -141,12 +142,7 @@ def parse_bank(value: object, where: str = WHERE) -> str:
 
 def parse(section: Mapping[str, Any]) -> TpmSettings:
     """Parse the ``[tpm]`` table (``{}`` when absent: every default). Raises :class:`ConfigError`."""
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{WHERE} must be a table")
-    unknown = sorted(set(section) - KNOWN_KEYS)
-    if unknown:
-        raise ConfigError(f"{WHERE}: unknown key(s) {', '.join(unknown)}",
-                          hint=f"known: {', '.join(sorted(KNOWN_KEYS))}")
+    known_table(section, WHERE, KNOWN_KEYS)
     ak = section.get("ak", "ecc256")
     if ak not in AK_KINDS:
         raise ConfigError(f"{WHERE} 'ak' must be one of {', '.join(AK_KINDS)}, got {ak!r}")
