@@ -144,8 +144,8 @@ def start(progress: Callable[[str], None], keep: bool = False, bin_dir: Path | N
         if bin_dir is None:  # this environment's BACON, started the way the .deb starts it
             bin_dir = work / "bin"
             python = launcher_python()
-            deb_shaped_launcher(bin_dir / "nerdctl", "shim.wrapper", python)
-            deb_shaped_launcher(bin_dir / "bacon", "shim.cli", python)
+            deb_shaped_launcher(bin_dir / "nerdctl", "shim.wrapper.main", python)
+            deb_shaped_launcher(bin_dir / "bacon", "shim.operator.cli", python)
         else:
             python = str(bin_dir / "python")
         wrapper = [str(bin_dir / "nerdctl")]

@@ -3,8 +3,8 @@
 Measured in one fresh interpreter of the launchers' kind (``python -I -S``), as the wrapper runs:
 
 - on the forwarding path, the only profile code a forwarded command runs: importing
-  :mod:`shim.profiles.classes` and :func:`~shim.profiles.classes.needs_decision` on the parse (``ps -a``,
-  ``logs -f x``, ``exec -it c sh``), which answers "no decision needed";
+  :mod:`shim.admission.profiles.classes` and :func:`~shim.admission.profiles.classes.needs_decision` on the parse
+  (``ps -a``,  ``logs -f x``, ``exec -it c sh``), which answers "no decision needed";
 - on the gated path, the whole decision of a long ``run`` line (import of the rule modules, the request
   built from the parse, the rules applied), which runs inside an admission.
 
@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 PROBE = r"""
 import json, sys, time
-from shim.argv import parse  # the wrapper imports it anyway
+from shim.wrapper.argv import parse  # the wrapper imports it anyway
 t0 = time.perf_counter()
-from shim.profiles import classes
+from shim.admission.profiles import classes
 t1 = time.perf_counter()
 lines = [["ps", "-a"], ["logs", "-f", "x"], ["exec", "-it", "c", "sh"]]
 invs = [parse(a) for a in lines]
@@ -32,11 +32,11 @@ for _ in range(n):
     for inv in invs:
         assert not classes.needs_decision(inv)
 t3 = time.perf_counter()
-import dataclasses, typing, collections.abc, re, shim.errors, shim.configfile  # loaded by any admission
+import dataclasses, typing, collections.abc, re, shim.common.errors, shim.common.configfile  # loaded by any admission
 t4 = time.perf_counter()
-from shim.profiles import from_argv, request, rules, settings as _  # the profile's own modules
+from shim.admission.profiles import from_argv, request, rules, settings as _  # the profile's own modules
 t5 = time.perf_counter()
-import shim.config  # what an admission has loaded before the profile is decided
+import shim.common.config  # what an admission has loaded before the profile is decided
 run = parse(["run", "--rm", "-d", "--name", "web", "-p", "8080:80", "-v", "data:/data", "-e", "A=1",
              "--cap-drop=ALL", "--cap-add=NET_BIND_SERVICE", "--read-only", "--user=1000",
              "--security-opt", "no-new-privileges", "--memory", "256m", "img"])

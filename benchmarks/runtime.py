@@ -20,8 +20,9 @@ from typing import Any
 
 from benchmarks.host import BenchHost, deb_shaped_launcher
 from benchmarks.measure import Command, Pair
-from shim import records, runtime_argv
-from shim.runtime_gate import TASK_DIR
+from shim.admission import records
+from shim.runtime import argv as runtime_argv
+from shim.runtime.gate import TASK_DIR
 from tests.conftest import make_host, trusted_config
 
 PASS_THROUGH_BUDGET_MS = 10.0
@@ -53,7 +54,7 @@ def rows(bh: BenchHost, args: Any, pair: Callable[..., Pair], row: Callable[...,
     launcher.parent.mkdir(parents=True, exist_ok=True)
     if args.bin is None:  # this environment's gate, started the way the .deb starts it (#!python -IS)
         gate = work / "bin" / "bacon-runtime"
-        deb_shaped_launcher(gate, "shim.runtime_client", bh.python)
+        deb_shaped_launcher(gate, "shim.runtime.main", bh.python)
     else:
         gate = Path(args.bin) / "bacon-runtime"
     launcher.write_text(runtime_argv.launcher("/usr/sbin/runc", str(gate), {"BACON_CONFIG": str(h.config)}))

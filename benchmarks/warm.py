@@ -23,7 +23,7 @@ def _no_exec(*_: object) -> NoReturn:
 def main() -> int:
     n, args = int(sys.argv[1]), sys.argv[2:]
     os.execve = _no_exec  # type: ignore[assignment]  # the admitted command is not run: the timing ends where the wrapper would exec
-    from shim.wrapper import run
+    from shim.wrapper.main import run
 
     times = []
     for i in range(n + 1):

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shim import launchlog  # noqa: E402
+from shim.attest import launchlog  # noqa: E402
 from tests.conftest import Host, make_host, make_keypair, sign_image, trusted_config  # noqa: E402
 from tests.harness import containerd as containerd_h  # noqa: E402
 from tests.harness import images as images_h  # noqa: E402

@@ -91,12 +91,12 @@ class Host:
     @property
     def wrapper(self) -> list[str]:
         exe = Path(sys.executable).parent / "nerdctl"
-        return [str(exe)] if exe.exists() else [sys.executable, "-m", "shim.wrapper"]
+        return [str(exe)] if exe.exists() else [sys.executable, "-m", "shim.wrapper.main"]
 
     @property
     def bacon(self) -> list[str]:
         exe = Path(sys.executable).parent / "bacon"
-        return [str(exe)] if exe.exists() else [sys.executable, "-m", "shim.cli"]
+        return [str(exe)] if exe.exists() else [sys.executable, "-m", "shim.operator.cli"]
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTAINERD_", "SUDO_", "NERDCTL_"))}
@@ -179,8 +179,8 @@ class Signed:
 
 
 def sign_image(image: images_h.Image, key: KeyPair) -> None:
-    from shim import keys, signing
-    from shim import registry as registry_client
+    from shim.images import registry as registry_client
+    from shim.trust import keys, signing
 
     sk = keys.load_signing_key(key.private.read_bytes(), str(key.private))
     repo_host, repo_path = image.repo.split("/", 1)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from shim.tdx import verify
+from shim.attest.tdx import verify
 
 KID = "bacon-test-ita-1"
 

@@ -11,8 +11,8 @@ import importlib
 import sys
 
 # Loaded lazily by shim on some paths: imported inside the instrumentation so that they count too.
-_LAZY = ("shim.reference", "shim.gate", "shim.registry", "shim.keys", "shim.tdx.collateral",
-         "shim.tdx.settings", "shim.tpm.eventlog", "shim.signing")
+_LAZY = ("shim.images.reference", "shim.admission.gate", "shim.images.registry", "shim.trust.keys",
+         "shim.attest.tdx.collateral", "shim.attest.tdx.settings", "shim.attest.tpm.eventlog", "shim.trust.signing")
 
 
 def main(name: str) -> None:

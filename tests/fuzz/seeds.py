@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from shim import oci, signatures, signing
+from shim.images import oci
+from shim.trust import signatures, signing
 from tests.fuzz import targets
 from tests.fuzz.targets import SEP, VECTORS
 
@@ -20,7 +21,7 @@ D = "sha256:" + "ab" * 32
 
 
 def _argv() -> list[bytes]:
-    from tests.unit.test_argv_table import CASES
+    from tests.unit.wrapper.argv.test_table import CASES
 
     out = [b"\x00".join(a.encode("utf-8", "surrogateescape") for a in c[1]) for c in CASES]
     out.append("\x00".join(["run", "--mount", "type=image,source=alpine,target=/m", "-it", "busybox", "sh"]).encode())
@@ -76,7 +77,7 @@ def _signature() -> list[bytes]:
 
 
 def _tpm() -> list[bytes]:
-    from tests.unit.test_tpm_attest import NONCE, PCRS, craft_quote, ec_key, pem
+    from tests.unit.attest.tpm.test_attest import NONCE, PCRS, craft_quote, ec_key, pem
 
     message, sig, ak, _, _ = targets.tpm_evidence()
     m2, s2 = craft_quote(NONCE, PCRS)

@@ -19,7 +19,7 @@ fuzzer reports) and raises :class:`Finding` (an ``AssertionError``) for a wrong 
 - ``tdx``: a TD quote parses or is ``Denied``; appraised with the real collateral it passes only when
   its signed part is the real quote's (zero padding after it may vary); a mutated collateral is
   ``Denied`` or passes for the real quote only.
-- ``simpletoml``: differential. :func:`shim.simpletoml.loads` returns ``None`` or exactly what
+- ``simpletoml``: differential. :func:`shim.common.simpletoml.loads` returns ``None`` or exactly what
   ``tomllib.loads`` returns (same types, same key order), and ``None`` whenever tomllib raises.
 
 Inputs are bytes so that one function serves the atheris harnesses, the saved corpus replay and the
@@ -41,20 +41,23 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shim import argv as nargv
-from shim import levels, oci, platforms, signatures, signing, simpletoml
-from shim import reference as nref
-from shim.errors import BaconError, Denied, IntegrityError, UsageError
-from shim.keys import PublicKey, SigningKey
-from shim.nerdctl_env import Target
-from shim.tdx import ccel
-from shim.tdx import settings as tdx_settings
-from shim.tdx import verify as tdx_verify
-from shim.tpm import attest, eventlog
-from shim.tpm import baseline as tpm_baseline
-from shim.tpm import check as tpm_check
-from shim.tpm.device import Quote
-from shim.tpm.settings import TpmSettings
+from shim.admission import levels
+from shim.attest.tdx import ccel
+from shim.attest.tdx import settings as tdx_settings
+from shim.attest.tdx import verify as tdx_verify
+from shim.attest.tpm import attest, eventlog
+from shim.attest.tpm import baseline as tpm_baseline
+from shim.attest.tpm import check as tpm_check
+from shim.attest.tpm.device import Quote
+from shim.attest.tpm.settings import TpmSettings
+from shim.common import simpletoml
+from shim.common.errors import BaconError, Denied, IntegrityError, UsageError
+from shim.images import oci, platforms
+from shim.images import reference as nref
+from shim.trust import signatures, signing
+from shim.trust.keys import PublicKey, SigningKey
+from shim.wrapper import argv as nargv
+from shim.wrapper.nerdctl_env import Target
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -118,7 +121,7 @@ def check_argv(tokens: Sequence[str]) -> None:
 def _check_pinned(inv: nargv.Invocation) -> None:
     """The argv the gate forwards (``gate.rewrite``: pinned image and mounts, explicit address and
     namespace, flags set and added) parses back to the same command with exactly those changes."""
-    from shim import gate  # grpc and friends: loaded once, on the first gated line
+    from shim.admission import gate  # grpc and friends: loaded once, on the first gated line
 
     target = Target(address="/run/containerd/containerd.sock", namespace="default")
     image = nref.pinned(inv.image, PIN) if inv.image is not None else None
@@ -313,7 +316,7 @@ def fuzz_signing_key() -> SigningKey:
 
 @cache
 def fuzz_trusted() -> tuple[PublicKey, ...]:
-    from shim.keys import load_public_key
+    from shim.trust.keys import load_public_key
 
     return (load_public_key(fuzz_signing_key().public_pem(), "fuzz.pub"),)
 
@@ -334,7 +337,7 @@ def signature(data: bytes) -> None:
 
 
 def check_referrers(index: bytes) -> None:
-    from shim import registry
+    from shim.images import registry
 
     try:
         found = registry._bundle_descriptors(index, SIG_DIGEST, signatures.DEFAULT_LIMITS)
@@ -536,7 +539,7 @@ def check_td_quote(quote: bytes) -> None:
 
 
 def plain_toml(data: bytes) -> None:
-    """The text (UTF-8, undecodable bytes escaped) read by :mod:`shim.simpletoml` and by tomllib."""
+    """The text (UTF-8, undecodable bytes escaped) read by :mod:`shim.common.simpletoml` and by tomllib."""
     check_simpletoml(text(data))
 
 

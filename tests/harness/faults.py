@@ -83,7 +83,7 @@ MSSIM_SEND_COMMAND = 8
 class TpmFrames(Framer):
     """swtpm's TCP command channel, in either protocol it speaks: raw TPM 2.0 commands (tag u16,
     commandSize u32, command code u32, …; tpm2-tss's swtpm TCTI) or the MS simulator's (u32 8, locality
-    u8, size u32, then the command; other u32 codes carry nothing; shim.tpm.wire)."""
+    u8, size u32, then the command; other u32 codes carry nothing; shim.attest.tpm.wire)."""
 
     def next_size(self) -> int | None:
         if len(self.buf) < 6:

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from shim import runtime_argv
+from shim.runtime import argv as runtime_argv
 from tests.harness import containerd as containerd_h
 from tests.harness import proc
 

@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from shim import oci
-from shim.keys import SigningKey
-from shim.signatures import BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, INTOTO_PAYLOAD_TYPE, pae
+from shim.images import oci
+from shim.trust.keys import SigningKey
+from shim.trust.signatures import BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, INTOTO_PAYLOAD_TYPE, pae
 from tests.harness import images
 from tests.harness.registry import Registry
 

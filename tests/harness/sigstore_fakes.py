@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shim.signatures import BUNDLE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, pae
+from shim.trust.signatures import BUNDLE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, pae
 
 ISSUER_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 ISSUER_V2_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")

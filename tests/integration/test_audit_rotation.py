@@ -1,7 +1,7 @@
 """The shipped logrotate policy (packaging/deb/logrotate), run by the real logrotate while decisions are
 being logged: no line is lost or torn, and `bacon audit` reads every one across the rotated (and
 compressed) files, in order. Decisions come from real wrapper denials (the gate's own audit path) and,
-to press many appends into each rotation, from processes that append through ``shim.audit.record``, the
+to press many appends into each rotation, from processes that append through ``shim.admission.audit.record``, the
 function every decision is written with."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ MAX_ROTATIONS = 60
 APPENDER = """
 import sys
 from pathlib import Path
-from shim import audit
+from shim.admission import audit
 log, name, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for i in range(n):
     audit.record(log, argv=["nerdctl", "run", f"r/{name}:{i}"], verdict="denied", image=f"r/{name}:{i}",

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from shim import __version__, oci
-from shim.containerd import Client
-from shim.errors import IntegrityError, NotFound, Unavailable
-from shim.nerdctl_env import Target
+from shim import __version__
+from shim.common.errors import IntegrityError, NotFound, Unavailable
+from shim.images import oci
+from shim.images.containerd import Client
+from shim.wrapper.nerdctl_env import Target
 from tests.conftest import Host
 from tests.harness.containerd import Containerd
 from tests.harness.images import ImageSet, pull

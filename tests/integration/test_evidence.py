@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shim import cel
+from shim.attest import cel
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
 from tests.integration.test_gate import nerdctl

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import oci
+from shim.images import oci
 from tests.conftest import Host, Signed, sign_image
 from tests.harness import faults
 from tests.harness import swtpm as swtpm_h
@@ -40,8 +40,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.regis
 
 FAULTS: list[str] = []
 
-# containerd's per-call deadline (shim.containerd.DEFAULT_TIMEOUT) and the registry's per-request
-# deadline (shim.registry.DEFAULT_TIMEOUT), plus start-up and slack on a loaded 2-core runner.
+# containerd's per-call deadline (shim.images.containerd.DEFAULT_TIMEOUT) and the registry's per-request
+# deadline (shim.images.registry.DEFAULT_TIMEOUT), plus start-up and slack on a loaded 2-core runner.
 CONTAINERD_BOUND = 10 + 15
 REGISTRY_BOUND = 15 + 15
 QUICK = 15
@@ -213,7 +213,7 @@ def test_manifest_served_under_a_false_digest_header(low_host: Host, signed: Sig
 
 
 def _manifest_bytes(host: Host, img: Image) -> bytes:
-    from shim import registry
+    from shim.images import registry
 
     repo_host, path = img.repo.split("/", 1)
     with registry.Client(insecure={repo_host}) as c:

@@ -11,8 +11,9 @@ import subprocess
 
 import pytest
 
-from shim import oci, signatures
-from shim import registry as registry_client
+from shim.images import oci
+from shim.images import registry as registry_client
+from shim.trust import signatures
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import images as images_h
 from tests.harness import sigimages
@@ -109,7 +110,7 @@ def test_malformed_trusted_root_denies_and_says_why(host: Host, signed: Signed, 
     keyless_config(host, signed, sigstore, "ops@example.com")
     (host.root / "etc" / "trusted_root.json").write_text(json.dumps({"mediaType": "nope"}))
     r = nerdctl(host, "pull", img.ref)
-    # A trusted root that cannot be used is the configuration's fault: 78, naming the file (shim/admission.py).
+    # A trusted root that cannot be used is the configuration's fault: 78, naming the file (shim/admission/decision.py).
     assert r.rc == 78, r.stderr
     assert r.forwarded == []
     assert "trusted root" in r.stderr

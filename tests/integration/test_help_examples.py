@@ -26,7 +26,7 @@ from tests.harness import registry as registry_h
 from tests.harness import swtpm as swtpm_h
 from tests.harness.proc import sigint_default
 from tests.integration.test_evidence import boot
-from tests.unit.test_cli_help import all_examples, split_example
+from tests.unit.operator.test_cli_help import all_examples, split_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry, pytest.mark.swtpm]
 

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from shim import oci, signatures, signing
-from shim import registry as registry_client
-from shim.keys import load_signing_key
+from shim.images import oci
+from shim.images import registry as registry_client
+from shim.trust import signatures, signing
+from shim.trust.keys import load_signing_key
 from tests.conftest import Host, KeyPair, Signed, sign_image
 from tests.harness import sigimages
 from tests.harness.images import Image, _ref_descriptor

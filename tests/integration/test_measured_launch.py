@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import cel, launchlog, launchreplay
+from shim.attest import cel, launchlog, launchreplay
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
 from tests.integration.test_gate import assert_denied, audit_lines, nerdctl

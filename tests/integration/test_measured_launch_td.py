@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shim import cel, launchlog, launchreplay
+from shim.attest import cel, launchlog, launchreplay
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
 from tests.integration.test_evidence import NONCE, bacon, booted_config

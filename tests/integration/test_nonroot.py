@@ -88,7 +88,7 @@ def _let_others_reach(path: Path) -> list[tuple[Path, int]]:
 
 
 def command(module: str) -> list[str]:
-    """``bacon`` (``shim.cli``) or the wrapper (``shim.wrapper``) as another user can start it: the test
+    """``bacon`` (``shim.operator.cli``) or the wrapper (``shim.wrapper.main``) as another user can start it: the test
     virtualenv's interpreter may live where only root may go (pyenv under /root), so Debian's python3 of the
     same minor version runs this checkout with the virtualenv's libraries."""
     site = _site_packages()
@@ -105,9 +105,9 @@ def as_user(user: pwd.struct_passwd, argv: list[str], env: dict[str, str], group
             timeout: float = 30) -> subprocess.CompletedProcess[str]:
     env = {**env, "HOME": "/tmp", "USER": user.pw_name, "LOGNAME": user.pw_name}
     if argv[0] == "bacon":
-        argv = [*command("shim.cli"), *argv[1:]]
+        argv = [*command("shim.operator.cli"), *argv[1:]]
     elif argv[0] == "nerdctl":
-        argv = [*command("shim.wrapper"), *argv[1:]]
+        argv = [*command("shim.wrapper.main"), *argv[1:]]
     return subprocess.run(argv, env=env, user=user.pw_uid, group=user.pw_gid,
                           extra_groups=[grp.getgrnam(g).gr_gid for g in groups], capture_output=True, text=True,
                           timeout=timeout, cwd="/")

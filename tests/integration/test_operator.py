@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import enable as en
+from shim.operator import enable as en
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import swtpm as swtpm_h
 from tests.harness.proc import sigint_default

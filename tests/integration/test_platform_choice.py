@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from shim import oci
-from shim import registry as registry_client
+from shim.images import oci
+from shim.images import registry as registry_client
 from tests.conftest import Host, Signed, sign_image
 from tests.harness import images as images_h
 from tests.harness.images import pull as ctr_pull

@@ -1,5 +1,5 @@
 """A container's rootfs against the layers of the image it names, read from the real containerd's
-snapshots (``shim.rootfs``), and ``unrecorded_start = "check-image"`` deciding on that rootfs rather than
+snapshots (``shim.images.rootfs``), and ``unrecorded_start = "check-image"`` deciding on that rootfs rather than
 on the image's name (a name retagged after the container was made must not admit it)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from shim import rootfs
-from shim.containerd import Client
-from shim.errors import Denied
-from shim.nerdctl_env import Target
+from shim.common.errors import Denied
+from shim.images import rootfs
+from shim.images.containerd import Client
+from shim.wrapper.nerdctl_env import Target
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness.images import Image
 from tests.integration.otherfs_fixture import otherfs  # noqa: F401 - the fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import enable_runtime as er
+from shim.operator import enable_runtime as er
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness import images as images_h
 from tests.harness import runtime as runtime_h

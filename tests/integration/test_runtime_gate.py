@@ -230,7 +230,7 @@ def tpm_for_gated(tmp_path: Path) -> Iterator[Any]:
 @pytest.mark.swtpm
 def test_a_launch_admitted_at_the_runtime_is_measured_before_runc_runs(gated: Gated, signed: Signed,
                                                                        tpm_for_gated: Any) -> None:
-    from shim import cel, launchlog, launchreplay
+    from shim.attest import cel, launchlog, launchreplay
     from tests.integration.test_measured_launch import pcr_value
 
     tpm = tpm_for_gated

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from shim import service
-from shim import service_client as wire
-from shim.errors import ConfigError
+from shim.common.errors import ConfigError
+from shim.service import server as service
+from shim.service import wire
 from tests.conftest import Host, Signed, trusted_config
 from tests.harness.proc import wait_for
 from tests.integration.test_gate import assert_denied, audit_lines, nerdctl
@@ -48,7 +48,7 @@ class Served:
         wait_for(self.socket.exists, "bacon serve", timeout=30, proc=self.proc, log=self.log)
 
     def events(self) -> list[dict[str, object]]:
-        """The service's operational log: every line a JSON object (shim/servicelog.py)."""
+        """The service's operational log: every line a JSON object (shim/service/log.py)."""
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
     def requests(self) -> int:
@@ -342,7 +342,7 @@ def test_idle_connections_hold_a_worker_only_briefly(served: Served, signed: Sig
 
 ASK_AS = r"""
 import _socket, json, os, sys
-from shim import service_client as wire
+from shim.service import wire
 ruid, claimed, args, env = json.loads(sys.argv[2])
 os.setresuid(ruid, 0, 0)  # a set-uid start: real uid the caller's, effective root
 groups = tuple(os.getgroups())

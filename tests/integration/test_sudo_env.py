@@ -2,7 +2,7 @@
 ``shim`` package and a ``sitecustomize``), ``PYTHONHOME``, ``DOCKER_CONFIG``, ``HOME``, ``SSL_CERT_FILE``.
 
 sudo is not installed here; sudo runs the command with real and effective uid 0 and sets ``SUDO_USER``,
-``SUDO_UID``, ``SUDO_GID`` and ``SUDO_COMMAND``, which is what these tests do (``shim.config.under_sudo``
+``SUDO_UID``, ``SUDO_GID`` and ``SUDO_COMMAND``, which is what these tests do (``shim.common.config.under_sudo``
 reads them). A set-uid start (real uid ≠ effective uid) cannot happen through the launcher: the kernel
 ignores set-uid on scripts and dash drops to the real uid when the two differ.
 

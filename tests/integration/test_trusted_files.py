@@ -1,4 +1,4 @@
-"""Files BACON executes or trusts, checked like its configuration (shim/trustedfile.py), and the same
+"""Files BACON executes or trusts, checked like its configuration (shim/common/trustedfile.py), and the same
 verdict everywhere: the wrapper (forwarded and gated commands), the decision service, `bacon doctor`.
 
 The unprivileged user is uid 65534 (nobody): it owns the file, or a directory on its path, or the tree a

@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from shim.cli import build_parser
+from shim.operator.cli import build_parser
 
 GEN = Path(__file__).resolve().parents[2] / "packaging" / "deb" / "gen_docs.py"
 
@@ -124,11 +124,11 @@ def test_zsh_completion_is_valid_and_knows_the_same_table(generated: Path) -> No
 
 
 def config_keys() -> set[str]:
-    """The top-level keys and tables the configuration accepts, from shim.config.parse's own list."""
+    """The top-level keys and tables the configuration accepts, from shim.common.config.parse's own list."""
     import inspect
     import re
 
-    from shim import config
+    from shim.common import config
 
     body = re.search(r"known = \{(.*?)\}", inspect.getsource(config.parse), re.S)
     assert body is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import registry as registry_client
+from shim.images import registry as registry_client
 from tests.harness import registry as registry_h
 from tests.harness import sigimages
 

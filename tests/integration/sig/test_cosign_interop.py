@@ -10,9 +10,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from shim import keys, oci, signatures, signing
-from shim.errors import ConfigError, Denied
-from shim.registry import Client, fetch_signatures, split_reference
+from shim.common.errors import ConfigError, Denied
+from shim.images import oci
+from shim.images.registry import Client, fetch_signatures, split_reference
+from shim.trust import keys, signatures, signing
 from tests.harness import sigimages
 from tests.harness.registry import Registry
 from tests.integration.sig.conftest import CosignKeys

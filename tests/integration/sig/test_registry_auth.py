@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from shim import oci
-from shim.errors import IntegrityError, Unavailable
-from shim.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
-from shim.registry import Client, Credentials, DockerCredentials, Repository, docker_config_path
+from shim.common.errors import IntegrityError, Unavailable
+from shim.images import oci
+from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
+from shim.images.registry import Client, Credentials, DockerCredentials, Repository, docker_config_path
 
 pytestmark = [pytest.mark.integration]
 

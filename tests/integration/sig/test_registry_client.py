@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from shim import oci
-from shim.errors import IntegrityError, NotFound, Unavailable, UsageError
-from shim.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
-from shim.registry import Client, Repository, docker_reference, split_reference
+from shim.common.errors import IntegrityError, NotFound, Unavailable, UsageError
+from shim.images import oci
+from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
+from shim.images.registry import Client, Repository, docker_reference, split_reference
 from tests.harness import proc, sigimages
 from tests.harness.registry import Registry
 

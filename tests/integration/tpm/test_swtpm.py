@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from shim.errors import Denied, Unavailable
-from shim.tpm import attest, check, cli
-from shim.tpm import baseline as bl
+from shim.attest.tpm import attest, check
+from shim.attest.tpm import baseline as bl
+from shim.attest.tpm import operations as cli
+from shim.common.errors import Denied, Unavailable
 from tests.harness.swtpm import Swtpm
 
 pytestmark = [pytest.mark.integration, pytest.mark.swtpm]

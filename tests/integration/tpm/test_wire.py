@@ -1,4 +1,4 @@
-"""``shim.tpm.wire`` (direct commands) against the real swtpm, next to tpm2-pytss's ESAPI on the same TPM:
+"""``shim.attest.tpm.wire`` (direct commands) against the real swtpm, next to tpm2-pytss's ESAPI on the same TPM:
 the same AK, the same PCR values, a quote that verifies. (The rest of tests/integration/tpm runs through
 the wire path too: ``open_tpm`` uses it for ``swtpm:``.)"""
 
@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from shim.errors import Unavailable
-from shim.tpm import attest, device
-from shim.tpm.settings import Tcti, TpmSettings, parse
+from shim.attest.tpm import attest, device
+from shim.attest.tpm.settings import Tcti, TpmSettings, parse
+from shim.common.errors import Unavailable
 from tests.harness.swtpm import Swtpm
 
 pytestmark = [pytest.mark.integration, pytest.mark.swtpm]

@@ -1,0 +1,1 @@
+"""What every part shares: errors and exit statuses, the configuration, trusted files, deadlines."""

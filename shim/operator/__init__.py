@@ -1,0 +1,1 @@
+"""The ``bacon`` operator command: its verbs, status, enable/disable, reading the audit log."""

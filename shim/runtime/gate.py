@@ -1,0 +1,291 @@
+"""The runtime gate: BACON's decision at ``runc create``, for every containerd client (the second layer).
+
+The launcher installed as ``runc`` (``shim.runtime.argv.launcher``) sends the verbs that make a container
+here; everything else goes straight to the real runc. At ``create`` the gate knows the bundle (its
+``config.json``), the container ID and the namespace (the bundle is ``…/<namespace>/<id>``), and asks
+containerd, at the address the shim was started for, for the container's record:
+
+- a container the wrapper admitted carries ``bacon/admission=<token>`` and the token's root-only record
+  (``shim.admission.records``): if its rootfs descends from the recorded image's layers, the record is bound to
+  this container's ID on first use, as the wrapper's ``start`` does, and the container passes without a
+  second admission (a label copied onto another container gets it nothing);
+- any other container gets the full admission of the image it names (``shim.admission.gate``: signature, level,
+  the host attestation the level requires), and only if its rootfs snapshot descends from that image's
+  layers (``shim.images.rootfs``);
+- the OCI spec's root must be the bundle's ``rootfs`` (what the shim mounted from the snapshot).
+
+Then the real runc (``[runtime] runc`` in the configuration) runs with the same argv. A refusal, or any
+failure to decide, is audited with ``"layer": "runtime"``; :mod:`shim.runtime.main` (the process the
+launcher starts, which asks ``bacon serve`` for :func:`plan` or runs it itself) writes one
+``bacon: denied: …`` line where containerd reads runc's errors (the ``--log`` file) and exits 77: the
+shim removes the bundle, nothing is left behind. The facts about containerd's shim: docs/runtime.md.
+
+For a container decided here (not the wrapper's), the profile of its image's level (``shim.admission.profiles``)
+is applied to what its OCI spec asks for (``shim.runtime.spec``): privileged, capabilities, host
+namespaces, mounts, devices, hooks. A wrapper-admitted container's spec was written by nerdctl from the
+command line the wrapper checked, with nerdctl's own bind mounts and hooks: it is not judged again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shim.common.errors import BaconError, ConfigError, Denied
+from shim.runtime import argv as runtime_argv
+
+DEFAULT_RUNC = "/usr/sbin/runc"
+DEFAULT_CONTAINERD = "/run/containerd/containerd.sock"
+MAX_SPEC = 4 << 20  # bytes of config.json read
+LAYER = "runtime"
+TASK_DIR = "io.containerd.runtime.v2.task"  # where containerd's runtime v2 keeps bundles, per namespace
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``[runtime]`` in BACON's configuration."""
+
+    runc: str  # the real runc, absolute
+    containerd: str | None  # containerd's socket; None: the one that started the shim
+
+
+def settings(section: Mapping[str, Any], where: str) -> Settings:
+    unknown = sorted(set(section) - {"runc", "containerd"})
+    if unknown:
+        raise ConfigError(f"{where}: [runtime] has unknown key(s) {', '.join(unknown)}",
+                          hint="[runtime] knows runc (the real runc, absolute) and containerd (its socket)")
+    runc = section.get("runc", DEFAULT_RUNC)
+    containerd = section.get("containerd")
+    for key, value in (("runc", runc), ("containerd", containerd)):
+        if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+            raise ConfigError(f"{where}: [runtime] {key} must be an absolute path, got {value!r}")
+    return Settings(runc=runc, containerd=containerd)
+
+
+def containerd_address(s: Settings, environ: Mapping[str, str]) -> str:
+    """The containerd the shim belongs to: configured, else the one whose ttrpc address containerd gave
+    its shim (``TTRPC_ADDRESS``, its gRPC socket with ``.ttrpc`` appended), else the default socket."""
+    if s.containerd:
+        return s.containerd
+    ttrpc = environ.get("TTRPC_ADDRESS", "")
+    if ttrpc.startswith("/") and ttrpc.endswith(".ttrpc"):
+        return ttrpc.removesuffix(".ttrpc")
+    return DEFAULT_CONTAINERD
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which containerd container a ``create`` is for."""
+
+    bundle: Path
+    namespace: str
+    container_id: str
+
+
+def where(call: runtime_argv.Call, cwd: str) -> Where:
+    """The bundle (``--bundle``, else the working directory, as in runc), and the namespace it lies in:
+    containerd's runc shim makes bundles at ``<state>/io.containerd.runtime.v2.task/<namespace>/<id>`` and
+    gives runc ``--root <runc root>/<namespace>``. Anything else is not a containerd task: refused."""
+    bundle = Path(os.path.normpath(os.path.join(cwd, call.flags.get("bundle") or ".")))
+    namespace = bundle.parent.name
+    if bundle.name != call.container_id or not namespace or bundle.parent.parent.name != TASK_DIR:
+        raise Denied(f"bundle {bundle} is not containerd's bundle for container {call.container_id!r}",
+                     check=LAYER, hint="the runtime gate decides containers made through containerd only")
+    root = call.globals.get("root")
+    if root is not None and Path(root).name != namespace:
+        raise Denied(f"runc --root {root} is not for namespace {namespace!r} (the bundle's)", check=LAYER)
+    return Where(bundle=bundle, namespace=namespace, container_id=call.container_id)
+
+
+def read_spec(bundle: Path) -> dict[str, Any]:
+    path = bundle / "config.json"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, MAX_SPEC + 1)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise Denied(f"cannot read the OCI spec {path}: {e.strerror}", check="spec") from e
+    if len(raw) > MAX_SPEC:
+        raise Denied(f"the OCI spec {path} is larger than {MAX_SPEC} bytes", check="spec")
+    try:
+        spec = json.loads(raw)
+    except ValueError as e:
+        raise Denied(f"the OCI spec {path} is not JSON: {e}", check="spec") from e
+    if not isinstance(spec, dict):
+        raise Denied(f"the OCI spec {path} is not a JSON object", check="spec")
+    return spec
+
+
+def check_spec(spec: Mapping[str, Any], bundle: Path) -> None:
+    """What the OCI spec may say whoever admitted the container. Its root must be the bundle's ``rootfs``,
+    where the shim mounted the container's snapshot: a root elsewhere would run a filesystem the rootfs
+    check never saw. (The profile, for containers decided here: :func:`profile_check`.)"""
+    root = spec.get("root")
+    path = root.get("path") if isinstance(root, dict) else None
+    if not isinstance(path, str) or os.path.normpath(os.path.join(bundle, path)) != str(bundle / "rootfs"):
+        raise Denied(f"the OCI spec's root is {path!r}, not the bundle's rootfs", check="spec",
+                     hint="a container's root is its image's snapshot, mounted by containerd at <bundle>/rootfs")
+
+
+# -- the decision -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decision:
+    """An admission at ``create``: on the wrapper's record, or a full one (its checks are in the context)."""
+
+    how: str  # "record" | "admission"
+    image: str | None = None
+    digest: str | None = None
+    checks: tuple[Mapping[str, Any], ...] = ()
+    verdict: Any = None  # the full admission's shim.admission.decision.Verdict
+
+
+def decide(ctx: Any, at: Where) -> Decision:
+    """Decide the container ``at`` with a :class:`shim.admission.gate.Context` for its containerd and namespace."""
+    from shim.admission import gate, records
+
+    spec = read_spec(at.bundle)
+    check_spec(spec, at.bundle)
+    try:
+        container = ctx.containerd.get_container(at.container_id)
+    except BaconError as e:
+        raise Denied(f"containerd has no container {at.container_id!r} in namespace {at.namespace}: {e.message}",
+                     check=LAYER, hint="check [runtime] containerd in /etc/bacon/config.toml") from e
+    token = container.labels.get(records.LABEL)
+    rec = records.load(ctx.cfg.state_dir, token) if token else None
+    if rec is not None:
+        if rec.namespace != at.namespace:
+            raise Denied(f"the admission record of container {at.container_id[:12]} is for namespace "
+                         f"{rec.namespace}, not {at.namespace}", check="record", image=rec.image, digest=rec.digest)
+        # The label that leads to the record can be copied by any containerd client: the container must hold
+        # the image the record names (its rootfs descends from those layers) before it claims the record.
+        gate.record_subject(ctx, rec, container)
+        records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
+        # the rootfs must hold the checked image: a name moved between the wrapper's check and nerdctl's
+        # lookup cannot then put other content under the record (shim.admission.gate.pinned)
+        gate.record_subject(ctx, rec, container)
+        check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
+        return Decision("record", rec.image, rec.digest, (check,))
+    if not container.image:
+        raise Denied(f"container {at.container_id[:12]} names no image", check="image",
+                     hint="run containers from signed images")
+    subject = gate.unrecorded_subject(ctx, container)
+    verdict = gate.decide(ctx, subject)
+    verdict.raise_if_denied()
+    profile_check(ctx.cfg, verdict.level or ctx.cfg.default_level, spec, subject.asked, subject.digest)
+    return Decision("admission", verdict=verdict)
+
+
+def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str]) -> Any:
+    """Log and extend a launch admitted here (``[measure]``, :func:`shim.attest.measure.launches`) before the real
+    runc runs; the wrapper measured the launches it admitted itself. Raises :class:`Denied` (``measure``)."""
+    if decision.verdict is None or "measure" not in ctx.cfg.sections:
+        return None
+    from shim.admission import gate
+    from shim.attest import measure
+
+    v = decision.verdict
+    event = measure.LaunchEvent(source=LAYER, command="create", image=v.image, digest=v.digest,
+                                signer=gate.signer_of(v), level=v.level or "", argv=("runc", *args),
+                                time=measure.now(), container_id=at.container_id, namespace=at.namespace,
+                                profile=ctx.cfg.profiles.profile(v.level) if v.level else None)
+    return measure.launches(ctx.cfg, [event])
+
+
+def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, digest: str) -> None:
+    """Apply the profile of the image's level to what the OCI spec asks for (``shim.runtime.spec``)."""
+    from shim.admission.profiles import rules
+    from shim.runtime import spec as runtime_spec
+
+    settings_ = cfg.profiles.settings(level)
+    refusals = rules.decide(runtime_spec.requested(spec, is_host_namespace), settings_)
+    if refusals:
+        first = refusals[0]
+        more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+        raise Denied(f"profile {first.profile} (level {first.level}) refuses {first.render()}{more}",
+                     check="profile", image=image, digest=digest, hint=f"to allow it: {first.allow}")
+
+
+_PROC_NS = {"pid": "pid", "ipc": "ipc", "network": "net", "uts": "uts", "cgroup": "cgroup", "user": "user",
+            "mount": "mnt"}
+
+
+def is_host_namespace(kind: str, path: str) -> bool:
+    """Whether the namespace at ``path`` is the host's (init's); one that cannot be looked at counts as
+    the host's (fail closed: runc could not join it either)."""
+    try:
+        a = os.stat(path)
+        b = os.stat(f"/proc/1/ns/{_PROC_NS.get(kind, kind)}")
+    except OSError:
+        return True
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+# -- the decision, carried out ----------------------------------------------------------------------
+
+def _audit_early(cfg: Any, args: Sequence[str], container_id: str, e: BaconError) -> None:
+    from shim.admission import audit
+
+    check = e.check if isinstance(e, Denied) else LAYER
+    try:
+        audit.record(cfg.audit_log, argv=["runc", *args], verdict="denied", image=None, digest=None, level=None,
+                     system_level=None, checks=[], reason=e.message, failed_check=check, error=type(e).__name__,
+                     layer=LAYER, container=container_id)
+    except BaconError as audit_error:
+        print(f"bacon: the refusal could not be audited: {audit_error.message}", file=sys.stderr)
+
+
+def plan(args: Sequence[str]) -> tuple[str, list[str]]:
+    """Decide the ``create``/``run`` in runc argv ``args`` (in this process, or in a ``bacon serve`` worker
+    that took the caller's environment and working directory) and audit it: the real runc and the argv to
+    exec it with. Raises :class:`BaconError` (a :class:`Denied` for a refusal), after auditing it."""
+    from shim.admission import gate, levels
+    from shim.common import config
+    from shim.images import platforms
+    from shim.images.hostplatform import this_host
+    from shim.wrapper.nerdctl_env import Target
+
+    call = runtime_argv.parse(args)
+    if call.verb not in runtime_argv.GATED:
+        raise Denied(f"runc {call.verb or '(no verb)'} is not decided by the runtime gate", check=LAYER)
+    cfg = config.load()
+    s = settings(cfg.sections.get("runtime", {}), str(cfg.path))
+    try:
+        at = where(call, os.getcwd())
+        gate.check_state_dir(Path(cfg.state_dir))
+    except BaconError as e:  # not a containerd task (or no safe state): refused, and audited all the same
+        _audit_early(cfg, args, call.container_id, e)
+        raise
+    umask = os.umask(0o022)
+    target = Target(address=containerd_address(s, os.environ), namespace=at.namespace)
+    host = this_host()
+    ctx = gate.Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["runc", *args],
+                       platform=platforms.default_spec(host), host=host)
+    try:
+        try:
+            decision = decide(ctx, at)
+            measured = measure_launch(ctx, decision, at, args)
+        except BaconError as e:
+            denial = e if isinstance(e, Denied) else Denied(e.message, check=LAYER, hint=e.hint)
+            try:
+                gate.audit_decision(ctx, "denied", image=denial.image, digest=denial.digest, reason=denial.message,
+                                    failed_check=denial.check, error=type(e).__name__, layer=LAYER,
+                                    container=at.container_id, namespace=at.namespace)
+            except BaconError as audit_error:
+                print(f"bacon: the refusal could not be audited: {audit_error.message}", file=sys.stderr)
+            raise denial from (e if denial is not e else None)
+        extra = {"measured": measured.to_json()} if measured is not None else {}
+        gate.audit_decision(ctx, "admitted", image=decision.image, digest=decision.digest,
+                            extra_checks=decision.checks, layer=LAYER, how=decision.how, container=at.container_id,
+                            namespace=at.namespace, **extra)
+    finally:
+        os.umask(umask)
+        ctx.close()
+    return s.runc, list(args)

@@ -1,0 +1,1 @@
+"""The warm decision service (``bacon serve``), its wire and its operational log."""

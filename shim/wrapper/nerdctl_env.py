@@ -1,0 +1,110 @@
+"""Where nerdctl would connect: containerd address and namespace (docs/nerdctl.md §2).
+
+Precedence as in nerdctl: command line > environment > ``nerdctl.toml`` > default. An environment
+variable replaces the TOML value whenever it is set, even to "". The TOML file is ``$NERDCTL_TOML``,
+else ``/etc/nerdctl/nerdctl.toml`` when root, else ``${XDG_CONFIG_HOME:-~/.config}/nerdctl/nerdctl.toml``;
+nerdctl decodes it strictly, so an unknown key is an error here too.
+
+The gate passes the resolved values to the real nerdctl explicitly (``--address=…``, ``--namespace=…``),
+so the binary connects exactly where the checks were made, whatever its environment says.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shim.common.errors import ConfigError, UsageError
+
+DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
+DEFAULT_NAMESPACE = "default"
+TOML_KEYS = frozenset({
+    "address", "namespace", "snapshotter", "cni_path", "cni_netconfpath", "data_root", "cgroup_manager",
+    "insecure_registry", "hosts_dir", "experimental", "host_gateway_ip", "bridge_ip", "kube_hide_dupe",
+    "cdi_spec_dirs", "userns_remap", "dns", "dns_opts", "dns_search", "disable_hc_systemd",
+    "selinux_enabled", "debug", "debug_full",
+})
+
+
+@dataclass(frozen=True)
+class Target:
+    """The containerd socket path and namespace nerdctl would use."""
+
+    address: str
+    namespace: str
+
+
+def toml_path(environ: Mapping[str, str]) -> Path:
+    if environ.get("NERDCTL_TOML"):
+        return Path(environ["NERDCTL_TOML"])
+    if os.geteuid() == 0:
+        return Path("/etc/nerdctl/nerdctl.toml")
+    xdg = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "/")) / ".config")
+    return Path(xdg) / "nerdctl" / "nerdctl.toml"
+
+
+def load_toml(environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """nerdctl's TOML configuration, read as the caller (its path comes from the caller's environment):
+    a regular file, bounded, within a time (:mod:`shim.wrapper.callerfiles`); none there is an empty table."""
+    from shim.common.errors import Denied, Unavailable
+    from shim.wrapper import callerfiles
+
+    path = toml_path(environ)
+    if not os.path.lexists(path):
+        return {}
+    try:
+        raw = callerfiles.read(str(path), what="nerdctl's configuration", environ=environ)
+    except (Denied, Unavailable) as e:
+        raise ConfigError(e.message, hint="point NERDCTL_TOML at a regular file you can read, or unset it") from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"nerdctl's configuration {path} is not valid TOML: {e}") from e
+    unknown = sorted(set(data) - TOML_KEYS)
+    if unknown:
+        raise ConfigError(f"nerdctl's configuration {path} has unknown key(s) {', '.join(unknown)} "
+                          "(nerdctl would refuse it too)")
+    return data
+
+
+def normalize_address(address: str) -> str:
+    """nerdctl strips ``unix://`` and refuses any other scheme."""
+    if address.startswith("unix://"):
+        address = address[len("unix://"):]
+    elif "://" in address:
+        raise UsageError(f"unsupported containerd address {address!r}: only unix sockets are supported")
+    if not address:
+        raise UsageError("empty containerd address")
+    return address
+
+
+def resolve(cli_address: str | None, cli_namespace: str | None,
+            environ: Mapping[str, str] | None = None) -> Target:
+    """The address and namespace for this invocation (``cli_*`` from the parsed argv, or ``None``)."""
+    env = os.environ if environ is None else environ
+    toml: Mapping[str, Any] | None = None
+
+    def pick(cli: str | None, env_name: str, key: str, default: str) -> str:
+        nonlocal toml
+        if cli is not None:
+            return cli
+        if env_name in env:
+            return env[env_name]
+        if toml is None:
+            toml = load_toml(env)
+        value = toml.get(key, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"nerdctl.toml: {key} must be a string")
+        return value
+
+    address = pick(cli_address, "CONTAINERD_ADDRESS", "address", DEFAULT_ADDRESS)
+    namespace = pick(cli_namespace, "CONTAINERD_NAMESPACE", "namespace", DEFAULT_NAMESPACE)
+    if not namespace:
+        raise UsageError("empty containerd namespace")
+    return Target(normalize_address(address), namespace)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from shim.common.errors import ConfigError, Denied, NoPermission, NotFound, Unavailable, UsageError, missing_extra
+
+
+def test_exit_codes_follow_the_contract() -> None:
+    assert Denied("x", check="signature").exit_code == 77
+    assert UsageError("x").exit_code == 64
+    assert NotFound("x").exit_code == 64
+    assert ConfigError("x").exit_code == 78
+    assert Unavailable("x").exit_code == 69
+
+
+def test_denial_first_line_names_image_digest_and_check() -> None:
+    e = Denied("no signature from a trusted key", check="signature", image="r/x:1", digest="sha256:ab",
+               hint="sign it with bacon sign")
+    first, second = e.render().splitlines()
+    assert first.startswith("bacon: denied: ")
+    assert "r/x:1" in first
+    assert "sha256:ab" in first
+    assert "signature" in first
+    assert second == "bacon: hint: sign it with bacon sign"
+
+
+def test_a_missing_optional_extra_is_69_with_the_line_that_installs_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not `internal error: ModuleNotFoundError` (70): the extra's name and how to install it."""
+    from shim.operator import cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'level = "Low"\nnerdctl = "/bin/true"\nstate_dir = "{tmp_path}/state"\n')
+    config.chmod(0o644)
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("BACON_CONFIG", str(config))
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    for name in [m for m in sys.modules if m == "dcap_qvl" or m.startswith(("dcap_qvl.", "shim.attest.tdx"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "dcap_qvl", None)  # as when the tdx extra is not installed
+    vectors = Path(__file__).parents[2] / "vectors" / "tdx"
+    assert cli.main(["tdx", "verify", "--quote", str(vectors / "tdx_quote"), "--collateral",
+                     str(vectors / "tdx_quote_collateral.json")]) == 69
+    err = capsys.readouterr().err
+    assert "internal error" not in err
+    assert "'tdx' extra" in err
+    assert "pip install '.[tdx]'" in err
+
+    e = missing_extra(ModuleNotFoundError("no", name="sigstore.verify"))
+    assert e is not None
+    assert e.exit_code == 69
+    assert "[keyless]" in (e.hint or "")
+    assert missing_extra(ModuleNotFoundError("no", name="shim.nonexistent")) is None  # a bug stays a bug (70)
+
+
+def test_no_permission_is_69_and_says_so() -> None:
+    e = NoPermission("you may not read x", hint="sudo bacon audit")
+    assert e.exit_code == 69
+    assert e.render().startswith("bacon: permission denied: ")
