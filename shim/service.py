@@ -54,7 +54,8 @@ ACK_TIMEOUT = 10.0  # seconds for the wrapper to take up a plan it was sent (:fu
 RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without serving (no fork storm)
 
 
-PRELOAD = ("shim.gate", "shim.runtime_gate", "shim.runtime_spec", "shim.rootfs",
+PRELOAD = ("shim.gate", "shim.runtime_gate", "shim.runtime_spec", "shim.runtime_exec", "shim.runtime_decided",
+           "shim.runtime_specfile", "shim.profiles.enforce", "shim.rootfs",
            "shim.containerd", "shim.keys", "shim.signatures", "shim.registry", "shim.signing",
            "shim.admission", "shim.audit", "shim.records", "shim.signature_cache", "shim.imagewalk",
            "shim.config", "shim.wrapper", "shim.nerdctl_env", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest",
@@ -247,7 +248,7 @@ def _answer_request(conn: socket.socket, log: servicelog.Log, caller_pid: int, m
         os.chdir(cwd)
         from shim import runtime_client, wrapper
 
-        if req.args[:1] == [runtime_client.MARKER]:  # the runtime gate's create (shim.runtime_client)
+        if req.args[:1] == [runtime_client.MARKER]:  # the runtime gate (create, exec: shim.runtime_client)
             from shim import runtime_gate
 
             runc, args = runtime_gate.plan(req.args[1:])
