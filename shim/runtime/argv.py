@@ -10,8 +10,14 @@ at ``-`` or after ``--``. runc's global flags (``main.go``): ``--debug``, ``--sy
     runc --root /run/containerd/runc/<namespace> --log <bundle>/log.json --log-format json \\
          create --bundle <bundle> --pid-file <bundle>/init.pid [--console-socket S] <container id>
 
-with ``<bundle>`` = ``<containerd state>/io.containerd.runtime.v2.task/<namespace>/<container id>``; an error
-``create`` writes to the ``--log`` file (JSON lines: ``level``, ``msg``) is what containerd returns to its
+with ``<bundle>`` = ``<containerd state>/io.containerd.runtime.v2.task/<namespace>/<container id>``, and for a
+process started in a running task (``ctr task exec``), in the bundle directory:
+
+    runc --root /run/containerd/runc/<namespace> --log <bundle>/log.json --log-format json \\
+         exec --process /tmp/runc-process<random> --detach --pid-file <bundle>/<exec id>.pid <container id>
+
+(the process file is the OCI ``process`` containerd was sent, written by the shim). An error
+``create`` or ``exec`` writes to the ``--log`` file (JSON lines: ``level``, ``msg``) is what containerd returns to its
 client. Anything this module does not recognise is handed to the gate, which refuses what it cannot
 read (never to the real runc unchecked).
 """
@@ -27,13 +33,24 @@ GLOBAL_BOOL = ("debug", "systemd-cgroup")
 GLOBAL_INFO = ("help", "h", "version", "v")  # runc prints and exits: no container is made
 # Verbs that make and start a container from a bundle: decided by the gate.
 GATED = ("create", "run", "restore")
-# Verbs that act on a container runc already made: passed straight to the real runc. (``exec`` too, until
-# container profiles decide its process spec.)
+# Verbs the gate decides: those, and ``exec`` (a new process in a running container: its process spec
+# goes through the container's profile).
+DECIDED = (*GATED, "exec")
+# Verbs that act on a container runc already made and start no process of their own: passed straight to the
+# real runc.
 PASS_THROUGH = ("state", "start", "kill", "delete", "ps", "events", "pause", "resume", "update", "list",
-                "exec", "checkpoint", "spec", "features")
+                "checkpoint", "spec", "features")
 CREATE_VALUE = ("bundle", "b", "console-socket", "pid-file", "preserve-fds")
 CREATE_BOOL = ("no-pivot", "no-new-keyring")
 RUN_BOOL = ("detach", "d", "keep", "no-subreaper")
+# runc 1.1's exec (``runc exec --help``; urfave/cli with its arguments not reordered): single values, values
+# that may be given again (each one added), booleans. An alias is folded into the long name.
+EXEC_VALUE = ("console-socket", "cwd", "user", "u", "process", "p", "pid-file", "process-label", "apparmor",
+              "preserve-fds")
+EXEC_LIST = ("env", "e", "cap", "c", "additional-gids", "g", "cgroup")
+EXEC_BOOL = ("tty", "t", "detach", "d", "no-new-privs", "ignore-paused", "help", "h")
+EXEC_ALIASES = {"u": "user", "p": "process", "e": "env", "c": "cap", "g": "additional-gids", "t": "tty",
+                "d": "detach", "h": "help"}
 
 
 class RuncUsage(ValueError):
@@ -44,13 +61,16 @@ class Call:
     """A runc argv as read: the global flags (name -> value, "true" for booleans), the verb ("" for none:
     runc's help or version), the arguments after it, and for a gated verb its own flags and the container id."""
 
-    __slots__ = ("args", "container_id", "flags", "globals", "verb")
+    __slots__ = ("args", "command", "container_id", "flags", "globals", "lists", "verb")
 
     def __init__(self, globals: Mapping[str, str], verb: str, args: Sequence[str],
-                 flags: Mapping[str, str] | None = None, container_id: str = "") -> None:
+                 flags: Mapping[str, str] | None = None, container_id: str = "",
+                 lists: Mapping[str, Sequence[str]] | None = None, command: Sequence[str] = ()) -> None:
         self.globals, self.verb, self.args = globals, verb, args
         self.flags: Mapping[str, str] = flags or {}
         self.container_id = container_id
+        self.lists: Mapping[str, Sequence[str]] = lists or {}  # exec's repeatable flags, in order
+        self.command: Sequence[str] = command  # exec: the command after the container id
 
 
 def _flag(arg: str) -> tuple[str, str | None] | None:
@@ -64,8 +84,10 @@ def _flag(arg: str) -> tuple[str, str | None] | None:
     return name, (value if eq else None)
 
 
-def _flags(args: Sequence[str], values: Sequence[str], bools: Sequence[str], where: str) -> tuple[dict[str, str], int]:
-    """Go ``flag`` parsing of ``args``: the flags and the index of the first argument after them."""
+def _flags(args: Sequence[str], values: Sequence[str], bools: Sequence[str], where: str,
+           lists: dict[str, list[str]] | None = None) -> tuple[dict[str, str], int]:
+    """Go ``flag`` parsing of ``args``: the flags and the index of the first argument after them. A flag
+    named in ``lists`` (its values collected there, in order) may be given again."""
     out: dict[str, str] = {}
     i = 0
     while i < len(args):
@@ -76,6 +98,15 @@ def _flags(args: Sequence[str], values: Sequence[str], bools: Sequence[str], whe
         if parsed is None:
             break
         name, value = parsed
+        if lists is not None and name in lists:
+            if value is None:
+                if i + 1 >= len(args):
+                    raise RuncUsage(f"{where}: flag -{name} needs a value")
+                i += 1
+                value = args[i]
+            lists[name].append(value)
+            i += 1
+            continue
         if name in bools:
             if value not in (None, "true", "false", "1", "0", "t", "f", "TRUE", "FALSE", "True", "False", "T", "F"):
                 raise RuncUsage(f"{where}: bad value for the boolean flag -{name}: {value!r}")
@@ -103,6 +134,8 @@ def parse(argv: Sequence[str]) -> Call:
         return Call(globals=globals_, verb="", args=list(argv[i:]))
     verb = argv[i] if i < len(argv) else ""
     rest = list(argv[i + 1:])
+    if verb == "exec":
+        return _exec(globals_, rest)
     if verb not in GATED:
         return Call(globals=globals_, verb=verb, args=rest)
     bools = CREATE_BOOL + (RUN_BOOL if verb == "run" else ())
@@ -119,6 +152,27 @@ def parse(argv: Sequence[str]) -> Call:
     return Call(globals=globals_, verb=verb, args=rest, flags=flags, container_id=positional[0])
 
 
+def _exec(globals_: dict[str, str], rest: list[str]) -> Call:
+    """``runc exec [flags] <container id> [command…]``: the flags with each short alias folded into its long
+    name (given both ways: refused), the container id and the command."""
+    lists: dict[str, list[str]] = {n: [] for n in EXEC_LIST}
+    flags, j = _flags(rest, EXEC_VALUE, EXEC_BOOL, "runc exec", lists)
+    for short, long in EXEC_ALIASES.items():
+        if short in lists:  # one value list under both names in urfave/cli: every value counts
+            lists[long] = lists[long] + lists.pop(short)
+        elif short in flags:
+            if long in flags:
+                raise RuncUsage(f"runc exec: -{short} and --{long} both given")
+            flags[long] = flags.pop(short)
+    positional = rest[j:]
+    if flags.get("help") == "true":  # runc prints exec's help and starts nothing
+        return Call(globals=globals_, verb="exec", args=rest, flags=flags, lists=lists)
+    if not positional or not positional[0]:
+        raise RuncUsage("runc exec needs a container id")
+    return Call(globals=globals_, verb="exec", args=rest, flags=flags, container_id=positional[0],
+                lists={k: v for k, v in lists.items() if v}, command=positional[1:])
+
+
 # -- the launcher ---------------------------------------------------------------------------------------
 
 def _sh_quote(s: str) -> str:
@@ -128,7 +182,7 @@ def _sh_quote(s: str) -> str:
 def launcher(real_runc: str, gate: str, environment: Mapping[str, str] | None = None) -> str:
     """The ``runc`` put ahead of the real one: a POSIX shell script (about a millisecond, where Python
     would cost tens) that execs the real runc for a verb in :data:`PASS_THROUGH` and ``gate`` (which
-    decides ``create``/``run``, and refuses what it cannot read) for anything else. ``environment``:
+    decides ``create``/``run``/``exec``, and refuses what it cannot read) for anything else. ``environment``:
     variables set for the gate only (a test's configuration path)."""
     values = "|".join(f"-{n}|--{n}" for n in GLOBAL_VALUE)
     bools = "|".join(f"-{n}|--{n}" for n in GLOBAL_BOOL)
@@ -137,8 +191,8 @@ def launcher(real_runc: str, gate: str, environment: Mapping[str, str] | None = 
     env = "".join(f"export {k}={_sh_quote(v)}\n" for k, v in (environment or {}).items())
     return f"""#!/bin/sh
 # BACON's runtime gate, installed as `runc` ahead of the real one (bacon enable --runtime). Verbs that
-# act on a container runc already made go straight to the real runc; create/run (and anything this script
-# cannot place) go to the gate, which decides and then runs the real runc itself.
+# act on a container runc already made go straight to the real runc; create/run/exec (and anything this
+# script cannot place) go to the gate, which decides and then runs the real runc itself.
 real={_sh_quote(real_runc)}
 skip=
 for a in "$@"; do

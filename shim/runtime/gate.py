@@ -28,7 +28,6 @@ command line the wrapper checked, with nerdctl's own bind mounts and hooks: it i
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -103,24 +102,15 @@ def where(call: runtime_argv.Call, cwd: str) -> Where:
 
 
 def read_spec(bundle: Path) -> dict[str, Any]:
+    """The bundle's OCI spec, read as runc reads it (:mod:`shim.runtime.specfile`: bounded, no symbolic link,
+    no key runc would read otherwise than the gate)."""
+    from shim.runtime import specfile as runtime_specfile
+
     path = bundle / "config.json"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            raw = os.read(fd, MAX_SPEC + 1)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise Denied(f"cannot read the OCI spec {path}: {e.strerror}", check="spec") from e
-    if len(raw) > MAX_SPEC:
-        raise Denied(f"the OCI spec {path} is larger than {MAX_SPEC} bytes", check="spec")
-    try:
-        spec = json.loads(raw)
-    except ValueError as e:
-        raise Denied(f"the OCI spec {path} is not JSON: {e}", check="spec") from e
-    if not isinstance(spec, dict):
-        raise Denied(f"the OCI spec {path} is not a JSON object", check="spec")
-    return spec
+        return runtime_specfile.read(str(path), MAX_SPEC)
+    except runtime_specfile.SpecFileError as e:
+        raise Denied(f"cannot read the OCI spec {path}: {e}", check="spec") from e
 
 
 def check_spec(spec: Mapping[str, Any], bundle: Path) -> None:
@@ -145,6 +135,7 @@ class Decision:
     digest: str | None = None
     checks: tuple[Mapping[str, Any], ...] = ()
     verdict: Any = None  # the full admission's shim.admission.decision.Verdict
+    level: str = ""  # the level the container is admitted at: its profile judges exec into it
 
 
 def decide(ctx: Any, at: Where) -> Decision:
@@ -172,15 +163,16 @@ def decide(ctx: Any, at: Where) -> Decision:
         # lookup cannot then put other content under the record (shim.admission.gate.pinned)
         gate.record_subject(ctx, rec, container)
         check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
-        return Decision("record", rec.image, rec.digest, (check,))
+        return Decision("record", rec.image, rec.digest, (check,), level=rec.level or ctx.cfg.default_level)
     if not container.image:
         raise Denied(f"container {at.container_id[:12]} names no image", check="image",
                      hint="run containers from signed images")
     subject = gate.unrecorded_subject(ctx, container)
     verdict = gate.decide(ctx, subject)
     verdict.raise_if_denied()
-    profile_check(ctx.cfg, verdict.level or ctx.cfg.default_level, spec, subject.asked, subject.digest)
-    return Decision("admission", verdict=verdict)
+    level = verdict.level or ctx.cfg.default_level
+    profile_check(ctx.cfg, level, spec, subject.asked, subject.digest)
+    return Decision("admission", verdict=verdict, level=level)
 
 
 def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str]) -> Any:
@@ -228,6 +220,35 @@ def is_host_namespace(kind: str, path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+def forget_decided(cfg: Any, at: Where) -> None:
+    """Forget what was kept for an earlier container under this ID (before anything is decided)."""
+    from shim.runtime import decided as runtime_decided
+
+    try:
+        runtime_decided.forget(cfg.state_dir, at.namespace, at.container_id)
+    except OSError as e:
+        raise Denied(f"cannot remove what the gate kept for an earlier container {at.container_id!r}: {e.strerror}",
+                     check=LAYER, hint=f"check {cfg.state_dir}/{runtime_decided.DIR}") from e
+
+
+def keep_decided(cfg: Any, at: Where, decision: Decision) -> None:
+    """Keep the level the container is admitted at, for ``exec`` into it (:mod:`shim.runtime.decided`).
+    Raises :class:`Denied`: a container whose level cannot be kept is not started."""
+    from shim.runtime import decided as runtime_decided
+
+    image = decision.image if decision.verdict is None else decision.verdict.image
+    digest = decision.digest if decision.verdict is None else decision.verdict.digest
+    try:
+        kept = runtime_decided.Kept(namespace=at.namespace, container_id=at.container_id, level=decision.level,
+                                    how=decision.how, image=image, digest=digest, bundle=str(at.bundle),
+                                    spec=runtime_decided.spec_identity(at.bundle))
+        runtime_decided.keep(cfg.state_dir, kept)
+    except OSError as e:
+        raise Denied(f"cannot keep the decision for exec into container {at.container_id!r}: {e.strerror}",
+                     check=LAYER, image=image, digest=digest,
+                     hint=f"check {cfg.state_dir}/{runtime_decided.DIR} (root's, mode 0700)") from e
+
+
 # -- the decision, carried out ----------------------------------------------------------------------
 
 def _audit_early(cfg: Any, args: Sequence[str], container_id: str, e: BaconError) -> None:
@@ -253,6 +274,10 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     from shim.wrapper.nerdctl_env import Target
 
     call = runtime_argv.parse(args)
+    if call.verb == "exec":
+        from shim.runtime import exec as runtime_exec
+
+        return runtime_exec.plan(args)
     if call.verb not in runtime_argv.GATED:
         raise Denied(f"runc {call.verb or '(no verb)'} is not decided by the runtime gate", check=LAYER)
     cfg = config.load()
@@ -260,6 +285,7 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     try:
         at = where(call, os.getcwd())
         gate.check_state_dir(Path(cfg.state_dir))
+        forget_decided(cfg, at)
     except BaconError as e:  # not a containerd task (or no safe state): refused, and audited all the same
         _audit_early(cfg, args, call.container_id, e)
         raise
@@ -272,6 +298,7 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
         try:
             decision = decide(ctx, at)
             measured = measure_launch(ctx, decision, at, args)
+            keep_decided(cfg, at, decision)
         except BaconError as e:
             denial = e if isinstance(e, Denied) else Denied(e.message, check=LAYER, hint=e.hint)
             try:

@@ -1,11 +1,12 @@
-"""``bacon-runtime``: what BACON's ``runc`` launcher runs for the verbs that make a container (and for any
-argv it cannot place). On the path of every ``create``, so light: the standard library's ``os``, ``sys``
-and ``_socket`` and BACON's stdlib-only modules; the gate itself (grpc, the admission) is imported only
-when no decision service answers.
+"""``bacon-runtime``: what BACON's ``runc`` launcher runs for the verbs that make a container or start a
+process in one (``create``, ``run``, ``exec``), and for any argv it cannot place. On the path of every
+``create`` and ``exec``, so light: the standard library's ``os``, ``sys`` and ``_socket`` and BACON's
+stdlib-only modules; the gate itself (grpc, the admission, the profiles) is imported only when no decision
+service answers.
 
 1. read the argv as runc does (:mod:`shim.runtime.argv`); refuse what cannot be read;
 2. a verb that does not make a container: exec the real runc (``[runtime] runc``);
-3. ``create``/``run``: ask ``bacon serve`` (``[service] socket``) for the decision
+3. ``create``/``run``/``exec``: ask ``bacon serve`` (``[service] socket``) for the decision
    (:func:`shim.runtime.gate.plan` in a warm worker); when nothing listens, decide in this process;
 4. admitted: exec the real runc with the same argv. Refused (or undecidable): one line where
    containerd reads runc's errors (the ``--log`` file) and on stderr, exit 77.
@@ -24,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-MARKER = "--bacon-runtime-create"  # first argument of a runtime request to bacon serve
+MARKER = "--bacon-runtime-create"  # first argument of a runtime request (create, run or exec) to bacon serve
 LAYER = "runtime"
 DEFAULT_RUNC = "/usr/sbin/runc"
 
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         path = configfile.config_path()
         table = configfile.read_table(path)
-        if call.verb not in runtime_argv.GATED:
+        if call.verb not in runtime_argv.DECIDED:
             return _exec(real_runc(table), args)
         socket = configfile.service_socket(table, path)
         if socket:

@@ -51,14 +51,9 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
     unknown: list[Ask] = []
     refused: list[Ask] = []
 
-    caps: set[str] = set()
-    for kind in CAPABILITY_SETS:
-        for c in _list(_dict(process.get("capabilities")).get(kind)):
-            name = c.upper().removeprefix("CAP_") if isinstance(c, str) else ""
-            if name in ALL_CAPABILITIES:
-                caps.add(name)
-            else:
-                unknown.append(Ask(f"capability {c!r} is not one BACON knows", f"process.capabilities.{kind}"))
+    proc = process_request(process, starts_container=True)
+    caps = proc.capabilities
+    unknown.extend(proc.unknown)
     masked = _list(linux.get("maskedPaths"))
     privileged = None
     if "SYS_ADMIN" in caps and not masked:
@@ -105,6 +100,39 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
     sc = linux.get("seccomp")
     if isinstance(sc, dict) and sc.get("defaultAction") in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
         seccomp = Ask("unconfined", "linux.seccomp (allows every system call)")
+    sysctls = [Ask(k, "linux.sysctl") for k in _dict(linux.get("sysctl"))]
+
+    return Requested(
+        privileged=privileged, host_namespaces=tuple(host_ns), capabilities=frozenset(caps),
+        capability_sources=("process.capabilities",), host_paths=tuple(host_paths), devices=tuple(devices),
+        seccomp=seccomp, apparmor=proc.apparmor, selinux=proc.selinux,
+        unmasked_paths=Ask("unmasked", "linux.maskedPaths (empty)") if not masked else None,
+        sysctls=tuple(sysctls), user=proc.user, no_new_privileges=proc.no_new_privileges,
+        refused=tuple(refused), unknown=tuple(unknown), starts_container=True,
+    )
+
+
+def process_request(process: Mapping[str, Any], *, starts_container: bool = False) -> Requested:
+    """What one process asks for: ``process`` of a spec, or the process ``runc exec`` starts in a running
+    container (its process file, or the container's own process with ``exec``'s flags applied). The
+    capabilities are the union of its sets; the user as ``uid:gid``; AppArmor, SELinux and
+    ``noNewPrivileges`` as in :func:`requested`. ``starts_container`` False (``exec``): restricted's
+    requirements for a new container (no-new-privileges, capabilities dropped) do not apply, the user does."""
+    unknown: list[Ask] = []
+    caps: set[str] = set()
+    capabilities = process.get("capabilities")
+    if capabilities is not None and not isinstance(capabilities, dict):
+        unknown.append(Ask(f"capabilities {capabilities!r} cannot be read", "process.capabilities"))
+    for kind in CAPABILITY_SETS:
+        entries = _dict(capabilities).get(kind)
+        if entries is not None and not isinstance(entries, list):
+            unknown.append(Ask(f"capability set {entries!r} cannot be read", f"process.capabilities.{kind}"))
+        for c in _list(entries):
+            name = c.upper().removeprefix("CAP_") if isinstance(c, str) else ""
+            if name in ALL_CAPABILITIES:
+                caps.add(name)
+            else:
+                unknown.append(Ask(f"capability {c!r} is not one BACON knows", f"process.capabilities.{kind}"))
     apparmor_profile = process.get("apparmorProfile")
     apparmor = Ask(apparmor_profile, "process.apparmorProfile") if isinstance(apparmor_profile, str) and \
         apparmor_profile else None
@@ -116,16 +144,16 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
             selinux.append(Ask(f"type:{parts[2]}", "process.selinuxLabel"))
         else:
             unknown.append(Ask(f"SELinux label {label!r} cannot be read", "process.selinuxLabel"))
-    sysctls = [Ask(k, "linux.sysctl") for k in _dict(linux.get("sysctl"))]
-    user_obj = _dict(process.get("user"))
-    uid, gid = user_obj.get("uid", 0), user_obj.get("gid", 0)
-    user = Ask(f"{uid}:{gid}", "process.user")
-
+    user_obj = process.get("user")
+    if user_obj is not None and not isinstance(user_obj, dict):
+        unknown.append(Ask(f"user {user_obj!r} cannot be read", "process.user"))
+    uid, gid = _dict(user_obj).get("uid", 0), _dict(user_obj).get("gid", 0)
+    for what, value in (("uid", uid), ("gid", gid)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 32):
+            unknown.append(Ask(f"{what} {value!r} cannot be read", f"process.user.{what}"))
+    user = Ask(f"{uid or 0}:{gid or 0}", "process.user")
     return Requested(
-        privileged=privileged, host_namespaces=tuple(host_ns), capabilities=frozenset(caps),
-        capability_sources=("process.capabilities",), host_paths=tuple(host_paths), devices=tuple(devices),
-        seccomp=seccomp, apparmor=apparmor, selinux=tuple(selinux),
-        unmasked_paths=Ask("unmasked", "linux.maskedPaths (empty)") if not masked else None,
-        sysctls=tuple(sysctls), user=user, no_new_privileges=process.get("noNewPrivileges") is True,
-        refused=tuple(refused), unknown=tuple(unknown), starts_container=True,
+        capabilities=frozenset(caps), capability_sources=("process.capabilities",), apparmor=apparmor,
+        selinux=tuple(selinux), user=user, no_new_privileges=process.get("noNewPrivileges") is True,
+        unknown=tuple(unknown), starts_container=starts_container,
     )

@@ -54,7 +54,8 @@ ACK_TIMEOUT = 10.0  # seconds for the wrapper to take up a plan it was sent (:fu
 RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without serving (no fork storm)
 
 
-PRELOAD = ("shim.admission.gate", "shim.runtime.gate", "shim.runtime.spec", "shim.images.rootfs",
+PRELOAD = ("shim.admission.gate", "shim.runtime.gate", "shim.runtime.spec", "shim.runtime.exec", "shim.runtime.decided",
+           "shim.runtime.specfile", "shim.admission.profiles.enforce", "shim.images.rootfs",
            "shim.images.containerd", "shim.trust.keys", "shim.trust.signatures", "shim.images.registry",
            "shim.trust.signing", "shim.admission.decision", "shim.admission.audit", "shim.admission.records",
            "shim.trust.cache", "shim.images.imagewalk", "shim.common.config", "shim.wrapper.main",
@@ -250,7 +251,7 @@ def _answer_request(conn: socket.socket, log: servicelog.Log, caller_pid: int, m
         from shim.runtime import main as runtime_client
         from shim.wrapper import main as wrapper
 
-        if req.args[:1] == [runtime_client.MARKER]:  # the runtime gate's create (shim.runtime.main)
+        if req.args[:1] == [runtime_client.MARKER]:  # the runtime gate (create, exec: shim.runtime.main)
             from shim.runtime import gate as runtime_gate
 
             runc, args = runtime_gate.plan(req.args[1:])

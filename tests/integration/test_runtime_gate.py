@@ -28,6 +28,7 @@ class Gated:
     host: Host
     containerd: Containerd
     otherfs: images_h.Image
+    launcher: Path  # BACON's runc launcher, first on containerd's PATH
 
     def configure(self, signed: Signed, level: str = "Mid", runtime: str = "") -> None:
         trusted_config(self.host, signed.trusted, level=level,
@@ -50,7 +51,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory, registry: Registry, signed: 
     c = None
     try:
         config = root / "host" / "etc" / "config.toml"
-        runtime_h.install_launcher(work / "bin", config)
+        launcher = runtime_h.install_launcher(work / "bin", config)
         c = runtime_h.start(work, work / "bin")
         host = make_host(root / "host", c, registry, level="Mid")
         assert host.config == config
@@ -58,7 +59,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory, registry: Registry, signed: 
             images_h.pull(c, signed[name])
         other = otherfs_h.build_and_push(signed.images.layout, work, registry, name="otherfs-rt")
         images_h.pull(c, other)
-        yield Gated(host=host, containerd=c, otherfs=other)
+        yield Gated(host=host, containerd=c, otherfs=other, launcher=launcher)
     finally:
         if c is not None:
             c.stop()
