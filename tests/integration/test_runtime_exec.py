@@ -283,6 +283,7 @@ def test_a_container_the_gate_kept_nothing_for_gets_restricted(gated: Gated, sig
         obj = json.loads(saved)
         obj["spec"] = [obj["spec"][0], obj["spec"][1] + 1, obj["spec"][2]]
         kept.write_text(json.dumps(obj))
+        kept.chmod(0o600)  # private, as the gate keeps it: only the other config.json differs
         rc, _, err = ctr(gated, "tasks", "exec", "--exec-id", "rtx-other", running, "true")
         assert rc != 0, err
         assert "restricted applies" in err, err

@@ -39,7 +39,7 @@ def fake_execve(path, argv, env):
     sys.stdout.flush()
     os._exit(0)
 os.execve = fake_execve
-from shim.wrapper import main
+from shim.wrapper.main import main
 sys.exit(main())
 """
 
