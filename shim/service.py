@@ -58,7 +58,7 @@ PRELOAD = ("shim.gate", "shim.runtime_gate", "shim.runtime_spec", "shim.runtime_
            "shim.runtime_specfile", "shim.profiles.enforce", "shim.rootfs",
            "shim.containerd", "shim.keys", "shim.signatures", "shim.registry", "shim.signing",
            "shim.admission", "shim.audit", "shim.records", "shim.signature_cache", "shim.imagewalk",
-           "shim.config", "shim.wrapper", "shim.nerdctl_env", "shim.tpm.check", "shim.tpm.wire", "shim.tpm.attest",
+           "shim.config", "shim.wrapper", "shim.nerdctl_env", "shim.tpm.check", "shim.tpm.attest",
            "shim.tdx.check", "shim.measure", "shim.launchlog", "shim.cel", "shim.tpm.device",
            "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
 
@@ -70,6 +70,10 @@ def preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    from shim.tpm.device import load_tss
+
+    with contextlib.suppress(BaconError):  # without the tpm extra, a TPM check answers why (exit 69)
+        load_tss()  # tpm2-pytss: paid here once, not by each decision
     from shim import config
 
     with contextlib.suppress(BaconError):
