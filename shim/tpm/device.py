@@ -9,8 +9,13 @@ created from the endorsement seed, the key an EK certificate certifies), so its 
 process and to the TPM that holds that EK; ESAPI then checks the TPM's HMAC on every response. Quotes and
 the creation of the AK also use parameter encryption (AES-128-CFB both ways: the nonce sent, the attest
 structure and the AK's public area returned); ``TPM2_PCR_Read`` has no parameter that can be encrypted, so
-its session is an audit session (the response is HMAC'd: the PCR values cannot be changed on the way);
-``TPM2_PCR_Extend`` is authorized by the session (the digest extended cannot be changed on the way).
+its session is an audit session (the response is HMAC'd: the PCR values cannot be changed on the way).
+The session is started on the first command that needs it.
+
+``TPM2_PCR_Extend`` (a measured launch) is authorized by the PCR's empty password, outside the session:
+starting a salted session costs about 10 ms on swtpm, twice the launch's whole budget, and a digest
+changed on the way cannot make another launch look admitted: the PCR would then not replay from the
+launch log, which ``bacon evidence verify`` checks (docs/measured-launches.md).
 
 The AK is a primary key created under the endorsement hierarchy (``TPM2_CreatePrimary(ENDORSEMENT)``)
 with a restricted signing template: the TPM derives it from the endorsement primary seed, so the same TPM
@@ -171,7 +176,8 @@ class Device:
         try:
             ha = t.TPMT_HA(hashAlg=getattr(c.TPM2_ALG, bank.upper()))
             setattr(ha.digest, bank, digest)
-            self._e.pcr_extend(getattr(c.ESYS_TR, f"PCR{pcr}"), t.TPML_DIGEST_VALUES([ha]), session1=self._using())
+            # the PCR's empty password, not the session: see the module docstring
+            self._e.pcr_extend(getattr(c.ESYS_TR, f"PCR{pcr}"), t.TPML_DIGEST_VALUES([ha]))
         except Exception as e:  # TSS2_Exception, cffi errors, OSError
             err = _unavailable(self.tcti, f"extending PCR {pcr} ({bank})", e)
             if "locality" in str(e).lower() or "0x907" in str(e):
