@@ -92,7 +92,7 @@ def launcher_python() -> str:
 
 
 def deb_shaped_launcher(path: Path, module: str, python: str) -> None:
-    """A launcher as packaging/deb/build writes it (``#!PYTHON -IS``, the libraries appended to sys.path),
+    """A launcher as packaging/deb/bundle writes it (``#!PYTHON -IS``, the libraries appended to sys.path),
     for this environment's site-packages. pip's bin/nerdctl reaches the same code through a shell prologue
     (it cannot know its Python's path when it is written) and this environment's Python: measured
     separately, for information."""

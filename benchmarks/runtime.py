@@ -7,12 +7,17 @@
   the time ends when the real runc would be exec'd) vs ``/bin/true`` with the same argv. The container is
   a real containerd container of the harness's signed ``low`` image; its bundle holds the ``config.json``
   Debian's ctr writes (tests/vectors/oci-spec/ctr-default.json), where containerd's shim puts bundles.
-- the full admission at create against ``cosign verify --key`` (the wrapper's admission budget).
+- the full admission at create against ``cosign verify --key`` (the wrapper's admission budget);
+- ``exec`` into the wrapper-admitted container (``runc exec --process FILE``, as containerd's shim calls it,
+  the container's own process): the gate (what create kept, the process file, the profile) vs ``/bin/true``
+  with the same argv, with ``bacon serve`` and without it (information: exec is no pass-through verb now,
+  but it runs as often as health checks do).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +45,19 @@ def _bundle(work: Path, cid: str) -> Path:
 def _create_argv(launcher: str, work: Path, bundle: Path, cid: str) -> list[str]:
     return [launcher, "--root", str(work / "runc-root" / "default"), "--log", str(bundle / "log.json"),
             "--log-format", "json", "create", "--bundle", str(bundle), "--pid-file", str(bundle / "init.pid"), cid]
+
+
+def _exec_argv(launcher: str, work: Path, bundle: Path, cid: str, process: Path) -> list[str]:
+    return [launcher, "--root", str(work / "runc-root" / "default"), "--log", str(bundle / "log.json"),
+            "--log-format", "json", "exec", "--process", str(process), "--detach", "--pid-file",
+            str(bundle / "exec.pid"), cid]
+
+
+def _runc_state(work: Path, bundle: Path, cid: str) -> None:
+    """The part of runc's state.json the gate reads at exec: the container's bundle."""
+    state = work / "runc-root" / "default" / cid / "state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"id": cid, "config": {"labels": [f"bundle={bundle}"]}}))
 
 
 def rows(bh: BenchHost, args: Any, pair: Callable[..., Pair], row: Callable[..., Any], ms: Callable[[Any], str],
@@ -95,6 +113,19 @@ def rows(bh: BenchHost, args: Any, pair: Callable[..., Pair], row: Callable[...,
                                    ms(p.b_ms), f"+{added:.1f} ms", f"≤ +{budget:.0f} ms" if checked else "(info)",
                                    added <= budget if checked and budget is not None else None,
                                    {**pair_data(p), "added_ms": round(added, 3)}))
+                    if key == "record":  # 4. exec into it, after its create kept the level
+                        process = work / "process.json"
+                        process.write_text(json.dumps(json.loads(SPEC.read_text())["process"]))
+                        _runc_state(work, bundle, cid)
+                        gate_exec = _exec_argv(str(launcher), work, bundle, cid, process)
+                        q = pair(Command(f"gate exec {cid}", gate_exec, env),
+                                 Command("/bin/true exec", _exec_argv("/bin/true", work, bundle, cid, process), env))
+                        added = q.a_ms.median - q.b_ms.median
+                        out.append(row(f"runtime_exec{'' if served else '_unserved'}",
+                                       f"runtime gate: exec --process, wrapper-admitted container, {how}",
+                                       ms(q.a_ms), "/bin/true (the real runc's exec)", ms(q.b_ms),
+                                       f"+{added:.1f} ms", "(info)", None,
+                                       {**pair_data(q), "added_ms": round(added, 3)}))
                     if key == "admission" and served:
                         q = pair(gate_cmd, cosign_low)
                         ratio = q.a_ms.median / q.b_ms.median

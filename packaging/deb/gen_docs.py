@@ -1,11 +1,12 @@
 """Write the man pages and the bash, zsh and fish completions of ``bacon`` from its argparse parser.
 
-``packaging/deb/build`` runs this with the bundled code on ``--python-path``, so the pages describe
-exactly what ships: ``bacon(1)``, and one page per verb (``bacon-verify(1)``, ``bacon-policy(1)`` with a
-section per action, …) for whatever :func:`shim.operator.cli.build_parser` has, new verbs included; and
+``packaging/deb/bundle`` (the .deb build's install step) runs this with the bundled code on
+``--python-path``, so the pages describe exactly what ships: ``bacon(1)``, and one page per verb
+(``bacon-verify(1)``, ``bacon-policy(1)`` with a section per action, …) for whatever
+:func:`shim.operator.cli.build_parser` has, new verbs included; and
 ``/usr/share/bash-completion/completions/bacon``, a static table of verbs, actions, options and option
-values (and the values of a positional argument with choices: ``policy set`` High, Mid, Low), and the same
-table for zsh (``/usr/share/zsh/vendor-completions/_bacon``) and fish
+values (and the values of a positional argument with choices: ``policy set`` High, Mid, Low), and the
+same table for zsh (``/usr/share/zsh/vendor-completions/_bacon``) and fish
 (``/usr/share/fish/vendor_completions.d/bacon.fish``).
 
 Hand-written (about 250 lines) rather than taken from a library, after trying the candidates:

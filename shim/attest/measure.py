@@ -187,17 +187,20 @@ def warm_up(cfg: Any) -> None:
         record = cel.encode(0, register, 4, {bank: d}, cel.CONTENT_BACON_LAUNCH, content)
         launchlog.decode_event(cel.parse(record).records[0])
         cel.extend(d, d, bank)
-    within_deadline(tpm_settings, lambda: None)
-    from shim.attest.tpm.device import WIRE_TCTIS, open_tpm
+    if s.tpm:  # a PCR read in its session: the command path, off the request's time
+        from shim.attest.tpm.device import open_tpm
 
-    if s.tpm and tpm_settings.tcti.name in WIRE_TCTIS:  # a PCR read: the command path, off the request's time
-        with open_tpm(tpm_settings) as dev:
-            dev.read_pcrs(tpm_settings.bank, [s.pcr])
+        def read() -> None:
+            with open_tpm(tpm_settings) as dev:
+                dev.read_pcrs(tpm_settings.bank, [s.pcr])
+
+        within_deadline(tpm_settings, read)
+    else:
+        within_deadline(tpm_settings, lambda: None)
 
 
 def _measure(s: MeasureSettings, tpm_settings: Any, path: Path, events: Sequence[LaunchEvent]) -> Measured:
     from shim.attest.tpm.check import within_deadline
-    from shim.attest.tpm.device import WIRE_TCTIS
 
     def work() -> Measured:
         with ExitStack() as stack:
@@ -246,8 +249,7 @@ def _measure(s: MeasureSettings, tpm_settings: Any, path: Path, events: Sequence
             appended = launchlog.append(path, build, extend)
             return Measured(path=appended.path, records=tuple(appended.records))
 
-    if not s.tpm or tpm_settings.tcti.name in WIRE_TCTIS:
-        # Spoken directly (shim.attest.tpm.wire): swtpm's socket has a timeout and the kernel's TPM driver its own,
-        # so no deadline thread (whose two wake-ups cost milliseconds on a loaded host).
+    if not s.tpm:
         return work()
+    # tpm2-tss waits for the TPM without a deadline: the work runs in shim.common.deadline's worker thread
     return within_deadline(tpm_settings, work)

@@ -79,12 +79,15 @@ def keep(state_dir: str | Path, kept: Kept) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)  # no fsync: after a crash the containers are gone too, and a lost file fails closed
-    _prune(path.parent, keep_name=path.name)
+    _prune(path.parent, keep_name=path.name, bundles=Path(kept.bundle).parent)
 
 
-def _prune(directory: Path, keep_name: str) -> None:
+def _prune(directory: Path, keep_name: str, bundles: Path) -> None:
+    """Remove what was kept for containers whose bundle is gone. A container whose bundle is a sibling of
+    this one's (``bundles``: the same containerd) costs one ``stat``; only the others are read."""
     for entry in os.scandir(directory):
-        if entry.name == keep_name or not entry.name.endswith(".json"):
+        name = entry.name
+        if name == keep_name or not name.endswith(".json") or os.path.lexists(bundles / name[:-5]):
             continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             bundle = json.loads(Path(entry.path).read_bytes())["bundle"]

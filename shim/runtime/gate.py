@@ -157,11 +157,10 @@ def decide(ctx: Any, at: Where) -> Decision:
                          f"{rec.namespace}, not {at.namespace}", check="record", image=rec.image, digest=rec.digest)
         # The label that leads to the record can be copied by any containerd client: the container must hold
         # the image the record names (its rootfs descends from those layers) before it claims the record.
+        # (This one check also covers a name moved between the wrapper's check and nerdctl's lookup, which
+        # would put other content under the record: shim.admission.gate.pinned.)
         gate.record_subject(ctx, rec, container)
         records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
-        # the rootfs must hold the checked image: a name moved between the wrapper's check and nerdctl's
-        # lookup cannot then put other content under the record (shim.admission.gate.pinned)
-        gate.record_subject(ctx, rec, container)
         check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
         return Decision("record", rec.image, rec.digest, (check,), level=rec.level or ctx.cfg.default_level)
     if not container.image:

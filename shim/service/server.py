@@ -54,14 +54,13 @@ ACK_TIMEOUT = 10.0  # seconds for the wrapper to take up a plan it was sent (:fu
 RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without serving (no fork storm)
 
 
-PRELOAD = ("shim.admission.gate", "shim.runtime.gate", "shim.runtime.spec", "shim.runtime.exec", "shim.runtime.decided",
-           "shim.runtime.specfile", "shim.admission.profiles.enforce", "shim.images.rootfs",
+PRELOAD = ("shim.admission.gate", "shim.runtime.gate", "shim.runtime.spec", "shim.runtime.exec",
+           "shim.runtime.decided", "shim.runtime.specfile", "shim.admission.profiles.enforce", "shim.images.rootfs",
            "shim.images.containerd", "shim.trust.keys", "shim.trust.signatures", "shim.images.registry",
            "shim.trust.signing", "shim.admission.decision", "shim.admission.audit", "shim.admission.records",
            "shim.trust.cache", "shim.images.imagewalk", "shim.common.config", "shim.wrapper.main",
-           "shim.wrapper.nerdctl_env", "shim.attest.tpm.check", "shim.attest.tpm.wire", "shim.attest.tpm.attest",
-           "shim.attest.tdx.check", "shim.attest.measure", "shim.attest.launchlog", "shim.attest.cel",
-           "shim.attest.tpm.device",
+           "shim.wrapper.nerdctl_env", "shim.attest.tpm.check", "shim.attest.tpm.attest", "shim.attest.tdx.check",
+           "shim.attest.measure", "shim.attest.launchlog", "shim.attest.cel", "shim.attest.tpm.device",
            "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
 
 
@@ -72,6 +71,10 @@ def preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    from shim.attest.tpm.device import load_tss
+
+    with contextlib.suppress(BaconError):  # without the tpm extra, a TPM check answers why (exit 69)
+        load_tss()  # tpm2-pytss: paid here once, not by each decision
     from shim.common import config
 
     with contextlib.suppress(BaconError):

@@ -83,7 +83,7 @@ MSSIM_SEND_COMMAND = 8
 class TpmFrames(Framer):
     """swtpm's TCP command channel, in either protocol it speaks: raw TPM 2.0 commands (tag u16,
     commandSize u32, command code u32, …; tpm2-tss's swtpm TCTI) or the MS simulator's (u32 8, locality
-    u8, size u32, then the command; other u32 codes carry nothing; shim.attest.tpm.wire)."""
+    u8, size u32, then the command; other u32 codes carry nothing; tpm2-tss's mssim TCTI)."""
 
     def next_size(self) -> int | None:
         if len(self.buf) < 6:
@@ -147,6 +147,43 @@ class TpmCommands:
         return FORWARD
 
 
+class TpmResponses(Framer):
+    """swtpm's answers on the raw channel: tag u16, responseSize u32, …"""
+
+    def next_size(self) -> int | None:
+        return max(10, int.from_bytes(self.buf[2:6], "big")) if len(self.buf) >= 6 else None
+
+
+@dataclass
+class TpmTap:
+    """Forward everything, keep every command and response, and rewrite the responses to command ``code``
+    with ``tamper`` (an interposer on the TPM's channel: a bus, a socket, a resource manager)."""
+
+    code: int | None = None
+    tamper: Callable[[bytes], bytes] | None = None
+    commands: list[bytes] = field(default_factory=list)
+    responses: list[bytes] = field(default_factory=list)
+    tampered: int = 0
+
+    def framer(self) -> Framer:
+        return TpmFrames()
+
+    def response_framer(self) -> Framer:
+        return TpmResponses()
+
+    def __call__(self, frame: bytes) -> str:
+        self.commands.append(frame)
+        return FORWARD
+
+    def on_response(self, frame: bytes) -> bytes:
+        self.responses.append(frame)
+        last = tpm_command_code(self.commands[-1]) if self.commands else None
+        if self.tamper is not None and last == self.code:
+            self.tampered += 1
+            return self.tamper(frame)
+        return frame
+
+
 class Forever:
     """Forward everything."""
 
@@ -163,7 +200,7 @@ class SocketProxy:
     is stalled or cut. Use as a context manager."""
 
     def __init__(self, listen: Path | int, upstream: Path | tuple[str, int], trigger: Http2Requests | TpmCommands |
-                 Forever | None = None) -> None:
+                 TpmTap | Forever | None = None) -> None:
         self.upstream = upstream
         self.trigger = trigger or Forever()
         self.state = FORWARD
@@ -240,6 +277,8 @@ class SocketProxy:
 
     def _pump(self, client: socket.socket, up: socket.socket) -> None:
         framer = self.trigger.framer()
+        on_response = getattr(self.trigger, "on_response", None)
+        answers = self.trigger.response_framer() if isinstance(self.trigger, TpmTap) else None
         try:
             while not self._stop:
                 if self.state == STALL:
@@ -253,7 +292,11 @@ class SocketProxy:
                         return
                     if s is up:
                         if self.state == FORWARD:
-                            client.sendall(data)
+                            if answers is None or on_response is None:
+                                client.sendall(data)
+                            else:
+                                for frame in answers.feed(data):
+                                    client.sendall(on_response(frame))
                         continue
                     for frame in framer.feed(data):
                         if self.state == FORWARD:

@@ -1,4 +1,4 @@
-"""The shipped logrotate policy (packaging/deb/logrotate), run by the real logrotate while decisions are
+"""The shipped logrotate policy (packaging/deb/debian/bacon.logrotate), run by the real logrotate while decisions are
 being logged: no line is lost or torn, and `bacon audit` reads every one across the rotated (and
 compressed) files, in order. Decisions come from real wrapper denials (the gate's own audit path) and,
 to press many appends into each rotation, from processes that append through ``shim.admission.audit.record``, the
@@ -19,7 +19,7 @@ from tests.conftest import Host, Signed
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
 
-POLICY = Path(__file__).resolve().parents[2] / "packaging" / "deb" / "logrotate"
+POLICY = Path(__file__).resolve().parents[2] / "packaging" / "deb" / "debian" / "bacon.logrotate"
 WRITERS, PER_WRITER = 4, 250
 MAX_ROTATIONS = 60
 APPENDER = """

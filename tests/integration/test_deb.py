@@ -1,6 +1,6 @@
-"""The Debian package end to end, by ``packaging/deb/check``: built from a clean clone of this repository's
-HEAD, lintian-clean, installed with ``dpkg -i`` and ``apt-get -f install`` into a clean Debian bookworm
-root made by debootstrap (cached in /var/cache/bacon-test), used there (``bacon doctor``,
+"""The Debian package end to end, by ``packaging/deb/check``: built by debhelper's ``dh`` from a clean clone
+of this repository's HEAD, lintian-clean, installed with ``dpkg -i`` and ``apt-get -f install`` into a clean
+Debian bookworm root made by debootstrap (cached in /var/cache/bacon-test), used there (``bacon doctor``,
 ``bacon status --json``, ``nerdctl version`` through the wrapper to a stand-in that records argv), then
 purged with nothing left behind. The script says what each step checks; this test only runs it.
 
@@ -18,7 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / "packaging" / "deb" / "check"
-TOOLS = ("debootstrap", "lintian", "dpkg-deb", "dpkg-shlibdeps", "unshare", "chroot", "git")
+TOOLS = ("debootstrap", "lintian", "dpkg-buildpackage", "dh", "dh_python3", "dh_bash-completion", "unshare", "chroot",
+         "git")
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ RESTRICTED_LOW = '[levels.Low]\nrequire = ["signature"]\nprofile = "restricted"\
 def running(gated: Gated, signed: Signed) -> Iterator[str]:  # noqa: F811
     """A container of the signed Low image that ctr made and the gate admitted (under baseline), running."""
     gated.configure(signed)
-    cid = "rtx-running"
+    cid = f"rtx-running-{secrets.token_hex(3)}"  # runc's state directory is the host's: no leftover's name
     rc, _, err = ctr(gated, "run", "-d", signed["low"].ref, cid, "sleep", "600")
     assert rc == 0, err
     try:
@@ -283,7 +284,7 @@ def test_a_container_the_gate_kept_nothing_for_gets_restricted(gated: Gated, sig
         obj = json.loads(saved)
         obj["spec"] = [obj["spec"][0], obj["spec"][1] + 1, obj["spec"][2]]
         kept.write_text(json.dumps(obj))
-        kept.chmod(0o600)  # private, as the gate keeps it: only the other config.json differs
+        kept.chmod(0o600)
         rc, _, err = ctr(gated, "tasks", "exec", "--exec-id", "rtx-other", running, "true")
         assert rc != 0, err
         assert "restricted applies" in err, err
@@ -306,7 +307,7 @@ def test_a_container_the_gate_kept_nothing_for_gets_restricted(gated: Gated, sig
 
 def test_a_refused_create_forgets_what_was_kept_for_the_id(gated: Gated, signed: Signed) -> None:  # noqa: F811
     gated.configure(signed)
-    cid = "rtx-reused"
+    cid = f"rtx-reused-{secrets.token_hex(3)}"
     kept = gated.host.state_dir / runtime_decided.DIR / NAMESPACE / f"{cid}.json"
     rc, _, err = ctr(gated, "run", "--rm", signed["low"].ref, cid, "true")
     assert rc == 0, err

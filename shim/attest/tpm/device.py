@@ -1,18 +1,32 @@
 """The IO edge to the TPM: four operations, nothing else: read PCRs, create the attestation key, quote, and
-extend a PCR (a measured launch).
+extend a PCR (a measured launch). Every TCTI (``device:`` /dev/tpmrm0, ``swtpm:``, ``mssim:``, ``tabrmd``)
+goes through tpm2-pytss's ESAPI, imported only here and only when a TPM is used (it costs about 75 ms and
+needs the native tss2 libraries; ``bacon serve`` pays it once, before it forks its workers).
 
-Over ``device:`` (the kernel's ``/dev/tpmrm0``) and ``swtpm:`` the commands are marshalled by
-:mod:`shim.attest.tpm.wire` and sent directly (:class:`WireDevice`); over ``tabrmd`` and ``mssim`` by tpm2-pytss's
-ESAPI (:class:`Device`), imported only then (it costs ~110 ms and needs the native tss2 libraries). Both
-give the same :class:`Quote` from the same AK. Every error (and any OS error underneath) becomes
-:class:`shim.common.errors.Unavailable` with a hint, so callers fail closed with a message instead of a traceback.
+Every command after the first runs in one **salted HMAC session** (docs/tpm.md says what it protects
+against): the session is salted to the TPM's endorsement key (the TCG default ECC P-256 EK template,
+created from the endorsement seed, the key an EK certificate certifies), so its key is known only to this
+process and to the TPM that holds that EK; ESAPI then checks the TPM's HMAC on every response. Quotes and
+the creation of the AK also use parameter encryption (AES-128-CFB both ways: the nonce sent, the attest
+structure and the AK's public area returned); ``TPM2_PCR_Read`` has no parameter that can be encrypted, so
+its session is an audit session (the response is HMAC'd: the PCR values cannot be changed on the way).
+The session is started on the first command that needs it.
+
+``TPM2_PCR_Extend`` (a measured launch) is authorized by the PCR's empty password, outside the session:
+starting a salted session costs about 10 ms on swtpm, twice the launch's whole budget, and a digest
+changed on the way cannot make another launch look admitted: the PCR would then not replay from the
+launch log, which ``bacon evidence verify`` checks (docs/measured-launches.md).
 
 The AK is a primary key created under the endorsement hierarchy (``TPM2_CreatePrimary(ENDORSEMENT)``)
 with a restricted signing template: the TPM derives it from the endorsement primary seed, so the same TPM
-gives the same AK every time (the baseline pins it) and a cleared or different TPM gives another one. It
-is a transient object and is flushed after each quote: without a resource manager (swtpm, mssim) a leaked
-handle would stay in the TPM's few object slots. (Keeping it loaded between admissions would save about
-3 ms on swtpm: not worth a TPM object slot held across processes.)
+gives the same AK every time (the baseline pins it) and a cleared or different TPM gives another one. The
+EK is flushed as soon as the session is started, the AK after its quote, the session when the device
+closes: without a resource manager (swtpm, mssim) a leaked handle would stay in the TPM's few slots.
+
+tpm2-tss waits for a TPM without a deadline; every caller bounds the work with :mod:`shim.common.deadline`. Every
+error (tpm2-pytss's ``TSS2_Exception``, an OS error, a response whose HMAC does not verify) becomes
+:class:`shim.common.errors.Unavailable` with a hint, so callers fail closed with a message instead of a traceback.
+The quote itself is verified in software (:mod:`shim.attest.tpm.attest`), never trusted because ESAPI took it.
 """
 
 from __future__ import annotations
@@ -27,10 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from shim.attest.tpm.settings import Tcti, TpmSettings, format_selection
-from shim.common.errors import Unavailable
+from shim.common.errors import Unavailable, missing_extra
 
 PCR_BATCH = 8  # TPM2_PCR_Read returns at most 8 digests per call
 AK_TEMPLATES = {"ecc256": "ecc256:ecdsa-sha256:null", "rsa2048": "rsa2048:rsassa-sha256:null"}
+EK_TEMPLATE = "EK-ECC256"  # TCG EK Credential Profile, low range: ECC NIST P-256, AES-128-CFB
+TSS_HINT = ("install the tss2 libraries and BACON's 'tpm' extra: apt-get install libtss2-dev, then in BACON's "
+            "checkout pip install '.[tpm]' (the Debian package bundles it: sudo apt install --reinstall bacon)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,20 @@ class Quote:
     pcrs: dict[int, bytes]
 
 
+def load_tss() -> Any:
+    """The ``tpm2_pytss`` package, imported (with the parts this module uses). Raises :class:`Unavailable`
+    with the line that installs it when it (or the native library under it) is missing."""
+    os.environ.setdefault("TSS2_LOG", "all+NONE")  # tss2 logs to stderr; our errors say what failed
+    try:
+        import tpm2_pytss
+        import tpm2_pytss.utils
+    except ModuleNotFoundError as e:
+        raise (missing_extra(e) or Unavailable(f"tpm2-pytss cannot be loaded: {e}", hint=TSS_HINT)) from e
+    except (ImportError, OSError) as e:  # the extension is there, a tss2 shared library is not
+        raise Unavailable(f"tpm2-pytss cannot be loaded: {e}", hint=TSS_HINT) from e
+    return tpm2_pytss
+
+
 def _hint(tcti: Tcti) -> str:
     if tcti.name == "device":
         return (f"check that the TPM is enabled in firmware and {tcti.conf} exists and is readable by this user "
@@ -54,39 +85,100 @@ def _hint(tcti: Tcti) -> str:
     return f"start the TPM simulator at {tcti.conf or 'its default address'} or fix [tpm] tcti"
 
 
+ESYS_RC_RSP_AUTH_FAILED = 0x7001B  # tpm2-tss: the response's HMAC does not verify
+
+
 def _unavailable(tcti: Tcti, what: str, e: BaseException) -> Unavailable:
+    if getattr(e, "rc", None) == ESYS_RC_RSP_AUTH_FAILED:
+        return Unavailable(f"TPM ({tcti}) error while {what}: the response's HMAC does not verify: something "
+                           "between BACON and the TPM changed it", hint="check what runs between BACON and the TPM "
+                           "([tpm] tcti: a resource manager, a proxy, the bus); retry")
     return Unavailable(f"TPM ({tcti}) error while {what}: {e}", hint=_hint(tcti))
 
 
-class _Operations:
-    """Read PCRs and quote, in terms of four primitives each transport provides (:class:`Device` over
-    tpm2-pytss, :class:`WireDevice` over :mod:`shim.attest.tpm.wire`); any error of ``_errors`` is wrapped."""
+class Device:
+    """An open ESAPI context over one TCTI, with its salted session. Use :func:`open_tpm`."""
 
-    tcti: Tcti
-    _errors: tuple[type[BaseException], ...] = (Exception,)
+    def __init__(self, esapi: Any, tcti: Tcti, connection: Any = None) -> None:
+        self._e = esapi
+        self.tcti = tcti
+        self._connection = connection  # the TCTI, for flushing after the context failed (:meth:`close`)
+        self._tss = load_tss()
+        self._session: Any = None
+        self._stranded: list[int] = []  # TPM handles a failed flush left loaded
 
-    def _pcr_read(self, bank: str, batch: Sequence[int]) -> tuple[list[int], list[bytes]]:
-        raise NotImplementedError
+    # --- the session -----------------------------------------------------------------------------------
 
-    def _create_ak(self, ak: str) -> tuple[Any, bytes, bytes]:
-        """(handle, AK public key PEM, marshalled TPM2B_PUBLIC)."""
-        raise NotImplementedError
+    def _start_session(self) -> Any:
+        """Create the EK and start the HMAC session salted to it (once per device)."""
+        if self._session is not None:
+            return self._session
+        c, t = self._tss.constants, self._tss.types
 
-    def _quote(self, handle: Any, bank: str, pcrs: Sequence[int], nonce: bytes) -> tuple[bytes, bytes]:
-        """(TPMS_ATTEST bytes, marshalled TPMT_SIGNATURE)."""
-        raise NotImplementedError
+        def no_nv(index: Any) -> bytes:  # the default template; no NV reads (no EK certificate is read)
+            raise self._tss.utils.NoSuchIndex(index)
+
+        _cert, template = self._tss.utils.create_ek_template(EK_TEMPLATE, no_nv)
+        ek, *_ = self._e.create_primary(t.TPM2B_SENSITIVE_CREATE(), template, c.ESYS_TR.ENDORSEMENT)
+        try:
+            sym = t.TPMT_SYM_DEF(algorithm=c.TPM2_ALG.AES)
+            sym.keyBits.aes = 128
+            sym.mode.aes = c.TPM2_ALG.CFB
+            self._session = self._e.start_auth_session(ek, c.ESYS_TR.NONE, c.TPM2_SE.HMAC, sym, c.TPM2_ALG.SHA256)
+        finally:  # the salt is in; the EK is not needed any more (one object slot less, one less to leak)
+            self._flush(ek)
+        return self._session
+
+    def _using(self, *attrs: str) -> Any:
+        """The session, its attributes set for the next command (``DECRYPT``: the first command parameter
+        is encrypted; ``ENCRYPT``: the first response parameter; ``AUDIT``: a command that needs no
+        authorization still gets an HMAC'd response)."""
+        session = self._start_session()
+        flags = self._tss.constants.TPMA_SESSION
+        value = flags.CONTINUESESSION
+        for a in attrs:
+            value |= getattr(flags, a)
+        self._e.trsess_set_attributes(session, value)
+        return session
 
     def _flush(self, handle: Any) -> None:
-        raise NotImplementedError
+        """Flush ``handle``; when this context cannot (ESAPI refuses every command after a response that
+        failed its checks), remember its TPM handle for :meth:`close`."""
+        try:
+            tpm_handle = int(self._e.tr_get_tpm_handle(handle))
+        except Exception:  # noqa: BLE001 - not a handle of this context any more: nothing to flush
+            return
+        try:
+            self._e.flush_context(handle)
+        except Exception:  # noqa: BLE001 - best effort, retried in close()
+            self._stranded.append(tpm_handle)
 
-    def _pcr_extend(self, pcr: int, bank: str, digest: bytes) -> None:
-        raise NotImplementedError
+    def close(self) -> None:
+        """Flush the session, and what a failed context could not flush through a fresh context over the
+        same connection: without a resource manager (swtpm, mssim) nothing else would. Best effort: a dead
+        connection must not mask the real error."""
+        if self._session is not None:
+            self._flush(self._session)
+            self._session = None
+        if not self._stranded or self._connection is None:
+            return
+        with contextlib.suppress(Exception), contextlib.closing(self._tss.ESAPI(self._connection)) as fresh:
+            for tpm_handle in self._stranded:
+                with contextlib.suppress(Exception):
+                    fresh.flush_context(fresh.tr_from_tpmpublic(tpm_handle))
+        self._stranded = []
+
+    # --- the operations --------------------------------------------------------------------------------
 
     def extend(self, pcr: int, bank: str, digest: bytes) -> None:
         """Extend ``pcr`` in ``bank`` by ``digest``. Raises :class:`Unavailable`."""
+        c, t = self._tss.constants, self._tss.types
         try:
-            self._pcr_extend(pcr, bank, digest)
-        except self._errors as e:
+            ha = t.TPMT_HA(hashAlg=getattr(c.TPM2_ALG, bank.upper()))
+            setattr(ha.digest, bank, digest)
+            # the PCR's empty password, not the session: see the module docstring
+            self._e.pcr_extend(getattr(c.ESYS_TR, f"PCR{pcr}"), t.TPML_DIGEST_VALUES([ha]))
+        except Exception as e:  # TSS2_Exception, cffi errors, OSError
             err = _unavailable(self.tcti, f"extending PCR {pcr} ({bank})", e)
             if "locality" in str(e).lower() or "0x907" in str(e):
                 err.hint = f"PCR {pcr} cannot be extended from locality 0; choose another [measure] pcr"
@@ -99,14 +191,16 @@ class _Operations:
         try:
             for i in range(0, len(wanted), PCR_BATCH):
                 batch = wanted[i : i + PCR_BATCH]
-                got, digests = self._pcr_read(bank, batch)
+                _counter, sel_out, digests = self._e.pcr_read(format_selection(bank, batch),
+                                                              session1=self._using("AUDIT"))
+                got = selected(bank, sel_out)
                 if len(got) != len(digests) or not set(got) <= set(batch):
                     raise Unavailable(f"TPM ({self.tcti}) returned {len(digests)} values for PCRs {got}, "
                                       f"asked {batch}", hint=_hint(self.tcti))
-                out.update(zip(got, digests, strict=True))
+                out.update(zip(got, (bytes(d) for d in digests), strict=True))
         except Unavailable:
             raise
-        except self._errors as e:
+        except Exception as e:
             raise _unavailable(self.tcti, f"reading PCRs {format_selection(bank, wanted)}", e) from e
         missing = [p for p in wanted if p not in out]
         if missing:
@@ -115,109 +209,51 @@ class _Operations:
         return out
 
     def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256") -> Quote:
-        """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, read the PCRs, flush
-        the AK. Raises :class:`Unavailable`."""
+        """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, flush the AK, read
+        the PCRs. Raises :class:`Unavailable`."""
+        c, t = self._tss.constants, self._tss.types
         handle = None
+        what = "creating the attestation key under the endorsement hierarchy"
         try:
-            handle, ak_pem, ak_tss = self._create_ak(ak)
-            message, signature = self._quote(handle, bank, pcrs, nonce)
-        except self._errors as e:  # wrapped at the boundary
-            what = "creating the attestation key under the endorsement hierarchy" if handle is None else "quoting"
+            o = c.TPMA_OBJECT
+            attrs = (o.FIXEDTPM | o.FIXEDPARENT | o.SENSITIVEDATAORIGIN | o.USERWITHAUTH | o.RESTRICTED
+                     | o.SIGN_ENCRYPT)
+            template = t.TPM2B_PUBLIC(t.TPMT_PUBLIC.parse(alg=AK_TEMPLATES[ak], objectAttributes=attrs))
+            session = self._using("DECRYPT", "ENCRYPT")
+            handle, ak_pub, *_ = self._e.create_primary(t.TPM2B_SENSITIVE_CREATE(), template, c.ESYS_TR.ENDORSEMENT,
+                                                        session1=session)
+            ak_pem, ak_tss = bytes(ak_pub.to_pem()), bytes(ak_pub.marshal())
+            what = "quoting"
+            attest, sig = self._e.quote(handle, format_selection(bank, pcrs), t.TPM2B_DATA(nonce),
+                                        session1=self._using("DECRYPT", "ENCRYPT"))
+            message, signature = bytes(attest), bytes(sig.marshal())
+        except Exception as e:  # wrapped at the boundary
             err = _unavailable(self.tcti, what, e)
-            if handle is None and "auth" in str(e).lower():
+            if handle is None and "auth" in str(e).lower() and getattr(e, "rc", None) != ESYS_RC_RSP_AUTH_FAILED:
                 err.hint = "the endorsement hierarchy has a password; BACON needs it empty (tpm2_changeauth -c e)"
             raise err from e
         finally:
-            if handle is not None:
-                with contextlib.suppress(Exception):  # best effort; the quote result already stands or fails
-                    self._flush(handle)
+            if handle is not None:  # best effort; the quote result already stands or fails
+                self._flush(handle)
         values = self.read_pcrs(bank, pcrs)
         return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
 
 
-class Device(_Operations):
-    """An open ESAPI context (tpm2-pytss). Use :func:`open_tpm`."""
+def selected(bank: str, sel_out: Any) -> list[int]:
+    """PCR indices of ``bank`` in a returned TPML_PCR_SELECTION, ascending (a selection of another bank
+    with any PCR set is refused: the TPM answered another question)."""
+    from tpm2_pytss.constants import TPM2_ALG
 
-    _errors = (Exception,)  # tpm2-pytss raises TSS2_Exception, cffi errors, OSError
-
-    def __init__(self, esapi: Any, tcti: Tcti) -> None:
-        self._e = esapi
-        self.tcti = tcti
-
-    def _pcr_read(self, bank: str, batch: Sequence[int]) -> tuple[list[int], list[bytes]]:
-        _counter, sel_out, digests = self._e.pcr_read(format_selection(bank, batch))
-        return _selected(sel_out), [bytes(d) for d in digests]
-
-    def _create_ak(self, ak: str) -> tuple[Any, bytes, bytes]:
-        from tpm2_pytss.constants import ESYS_TR, TPMA_OBJECT
-        from tpm2_pytss.types import TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC
-
-        attrs = (TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
-                 | TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.RESTRICTED | TPMA_OBJECT.SIGN_ENCRYPT)
-        template = TPM2B_PUBLIC(TPMT_PUBLIC.parse(alg=AK_TEMPLATES[ak], objectAttributes=attrs))
-        handle, ak_pub, *_ = self._e.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
-        return handle, bytes(ak_pub.to_pem()), bytes(ak_pub.marshal())
-
-    def _quote(self, handle: Any, bank: str, pcrs: Sequence[int], nonce: bytes) -> tuple[bytes, bytes]:
-        from tpm2_pytss.types import TPM2B_DATA
-
-        attest, sig = self._e.quote(handle, format_selection(bank, pcrs), TPM2B_DATA(nonce))
-        return bytes(attest), bytes(sig.marshal())
-
-    def _flush(self, handle: Any) -> None:
-        self._e.flush_context(handle)
-
-    def _pcr_extend(self, pcr: int, bank: str, digest: bytes) -> None:
-        from tpm2_pytss.constants import ESYS_TR, TPM2_ALG
-        from tpm2_pytss.types import TPML_DIGEST_VALUES, TPMT_HA
-
-        ha = TPMT_HA(hashAlg=getattr(TPM2_ALG, bank.upper()))
-        setattr(ha.digest, bank, digest)
-        self._e.pcr_extend(getattr(ESYS_TR, f"PCR{pcr}"), TPML_DIGEST_VALUES([ha]))
-
-
-class WireDevice(_Operations):
-    """The same operations as :class:`Device`, over :mod:`shim.attest.tpm.wire`. Use :func:`open_tpm`."""
-
-    def __init__(self, tpm: Any, tcti: Tcti) -> None:
-        from shim.attest.tpm.wire import WireError
-
-        self._tpm = tpm
-        self.tcti = tcti
-        self._errors = (WireError, OSError)
-
-    def _pcr_read(self, bank: str, batch: Sequence[int]) -> tuple[list[int], list[bytes]]:
-        got, digests = self._tpm.pcr_read(bank, batch)
-        return list(got), list(digests)
-
-    def _create_ak(self, ak: str) -> tuple[Any, bytes, bytes]:
-        from shim.attest.tpm.wire import public_key_pem
-
-        handle, ak_tss = self._tpm.create_primary_ak(ak)
-        try:
-            return handle, public_key_pem(ak_tss), ak_tss
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._tpm.flush(handle)
-            raise
-
-    def _quote(self, handle: Any, bank: str, pcrs: Sequence[int], nonce: bytes) -> tuple[bytes, bytes]:
-        message, signature = self._tpm.quote(handle, nonce, bank, pcrs)
-        return message, signature
-
-    def _flush(self, handle: Any) -> None:
-        self._tpm.flush(handle)
-
-    def _pcr_extend(self, pcr: int, bank: str, digest: bytes) -> None:
-        self._tpm.pcr_extend(pcr, bank, digest)
-
-
-def _selected(sel_out: Any) -> list[int]:
-    """PCR indices in a returned TPML_PCR_SELECTION, ascending."""
+    want = getattr(TPM2_ALG, bank.upper())
     out: list[int] = []
     for s in sel_out.pcrSelections[: sel_out.count]:
         bits = bytes(s.pcrSelect)[: s.sizeofSelect]
-        out.extend(i * 8 + b for i, byte in enumerate(bits) for b in range(8) if byte >> b & 1)
+        pcrs = [i * 8 + b for i, byte in enumerate(bits) for b in range(8) if byte >> b & 1]
+        if s.hash != want:
+            if pcrs:
+                raise Unavailable(f"the TPM returned values of another PCR bank (0x{int(s.hash):04x}), not {bank}")
+            continue
+        out.extend(pcrs)
     return sorted(out)
 
 
@@ -233,43 +269,26 @@ def _precheck(tcti: Tcti) -> None:
                           hint="run bacon as root (sudo) or add the user to the tss group")
 
 
-WIRE_TCTIS = ("device", "swtpm")
-
-
 @contextmanager
-def open_tpm(settings: TpmSettings) -> Iterator[Device | WireDevice]:
+def open_tpm(settings: TpmSettings) -> Iterator[Device]:
     """Open the TPM named by ``settings.tcti``. Raises :class:`Unavailable` when it cannot be reached."""
     tcti = settings.tcti
     _precheck(tcti)
-    if tcti.name in WIRE_TCTIS:
-        from shim.attest.tpm import wire
-
-        try:
-            tpm = wire.Tpm(wire.open_transport(tcti.name, tcti.conf))
-        except (OSError, ValueError, wire.WireError) as e:
-            msg = "permission denied" if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM) else str(e)
-            raise Unavailable(f"cannot reach the TPM at {tcti}: {msg}", hint=_hint(tcti)) from e
-        try:
-            yield WireDevice(tpm, tcti)
-        finally:
-            with contextlib.suppress(Exception):
-                tpm.close()
-        return
-    os.environ.setdefault("TSS2_LOG", "all+NONE")  # tss2 logs to stderr; our errors say what failed
+    tss = load_tss()
     try:
-        from tpm2_pytss import ESAPI, TCTILdr
-    except ImportError as e:
-        raise Unavailable(f"tpm2-pytss cannot be loaded: {e}",
-                          hint="install the tpm extra (pip install 'bacon-shim[tpm]') and libtss2") from e
-    try:
-        esapi = ESAPI(TCTILdr(tcti.name, tcti.conf))
+        connection = tss.TCTILdr(tcti.name, tcti.conf)
+        esapi = tss.ESAPI(connection)
     except Exception as e:  # TSS2_Exception, OSError: the TPM is not there
         msg = str(e)
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM):
             msg = "permission denied"
         raise Unavailable(f"cannot reach the TPM at {tcti}: {msg}", hint=_hint(tcti)) from e
+    dev = Device(esapi, tcti, connection)
     try:
-        yield Device(esapi, tcti)
+        yield dev
     finally:
+        dev.close()
         with contextlib.suppress(Exception):  # closing a dead connection must not mask the real error
             esapi.close()
+        with contextlib.suppress(Exception):
+            connection.close()

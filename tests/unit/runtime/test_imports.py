@@ -12,6 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from shim.runtime import main as runtime_client
 from shim.service import wire
 from tests.unit.wrapper.test_forwarding_imports import SLOW_STDLIB
@@ -63,12 +65,15 @@ def test_a_pass_through_verb_loads_nothing_slow(tmp_path: Path) -> None:
     assert got["slow_stdlib"] == []
 
 
-def test_a_served_create_loads_nothing_slow(tmp_path: Path) -> None:
+@pytest.mark.parametrize("create", [
+    ["--root", "/r", "create", "--bundle", "/b/io.containerd.runtime.v2.task/ns/c1", "c1"],
+    ["--root", "/r", "--log", "/l", "exec", "--process", "/tmp/runc-process1", "--detach", "c1"],  # exec alike
+])
+def test_a_served_create_loads_nothing_slow(tmp_path: Path, create: list[str]) -> None:
     sock_path = tmp_path / "decide.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server.bind(str(sock_path))
     server.listen(1)
-    create = ["--root", "/r", "create", "--bundle", "/b/io.containerd.runtime.v2.task/ns/c1", "c1"]
     seen: list[list[str]] = []
 
     def serve() -> None:
