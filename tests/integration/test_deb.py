@@ -1,8 +1,10 @@
 """The Debian package end to end, by ``packaging/deb/check``: built by debhelper's ``dh`` from a clean clone
 of this repository's HEAD, lintian-clean, installed with ``dpkg -i`` and ``apt-get -f install`` into a clean
-Debian bookworm root made by debootstrap (cached in /var/cache/bacon-test), used there (``bacon doctor``,
-``bacon status --json``, ``nerdctl version`` through the wrapper to a stand-in that records argv), then
-purged with nothing left behind. The script says what each step checks; this test only runs it.
+Debian bookworm root made by debootstrap (cached in /var/cache/bacon-test) with Debian's containerd and
+runc, used there (``bacon doctor``, ``bacon status --json``, ``nerdctl version`` through the wrapper to a
+stand-in that records argv; both layers enabled, a signed image run and an unsigned one refused through the
+wrapper and through the runtime gate under ``ctr``, by a real containerd and runc in the root), then purged
+with nothing left behind. The script says what each step checks; this test only runs it.
 
 Several minutes: the first run on a machine bootstraps the root and downloads the bundled wheels.
 """
@@ -19,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / "packaging" / "deb" / "check"
 TOOLS = ("debootstrap", "lintian", "dpkg-buildpackage", "dh", "dh_python3", "dh_bash-completion", "unshare", "chroot",
-         "git")
+         "git", "docker-registry", "umoci", "skopeo")
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
