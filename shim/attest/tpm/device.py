@@ -3,19 +3,21 @@ extend a PCR (a measured launch). Every TCTI (``device:`` /dev/tpmrm0, ``swtpm:`
 goes through tpm2-pytss's ESAPI, imported only here and only when a TPM is used (it costs about 75 ms and
 needs the native tss2 libraries; ``bacon serve`` pays it once, before it forks its workers).
 
-Every command after the first runs in one **salted HMAC session** (docs/tpm.md says what it protects
-against): the session is salted to the TPM's endorsement key (the TCG default ECC P-256 EK template,
-created from the endorsement seed, the key an EK certificate certifies), so its key is known only to this
-process and to the TPM that holds that EK; ESAPI then checks the TPM's HMAC on every response. Quotes and
-the creation of the AK also use parameter encryption (AES-128-CFB both ways: the nonce sent, the attest
-structure and the AK's public area returned); ``TPM2_PCR_Read`` has no parameter that can be encrypted, so
-its session is an audit session (the response is HMAC'd: the PCR values cannot be changed on the way).
-The session is started on the first command that needs it.
+Quotes and PCR reads run in one **salted HMAC session** (docs/tpm.md says what it protects against): the
+session is salted to the TPM's endorsement key (the TCG default ECC P-256 EK template, created from the
+endorsement seed, the key an EK certificate certifies), so its key is known only to this process and to
+the TPM that holds that EK; ESAPI then checks the TPM's HMAC on every response in it. ``TPM2_Quote`` also
+uses parameter encryption (AES-128-CFB both ways: the nonce sent, the attest structure returned);
+``TPM2_PCR_Read`` has no parameter that can be encrypted, so its session is an audit session (the response
+is HMAC'd: the PCR values cannot be changed on the way). The session is started on the first command that
+needs it.
 
-``TPM2_PCR_Extend`` (a measured launch) is authorized by the PCR's empty password, outside the session:
-starting a salted session costs about 10 ms on swtpm, twice the launch's whole budget, and a digest
-changed on the way cannot make another launch look admitted: the PCR would then not replay from the
-launch log, which ``bacon evidence verify`` checks (docs/measured-launches.md).
+Two commands use the empty password instead, because the session adds nothing to what is checked anyway
+and each command in it costs about 2.5 ms of CPU in tss2-esys: creating the AK (its public key is pinned
+by the baseline and checked by the quote's signature: a changed one is a denial) and ``TPM2_PCR_Extend``
+(a measured launch, whose budget is 5 ms: a digest changed on the way cannot make another launch look
+admitted, the PCR would then not replay from the launch log, which ``bacon evidence verify`` checks,
+docs/measured-launches.md).
 
 The AK is a primary key created under the endorsement hierarchy (``TPM2_CreatePrimary(ENDORSEMENT)``)
 with a restricted signing template: the TPM derives it from the endorsement primary seed, so the same TPM
@@ -208,20 +210,22 @@ class Device:
                               hint=f"enable the {bank} PCR bank (tpm2_pcrallocate) or choose another [tpm] bank")
         return out
 
-    def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256") -> Quote:
+    def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256", *, read: bool = True) -> Quote:
         """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, flush the AK, read
-        the PCRs. Raises :class:`Unavailable`."""
+        the PCRs (``read`` False: the quote's ``pcrs`` is empty; the caller knows what to expect, see
+        :func:`shim.tpm.check.fresh_quote`). Raises :class:`Unavailable`."""
         c, t = self._tss.constants, self._tss.types
         handle = None
-        what = "creating the attestation key under the endorsement hierarchy"
+        what = "starting the session (creating the endorsement key)"
         try:
             o = c.TPMA_OBJECT
             attrs = (o.FIXEDTPM | o.FIXEDPARENT | o.SENSITIVEDATAORIGIN | o.USERWITHAUTH | o.RESTRICTED
                      | o.SIGN_ENCRYPT)
             template = t.TPM2B_PUBLIC(t.TPMT_PUBLIC.parse(alg=AK_TEMPLATES[ak], objectAttributes=attrs))
-            session = self._using("DECRYPT", "ENCRYPT")
-            handle, ak_pub, *_ = self._e.create_primary(t.TPM2B_SENSITIVE_CREATE(), template, c.ESYS_TR.ENDORSEMENT,
-                                                        session1=session)
+            self._start_session()  # first: the EK is flushed before the AK takes a slot
+            what = "creating the attestation key under the endorsement hierarchy"
+            # the endorsement hierarchy's empty password, not the session: see the module docstring
+            handle, ak_pub, *_ = self._e.create_primary(t.TPM2B_SENSITIVE_CREATE(), template, c.ESYS_TR.ENDORSEMENT)
             ak_pem, ak_tss = bytes(ak_pub.to_pem()), bytes(ak_pub.marshal())
             what = "quoting"
             attest, sig = self._e.quote(handle, format_selection(bank, pcrs), t.TPM2B_DATA(nonce),
@@ -235,7 +239,7 @@ class Device:
         finally:
             if handle is not None:  # best effort; the quote result already stands or fails
                 self._flush(handle)
-        values = self.read_pcrs(bank, pcrs)
+        values = self.read_pcrs(bank, pcrs) if read else {}
         return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
 
 

@@ -115,8 +115,7 @@ def test_an_admission_quote_runs_in_a_salted_encrypted_session(swtpm: Swtpm, rec
     assert struct.unpack(">BHHH", start[pos : pos + 7]) == (0, ALG_AES, 128, ALG_CFB)  # HMAC session, AES-128-CFB
     session = None
     for c in tap.commands:
-        if code(c) in (CC_QUOTE, CC_PCR_READ) or (code(c) == CC_CREATE_PRIMARY and codes.index(CC_CREATE_PRIMARY)
-                                                  != tap.commands.index(c)):
+        if code(c) in (CC_QUOTE, CC_PCR_READ):
             handle, attrs = first_session(c)
             assert handle >> 24 == 0x02, f"0x{code(c):x} uses session 0x{handle:08x}, not an HMAC session"
             assert session in (None, handle)
@@ -127,22 +126,21 @@ def test_an_admission_quote_runs_in_a_salted_encrypted_session(swtpm: Swtpm, rec
                 assert attrs & ATTR_DECRYPT, f"0x{code(c):x}'s command is not encrypted"
                 assert attrs & ATTR_ENCRYPT, f"0x{code(c):x}'s response is not encrypted"
     assert CC_QUOTE in codes
-    assert CC_PCR_READ in codes
+    assert CC_PCR_READ not in codes, "the quote's signed digest is the baseline's: its PCRs are not read again"
     [quote] = [c for c in tap.commands if code(c) == CC_QUOTE]
     assert nonce not in quote, "the nonce went to the TPM in clear"
     [answer] = [r for c, r in zip(tap.commands, tap.responses, strict=True) if code(c) == CC_QUOTE]
     assert TPMS_ATTEST_MAGIC not in answer, "the quote came back in clear"
-    # the only command with the empty password: creating the EK the session is salted to
+    # the empty password: only creating the EK the session is salted to, and the AK (docs/tpm.md)
     passwords = [code(c) for c in tap.commands if c[:2] == b"\x80\x02" and code(c) in HANDLES
                  and first_session(c)[0] == RS_PW]
-    assert passwords == [CC_CREATE_PRIMARY]
+    assert passwords == [CC_CREATE_PRIMARY, CC_CREATE_PRIMARY]
 
 
-@pytest.mark.parametrize("target", [CC_PCR_READ, CC_QUOTE])
-def test_a_response_changed_on_the_way_is_refused(swtpm: Swtpm, recorded: Path, target: int) -> None:
-    """An interposer flips one byte of a PCR value or of the quote's signature: the response HMAC does not
-    verify, the TPM is unavailable (the gate denies), and nothing is left loaded in the TPM."""
-    tap = faults.TpmTap(code=target, tamper=flip_last_parameter_byte(target))
+def test_a_quote_changed_on_the_way_is_refused(swtpm: Swtpm, recorded: Path) -> None:
+    """An interposer flips one byte of the quote's signature: the response HMAC does not verify, the TPM is
+    unavailable (the gate denies), and nothing is left loaded in the TPM."""
+    tap = faults.TpmTap(code=CC_QUOTE, tamper=flip_last_parameter_byte(CC_QUOTE))
     with tapped(swtpm, tap) as tcti, pytest.raises(Unavailable, match="HMAC") as e:
         check.run_tpm_check(section(tcti), recorded)
     assert tap.tampered >= 1
@@ -153,11 +151,35 @@ def test_a_response_changed_on_the_way_is_refused(swtpm: Swtpm, recorded: Path, 
 
 def test_a_pcr_read_changed_on_the_way_is_refused(swtpm: Swtpm) -> None:
     """``bacon baseline show --diff``, ``bacon status`` and the launch log read PCRs without a quote: the
-    values are still the TPM's or nothing."""
+    values are still the TPM's or nothing; the read runs in the session as an audit session."""
+    tap = faults.TpmTap()
+    with tapped(swtpm, tap) as tcti:
+        cli.read_pcrs(parse(section(tcti)), "sha256", PCRS)
+    [read] = [c for c in tap.commands if code(c) == CC_PCR_READ]
+    handle, attrs = first_session(read)
+    assert handle >> 24 == 0x02
+    assert attrs & ATTR_AUDIT
     tap = faults.TpmTap(code=CC_PCR_READ, tamper=flip_last_parameter_byte(CC_PCR_READ))
     with tapped(swtpm, tap) as tcti, pytest.raises(Unavailable, match="HMAC"):
         cli.read_pcrs(parse(section(tcti)), "sha256", PCRS)
     assert tap.tampered == 1
+    assert loaded(swtpm) == []
+
+
+def test_a_changed_pcr_is_read_in_the_session_and_denied(spare_swtpm: Swtpm, tmp_path: Path) -> None:
+    """When the quote's digest is not the baseline's, the PCRs are read (in the session) to name the one
+    that changed."""
+    from shim.errors import Denied
+    from shim.tpm.device import open_tpm
+
+    assert cli.cmd_baseline_record(section(spare_swtpm.tcti), tmp_path) == 0
+    with open_tpm(parse(section(spare_swtpm.tcti))) as dev:
+        dev.extend(23, "sha256", b"\x23" * 32)
+    tap = faults.TpmTap()
+    with tapped(spare_swtpm, tap) as tcti, pytest.raises(Denied, match="PCR 23"):
+        check.run_tpm_check(section(tcti), tmp_path)
+    [read] = [c for c in tap.commands if code(c) == CC_PCR_READ]
+    assert first_session(read)[1] & ATTR_AUDIT
 
 
 def test_a_pcr_extend_alone_starts_no_session(swtpm: Swtpm) -> None:
@@ -179,9 +201,19 @@ def test_a_pcr_extend_alone_starts_no_session(swtpm: Swtpm) -> None:
     assert loaded(swtpm) == []
 
 
+def record_then_change(tpm: Swtpm, state: Path, at: int) -> None:
+    """Record a baseline; when the fault is at PCR_Read, change PCR 23 so that the admission reads them."""
+    from shim.tpm.device import open_tpm
+
+    assert cli.cmd_baseline_record(section(tpm.tcti), state) == 0
+    if at == CC_PCR_READ:
+        with open_tpm(parse(section(tpm.tcti))) as dev:
+            dev.extend(23, "sha256", b"\x23" * 32)
+
+
 @pytest.mark.parametrize("at", [CC_START_AUTH_SESSION, CC_CREATE_PRIMARY, CC_QUOTE, CC_PCR_READ])
 def test_the_tpm_gone_mid_command_is_unavailable(spare_swtpm: Swtpm, tmp_path: Path, at: int) -> None:
-    assert cli.cmd_baseline_record(section(spare_swtpm.tcti), tmp_path) == 0
+    record_then_change(spare_swtpm, tmp_path, at)
     trigger = faults.TpmCommands(code=at, action=faults.CUT)
     started = time.monotonic()
     with tapped(spare_swtpm, trigger) as tcti, pytest.raises(Unavailable) as e:
@@ -194,7 +226,7 @@ def test_the_tpm_gone_mid_command_is_unavailable(spare_swtpm: Swtpm, tmp_path: P
 
 @pytest.mark.parametrize("at", [CC_START_AUTH_SESSION, CC_PCR_READ])
 def test_a_tpm_that_stalls_mid_command_meets_the_deadline(spare_swtpm: Swtpm, tmp_path: Path, at: int) -> None:
-    assert cli.cmd_baseline_record(section(spare_swtpm.tcti), tmp_path) == 0
+    record_then_change(spare_swtpm, tmp_path, at)
     trigger = faults.TpmCommands(code=at, action=faults.STALL)
     started = time.monotonic()
     with tapped(spare_swtpm, trigger) as tcti, pytest.raises(Unavailable, match="did not answer within 2s"):
