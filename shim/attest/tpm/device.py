@@ -213,7 +213,7 @@ class Device:
     def quote(self, bank: str, pcrs: Sequence[int], nonce: bytes, ak: str = "ecc256", *, read: bool = True) -> Quote:
         """Create the AK under the endorsement hierarchy, quote ``pcrs`` with ``nonce``, flush the AK, read
         the PCRs (``read`` False: the quote's ``pcrs`` is empty; the caller knows what to expect, see
-        :func:`shim.tpm.check.fresh_quote`). Raises :class:`Unavailable`."""
+        :func:`shim.attest.tpm.check.fresh_quote`). Raises :class:`Unavailable`."""
         c, t = self._tss.constants, self._tss.types
         handle = None
         what = "starting the session (creating the endorsement key)"

@@ -169,8 +169,8 @@ def test_a_pcr_read_changed_on_the_way_is_refused(swtpm: Swtpm) -> None:
 def test_a_changed_pcr_is_read_in_the_session_and_denied(spare_swtpm: Swtpm, tmp_path: Path) -> None:
     """When the quote's digest is not the baseline's, the PCRs are read (in the session) to name the one
     that changed."""
-    from shim.errors import Denied
-    from shim.tpm.device import open_tpm
+    from shim.attest.tpm.device import open_tpm
+    from shim.common.errors import Denied
 
     assert cli.cmd_baseline_record(section(spare_swtpm.tcti), tmp_path) == 0
     with open_tpm(parse(section(spare_swtpm.tcti))) as dev:
@@ -203,7 +203,7 @@ def test_a_pcr_extend_alone_starts_no_session(swtpm: Swtpm) -> None:
 
 def record_then_change(tpm: Swtpm, state: Path, at: int) -> None:
     """Record a baseline; when the fault is at PCR_Read, change PCR 23 so that the admission reads them."""
-    from shim.tpm.device import open_tpm
+    from shim.attest.tpm.device import open_tpm
 
     assert cli.cmd_baseline_record(section(tpm.tcti), state) == 0
     if at == CC_PCR_READ:
