@@ -37,6 +37,8 @@ class SpecFileError(ValueError):
 def fold(key: str) -> str:
     """``key`` as Go's ``encoding/json`` compares it to a field name: ASCII case folded, the Kelvin sign
     (U+212A) as ``k``, the long s (U+017F) as ``s``."""
+    if key.isascii():
+        return key.lower()
     return "".join("k" if c == "\u212a" else "s" if c == "\u017f" else c.lower() if c.isascii() else c for c in key)
 
 
@@ -44,6 +46,11 @@ _CANONICAL = {fold(name): name for name in FIELDS}
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    # the common case, quickly: every key a field as spelled, or lower case and no field's variant
+    if len(obj) == len(pairs) and all(k in FIELDS or (k.islower() and k.isascii() and k not in _CANONICAL)
+                                      for k in obj):
+        return obj
     seen: dict[str, str] = {}
     for key, _ in pairs:
         folded = fold(key)
@@ -53,7 +60,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         canonical = _CANONICAL.get(folded)
         if canonical is not None and canonical != key:
             raise SpecFileError(f"the key {key!r} is runc's {canonical!r}: spell it {canonical!r}")
-    return dict(pairs)
+    return obj
 
 
 def _constant(name: str) -> Any:

@@ -26,6 +26,9 @@ def test_fold_is_gos() -> None:
     '{"Process": {}}',
     '{"process": {"Capabilities": {"bounding": ["CAP_SYS_ADMIN"]}}}',
     '{"process": {"capabilitieſ": {}}}',
+    '{"process": {"nonewprivileges": false}}',  # lower case, but not as the field is spelled
+    '{"process": {"apparmorprofile": "unconfined"}}',
+    '{"process": {"noNewPrivileges": true, "nonewprivileges": false}}',
     '{"linux": {"mas\u212aedPaths": []}}',
     '{"process": {"user": {"UID": 0}}}',
     '{"hooks": {"PRESTART": []}}',
@@ -86,3 +89,12 @@ def test_create_reads_config_json_as_runc_does(tmp_path: Path) -> None:
         runtime_gate.read_spec(bundle)
     assert e.value.check == "spec"
     assert {"process", "capabilities", "hooks", "mounts", "namespaces", "root"} <= runtime_specfile.FIELDS
+
+
+def test_every_judged_field_spelled_otherwise_is_refused() -> None:
+    for name in sorted(runtime_specfile.FIELDS):
+        for variant in {name.upper(), name.lower(), name.capitalize(), name.swapcase(),
+                        name.replace("s", "\u017f"), name.replace("k", "\u212a")} - {name}:
+            with pytest.raises(SpecFileError, match="is runc's"):
+                loads(json.dumps({variant: 1}).encode())
+        assert loads(json.dumps({name: 1}).encode()) == {name: 1}
