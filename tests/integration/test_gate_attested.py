@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,40 @@ def test_mid_image_needs_the_measured_boot_baseline(gate_host: Host, signed: Sig
     r = nerdctl(gate_host, "run", "--rm", mid.ref, timeout=60)
     assert_denied(r, mid.ref, "tpm", mid.digest)
     assert "TPM" in r.first_line
+
+
+def _loaded(pid: int, name: str) -> bool:
+    return name in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.swtpm
+def test_mid_image_through_bacon_serve_quotes_with_the_library_it_loaded_once(gate_host: Host, signed: Signed,
+                                                                              tpm: swtpm_h.Swtpm) -> None:
+    """The served path: the service loaded tpm2-pytss before it forked its workers (a decision does not
+    pay the import), each Mid decision quotes in a worker through it, and a TPM gone is a denial there."""
+    from tests.integration.test_service import Served
+
+    served = Served(gate_host)
+    trusted_config(gate_host, signed.trusted, level="Mid",
+                   extra=f'[service]\nsocket = "{served.socket}"\n[tpm]\ntcti = "{tpm.tcti}"\ntimeout = 10\n')
+    assert bacon(gate_host, "baseline", "record").returncode == 0
+    mid = signed["mid"]
+    served.start()
+    try:
+        assert served.proc is not None
+        assert _loaded(served.proc.pid, "_libtpm2_pytss"), "bacon serve did not preload tpm2-pytss"
+        for _ in range(2):
+            r = nerdctl(gate_host, "run", "--rm", mid.ref)
+            assert r.rc == 0, r.stderr
+            assert "hello-from-mid" in r.stdout
+        assert served.requests() == 2
+        tpm.stop()
+        r = nerdctl(gate_host, "run", "--rm", mid.ref, timeout=60)
+        assert_denied(r, mid.ref, "tpm", mid.digest)
+        assert "TPM" in r.first_line
+        assert served.requests() == 3  # decided by the service, not by the wrapper alone
+    finally:
+        served.stop()
 
 
 @pytest.mark.swtpm
