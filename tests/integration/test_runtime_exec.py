@@ -316,3 +316,27 @@ def test_a_refused_create_forgets_what_was_kept_for_the_id(gated: Gated, signed:
     assert rc != 0, err
     assert "bacon: denied:" in err, err
     assert not kept.exists()
+
+
+def test_exec_into_a_wrapper_admitted_container_takes_its_records_level(gated: Gated, signed: Signed) -> None:  # noqa: F811
+    gated.configure(signed)
+    h = gated.host
+    r = subprocess.run([*h.wrapper, "run", "-d", signed["low"].ref, "sleep", "600"], env=h.env(), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip().splitlines()[-1]
+    try:
+        kept = json.loads((h.state_dir / runtime_decided.DIR / NAMESPACE / f"{cid}.json").read_text())
+        assert kept["how"] == "record", kept
+        assert kept["level"] == "Low", kept
+        rc, out, err = ctr(gated, "tasks", "exec", "--exec-id", "rtx-w1", cid, "echo", "wrapper-exec")
+        assert rc == 0, err
+        assert "wrapper-exec" in out
+        gated.configure(signed, runtime=RESTRICTED_LOW)
+        before = len(exec_lines(gated))
+        rc, _, err = ctr(gated, "tasks", "exec", "--exec-id", "rtx-w2", cid, "true")
+        line = assert_exec_refused(gated, rc, err, "profile", cid, before)
+        assert line["digest"] == signed["low"].digest, line
+    finally:
+        ctr(gated, "tasks", "rm", "-f", cid)
+        ctr(gated, "containers", "rm", cid)
