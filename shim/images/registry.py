@@ -1,4 +1,4 @@
-"""A small OCI registry client (docs/signatures.md §5), and where cosign keeps signatures in it.
+"""A small OCI registry client (docs/signatures.md §5): manifests, blobs, referrers.
 
 Standard library (``http.client``, ``ssl``) rather than a library, on purpose:
 
@@ -17,49 +17,41 @@ limit. Connections are kept alive per host, one client per command.
 
 References are parsed by :mod:`shim.images.reference` (nerdctl's grammar); :func:`split_reference` only adapts
 its result. The default domain's API endpoint is not hard-coded: pass it in ``endpoints`` (like the
-``server`` of containerd's hosts.toml). Its Docker credentials are looked up under the legacy spelling
-too, as the Docker CLI stores them.
+``server`` of containerd's hosts.toml). Credentials come from :mod:`shim.images.credentials`; where cosign
+keeps signatures in a registry, and fetching them, is :mod:`shim.trust.registry_signatures`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import http.client
 import json
-import os
 import re
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import urllib.parse
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from shim.common.errors import IntegrityError, NotFound, Unavailable, UsageError
 from shim.images import oci
-from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
+from shim.images.credentials import Credentials, CredentialSource
 from shim.images.reference import parse as parse_reference
-from shim.trust.signatures import BUNDLE_MEDIA_TYPES, DEFAULT_LIMITS, Limits, Material, referrers_tag, sig_tag
+from shim.trust.signatures import referrers_tag
 
 MANIFEST_ACCEPT = (oci.MEDIA_OCI_INDEX, oci.MEDIA_OCI_MANIFEST, oci.MEDIA_DOCKER_LIST, oci.MEDIA_DOCKER_MANIFEST)
 MAX_MANIFEST_BYTES = oci.MAX_MANIFEST_BYTES
 DEFAULT_MAX_BLOB_BYTES = 64 << 20
 MAX_TOKEN_BYTES = 1 << 20
 MAX_ERROR_BYTES = 64 << 10
-MAX_CONFIG_BYTES = 1 << 20
 DEFAULT_TIMEOUT = 15.0
 MAX_REDIRECTS = 3
-HELPER_TIMEOUT = 10.0
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
-_HELPER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -111,118 +103,6 @@ class Fetched:
     digest: str
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-
-
-CredentialSource = Callable[[str], "Credentials | None"]
-
-
-def docker_config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
-    env = os.environ if environ is None else environ
-    base = env.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path(env.get("HOME", "~")).expanduser() / ".docker" / "config.json"
-
-
-def docker_reference(repo: Repository) -> str:
-    """The repository as cosign writes it in a payload (the default domain in its legacy spelling)."""
-    host = LEGACY_DEFAULT_DOMAIN if repo.host == DEFAULT_DOMAIN else repo.host
-    return f"{host}/{repo.name}"
-
-
-def _host_of(key: str) -> str:
-    """The host part of an ``auths`` key (``https://host/v1/`` → ``host``)."""
-    if "://" in key:
-        key = key.split("://", 1)[1]
-    return key.split("/", 1)[0]
-
-
-class DockerCredentials:
-    """Credentials from a Docker client config: ``auths`` (base64 ``user:pass``), ``credHelpers`` and
-    ``credsStore`` (``docker-credential-<name> get``, looked up on PATH). Identity tokens (OAuth refresh
-    tokens) are not supported. A missing or unreadable config means no credentials. ``path`` defaults to
-    :func:`docker_config_path` of ``environ``."""
-
-    def __init__(self, path: Path | None = None, environ: Mapping[str, str] | None = None) -> None:
-        self.environ = dict(os.environ if environ is None else environ)
-        self.path = path if path is not None else docker_config_path(self.environ)
-        self._doc: dict[str, object] | None = None
-
-    def _config(self) -> dict[str, object]:
-        if self._doc is None:
-            self._doc = {}
-            if self.path is not None:
-                try:
-                    with self.path.open("rb") as f:
-                        raw = f.read(MAX_CONFIG_BYTES + 1)
-                    doc = json.loads(raw) if len(raw) <= MAX_CONFIG_BYTES else {}
-                    self._doc = doc if isinstance(doc, dict) else {}
-                except (OSError, ValueError):
-                    self._doc = {}
-        return self._doc
-
-    def __call__(self, host: str) -> Credentials | None:
-        doc = self._config()
-        names = {host, LEGACY_DEFAULT_DOMAIN} if host == DEFAULT_DOMAIN else {host}
-        server = f"https://{LEGACY_DEFAULT_DOMAIN}/v1/" if host == DEFAULT_DOMAIN else host
-        helpers = doc.get("credHelpers")
-        if isinstance(helpers, dict):
-            for name in sorted(names):
-                if isinstance(helpers.get(name), str):
-                    return self._helper(helpers[name], server)
-        auths = doc.get("auths")
-        if isinstance(auths, dict):
-            for key, entry in auths.items():
-                if isinstance(key, str) and _host_of(key) in names and isinstance(entry, dict):
-                    creds = self._auth_entry(entry)
-                    if creds is not None:
-                        return creds
-        store = doc.get("credsStore")
-        if isinstance(store, str) and store:
-            return self._helper(store, server)
-        return None
-
-    @staticmethod
-    def _auth_entry(entry: Mapping[str, object]) -> Credentials | None:
-        auth = entry.get("auth")
-        if isinstance(auth, str) and auth:
-            try:
-                user, sep, pw = base64.b64decode(auth, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            return Credentials(user, pw) if sep else None
-        username, password = entry.get("username"), entry.get("password")
-        if isinstance(username, str) and isinstance(password, str) and username:
-            return Credentials(username, password)
-        return None
-
-    def _helper(self, name: str, host: str) -> Credentials | None:
-        if not _HELPER_RE.match(name):
-            return None
-        exe = shutil.which(f"docker-credential-{name}", path=self.environ.get("PATH", os.defpath))
-        if exe is None:
-            return None
-        try:
-            r = subprocess.run([exe, "get"], input=host.encode(), capture_output=True, timeout=HELPER_TIMEOUT,
-                               env=self.environ, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if r.returncode != 0 or len(r.stdout) > MAX_CONFIG_BYTES:
-            return None
-        try:
-            doc = json.loads(r.stdout)
-        except ValueError:
-            return None
-        user = doc.get("Username") if isinstance(doc, dict) else None
-        secret = doc.get("Secret") if isinstance(doc, dict) else None
-        if isinstance(user, str) and isinstance(secret, str) and user and user != "<token>":
-            return Credentials(user, secret)
-        return None
-
-
 @dataclass
 class _Response:
     status: int
@@ -255,9 +135,9 @@ class Client:
     """One registry session: kept-alive connections, tokens per (host, scope), credentials on demand.
 
     ``insecure``: hosts (``host[:port]``, as in references) spoken to over plain http; every other host
-    is https with certificate verification. ``credentials``: a callable host → :class:`Credentials`
-    (see :class:`DockerCredentials`); ``None`` means anonymous. ``endpoints``: the API ``host[:port]``
-    for a registry host whose API is served elsewhere (the default domain's, from configuration)."""
+    is https with certificate verification. ``credentials``: a callable host → :class:`Credentials` (see
+    :class:`shim.images.credentials.DockerCredentials`); ``None`` means anonymous. ``endpoints``: the API
+    ``host[:port]`` for a registry host whose API is served elsewhere (the default domain's, from configuration)."""
 
     def __init__(self, *, insecure: Collection[str] = (), credentials: CredentialSource | None = None,
                  timeout: float = DEFAULT_TIMEOUT, max_redirects: int = MAX_REDIRECTS,
@@ -581,72 +461,3 @@ class Client:
             return self.get_manifest(repo, referrers_tag(digest), accept=(oci.MEDIA_OCI_INDEX,)).data
         except NotFound:
             return None
-
-
-class LazyBlobs(Mapping[str, bytes]):
-    """Payload blobs fetched from the registry when first asked for, each checked against its digest and
-    bounded; iterating yields only those fetched so far (what the cache keeps)."""
-
-    def __init__(self, client: Client, repo: Repository, max_bytes: int) -> None:
-        self._client, self._repo, self._max = client, repo, max_bytes
-        self._got: dict[str, bytes] = {}
-
-    def __getitem__(self, digest: str) -> bytes:
-        if digest not in self._got:
-            try:
-                self._got[digest] = self._client.get_blob(self._repo, digest, self._max)
-            except NotFound as e:
-                raise KeyError(digest) from e
-        return self._got[digest]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict(self._got))
-
-    def __len__(self) -> int:
-        return len(self._got)
-
-
-def _bundle_descriptors(index: bytes, digest: str, limits: Limits) -> list[str]:
-    """Digests of the referrers that are Sigstore bundles (by ``artifactType``), at most ``max_bundles``."""
-    try:
-        doc = json.loads(index)
-    except (ValueError, RecursionError) as e:
-        raise IntegrityError(f"referrers index for {digest} is not JSON") from e
-    entries = doc.get("manifests") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        raise IntegrityError(f"referrers index for {digest} has no manifests list")
-    out = []
-    for entry in entries[: oci.MAX_INDEX_ENTRIES]:
-        if (isinstance(entry, dict) and isinstance(entry.get("artifactType"), str)
-                and entry["artifactType"] in BUNDLE_MEDIA_TYPES
-                and isinstance(entry.get("digest"), str) and oci.is_digest(entry["digest"])):
-            out.append(entry["digest"])
-    return out[: limits.max_bundles]
-
-
-def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limits = DEFAULT_LIMITS) -> Material:
-    """The signature material for ``digest`` in ``repo``: bundle referrers (API or fallback tag) and the
-    classic ``.sig`` manifest, with classic payloads fetched lazily as the verifier asks for them.
-
-    Malformed referrers are skipped (another image's signature cannot block this one); the classic
-    manifest is returned raw for the verifier to judge. Raises :class:`Unavailable`."""
-    bundles: list[bytes] = []
-    index = client.referrers(repo, digest)
-    if index is not None:
-        for ref in _bundle_descriptors(index, digest, limits):
-            try:
-                m = oci.parse_manifest(client.get_manifest(repo, ref, accept=(oci.MEDIA_OCI_MANIFEST,)).data)
-                if m.subject is None or m.subject.digest != digest or not m.layers:
-                    continue
-                layer = m.layers[0]
-                if layer.media_type not in BUNDLE_MEDIA_TYPES or layer.size > limits.max_bundle_bytes:
-                    continue
-                bundles.append(client.get_blob(repo, layer.digest, limits.max_bundle_bytes))
-            except (NotFound, IntegrityError):
-                continue
-    try:
-        classic: bytes | None = client.get_manifest(repo, sig_tag(digest)).data
-    except NotFound:
-        classic = None
-    return Material(digest=digest, classic_manifest=classic, bundles=tuple(bundles),
-                    blobs=LazyBlobs(client, repo, limits.max_payload_bytes))

@@ -139,8 +139,10 @@ class Decision:
 
 
 def decide(ctx: Any, at: Where) -> Decision:
-    """Decide the container ``at`` with a :class:`shim.admission.gate.Context` for its containerd and namespace."""
-    from shim.admission import gate, records
+    """Decide the container ``at`` with a :class:`shim.admission.context.Context` for its containerd and namespace."""
+    from shim.admission import records
+    from shim.admission.finding import record_subject, unrecorded_subject
+    from shim.admission.image_checks import decide as decide_image
 
     spec = read_spec(at.bundle)
     check_spec(spec, at.bundle)
@@ -158,16 +160,16 @@ def decide(ctx: Any, at: Where) -> Decision:
         # The label that leads to the record can be copied by any containerd client: the container must hold
         # the image the record names (its rootfs descends from those layers) before it claims the record.
         # (This one check also covers a name moved between the wrapper's check and nerdctl's lookup, which
-        # would put other content under the record: shim.admission.gate.pinned.)
-        gate.record_subject(ctx, rec, container)
+        # would put other content under the record: shim.admission.finding.pinned.)
+        record_subject(ctx, rec, container)
         records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
         check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
         return Decision("record", rec.image, rec.digest, (check,), level=rec.level or ctx.cfg.default_level)
     if not container.image:
         raise Denied(f"container {at.container_id[:12]} names no image", check="image",
                      hint="run containers from signed images")
-    subject = gate.unrecorded_subject(ctx, container)
-    verdict = gate.decide(ctx, subject)
+    subject = unrecorded_subject(ctx, container)
+    verdict = decide_image(ctx, subject)
     verdict.raise_if_denied()
     level = verdict.level or ctx.cfg.default_level
     profile_check(ctx.cfg, level, spec, subject.asked, subject.digest)
@@ -179,12 +181,12 @@ def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str])
     runc runs; the wrapper measured the launches it admitted itself. Raises :class:`Denied` (``measure``)."""
     if decision.verdict is None or "measure" not in ctx.cfg.sections:
         return None
-    from shim.admission import gate
+    from shim.admission.gate import signer_of
     from shim.attest import measure
 
     v = decision.verdict
     event = measure.LaunchEvent(source=LAYER, command="create", image=v.image, digest=v.digest,
-                                signer=gate.signer_of(v), level=v.level or "", argv=("runc", *args),
+                                signer=signer_of(v), level=v.level or "", argv=("runc", *args),
                                 time=measure.now(), container_id=at.container_id, namespace=at.namespace,
                                 profile=ctx.cfg.profiles.profile(v.level) if v.level else None)
     return measure.launches(ctx.cfg, [event])
@@ -266,7 +268,9 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     """Decide the ``create``/``run`` in runc argv ``args`` (in this process, or in a ``bacon serve`` worker
     that took the caller's environment and working directory) and audit it: the real runc and the argv to
     exec it with. Raises :class:`BaconError` (a :class:`Denied` for a refusal), after auditing it."""
-    from shim.admission import gate, levels
+    from shim.admission import levels
+    from shim.admission.context import Context, audit_decision
+    from shim.admission.gate import check_state_dir
     from shim.common import config
     from shim.images import platforms
     from shim.images.hostplatform import this_host
@@ -283,7 +287,7 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     s = settings(cfg.sections.get("runtime", {}), str(cfg.path))
     try:
         at = where(call, os.getcwd())
-        gate.check_state_dir(Path(cfg.state_dir))
+        check_state_dir(Path(cfg.state_dir))
         forget_decided(cfg, at)
     except BaconError as e:  # not a containerd task (or no safe state): refused, and audited all the same
         _audit_early(cfg, args, call.container_id, e)
@@ -291,8 +295,8 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     umask = os.umask(0o022)
     target = Target(address=containerd_address(s, os.environ), namespace=at.namespace)
     host = this_host()
-    ctx = gate.Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["runc", *args],
-                       platform=platforms.default_spec(host), host=host)
+    ctx = Context(cfg=cfg, target=target, system_level=levels.system_level(cfg), argv=["runc", *args],
+                  platform=platforms.default_spec(host), host=host)
     try:
         try:
             decision = decide(ctx, at)
@@ -301,16 +305,16 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
         except BaconError as e:
             denial = e if isinstance(e, Denied) else Denied(e.message, check=LAYER, hint=e.hint)
             try:
-                gate.audit_decision(ctx, "denied", image=denial.image, digest=denial.digest, reason=denial.message,
-                                    failed_check=denial.check, error=type(e).__name__, layer=LAYER,
-                                    container=at.container_id, namespace=at.namespace)
+                audit_decision(ctx, "denied", image=denial.image, digest=denial.digest, reason=denial.message,
+                               failed_check=denial.check, error=type(e).__name__, layer=LAYER,
+                               container=at.container_id, namespace=at.namespace)
             except BaconError as audit_error:
                 print(f"bacon: the refusal could not be audited: {audit_error.message}", file=sys.stderr)
             raise denial from (e if denial is not e else None)
         extra = {"measured": measured.to_json()} if measured is not None else {}
-        gate.audit_decision(ctx, "admitted", image=decision.image, digest=decision.digest,
-                            extra_checks=decision.checks, layer=LAYER, how=decision.how, container=at.container_id,
-                            namespace=at.namespace, **extra)
+        audit_decision(ctx, "admitted", image=decision.image, digest=decision.digest,
+                       extra_checks=decision.checks, layer=LAYER, how=decision.how, container=at.container_id,
+                       namespace=at.namespace, **extra)
     finally:
         os.umask(umask)
         ctx.close()

@@ -54,9 +54,11 @@ ACK_TIMEOUT = 10.0  # seconds for the wrapper to take up a plan it was sent (:fu
 RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without serving (no fork storm)
 
 
-PRELOAD = ("shim.admission.gate", "shim.runtime.gate", "shim.runtime.spec", "shim.runtime.exec",
+PRELOAD = ("shim.admission.gate", "shim.admission.context", "shim.admission.finding", "shim.admission.image_checks",
+           "shim.admission.plans", "shim.runtime.gate", "shim.runtime.spec", "shim.runtime.exec",
            "shim.runtime.decided", "shim.runtime.specfile", "shim.admission.profiles.enforce", "shim.images.rootfs",
            "shim.images.containerd", "shim.trust.keys", "shim.trust.signatures", "shim.images.registry",
+           "shim.images.credentials", "shim.trust.registry_signatures",
            "shim.trust.signing", "shim.admission.decision", "shim.admission.audit", "shim.admission.records",
            "shim.trust.cache", "shim.images.imagewalk", "shim.common.config", "shim.wrapper.main",
            "shim.wrapper.nerdctl_env", "shim.attest.tpm.check", "shim.attest.tpm.attest", "shim.attest.tdx.check",

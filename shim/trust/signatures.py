@@ -17,7 +17,7 @@ Two formats, either of which admits a digest:
 
 :func:`verify` raises :class:`shim.common.errors.Denied` (check ``signature``) saying what was wrong, or returns
 :class:`Verified`. Limits are explicit (:class:`Limits`). Nothing here does IO: the registry side
-(:func:`shim.images.registry.fetch_signatures`) and the cache (:mod:`shim.trust.cache`) hand in
+(:func:`shim.trust.registry_signatures.fetch_signatures`) and the cache (:mod:`shim.trust.cache`) hand in
 :class:`Material`; its ``blobs`` may be a lazy mapping that fetches a payload when first asked for.
 
 The key path is hand-written rather than taken from sigstore-python: it cannot verify a bundle signed

@@ -19,8 +19,9 @@ from typing import Any
 
 from shim.common.errors import IntegrityError, NotFound
 from shim.images import oci
-from shim.images.registry import Client, Repository, docker_reference
+from shim.images.registry import Client, Repository
 from shim.trust.keys import SigningKey
+from shim.trust.registry_signatures import docker_reference
 from shim.trust.signatures import (
     DEFAULT_LIMITS,
     SIGNATURE_ANNOTATION,
@@ -94,8 +95,9 @@ def sign(client: Client, repo: Repository, digest: str, key: SigningKey, *,
          annotations: Mapping[str, str] | None = None, limits: Limits = DEFAULT_LIMITS) -> Signed:
     """Sign ``digest`` in ``repo`` with ``key`` and push the signature to ``sha256-<hex>.sig``.
 
-    The payload's ``docker-reference`` is ``repo`` (:func:`shim.images.registry.docker_reference`); ``annotations``
-    go to ``optional`` (cosign's ``-a``). Raises :class:`shim.common.errors.Unavailable`, :class:`IntegrityError`."""
+    The payload's ``docker-reference`` is ``repo`` (:func:`shim.trust.registry_signatures.docker_reference`);
+    ``annotations`` go to ``optional`` (cosign's ``-a``). Raises :class:`shim.common.errors.Unavailable`,
+    :class:`IntegrityError`."""
     if not oci.is_digest(digest):
         raise IntegrityError(f"not a sha256 digest: {digest!r}")
     payload = classic_payload(digest, docker_reference(repo), annotations)

@@ -11,8 +11,10 @@ import importlib
 import sys
 
 # Loaded lazily by shim on some paths: imported inside the instrumentation so that they count too.
-_LAZY = ("shim.images.reference", "shim.admission.gate", "shim.images.registry", "shim.trust.keys",
-         "shim.attest.tdx.collateral", "shim.attest.tdx.settings", "shim.attest.tpm.eventlog", "shim.trust.signing")
+_LAZY = ("shim.images.reference", "shim.admission.gate", "shim.admission.context", "shim.admission.finding",
+         "shim.admission.image_checks", "shim.admission.plans", "shim.images.registry", "shim.images.credentials",
+         "shim.trust.registry_signatures", "shim.trust.keys", "shim.attest.tdx.collateral", "shim.attest.tdx.settings",
+         "shim.attest.tpm.eventlog", "shim.trust.signing")
 
 
 def main(name: str) -> None:

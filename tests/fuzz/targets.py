@@ -119,18 +119,18 @@ def check_argv(tokens: Sequence[str]) -> None:
 
 
 def _check_pinned(inv: nargv.Invocation) -> None:
-    """The argv the gate forwards (``gate.rewrite``: pinned image and mounts, explicit address and
+    """The argv the gate forwards (``plans.rewrite``: pinned image and mounts, explicit address and
     namespace, flags set and added) parses back to the same command with exactly those changes."""
-    from shim.admission import gate  # grpc and friends: loaded once, on the first gated line
+    from shim.admission import plans  # grpc and friends: loaded once, on the first gated line
 
     target = Target(address="/run/containerd/containerd.sock", namespace="default")
     image = nref.pinned(inv.image, PIN) if inv.image is not None else None
     mounts = {src: nref.pinned(src, PIN) for src in inv.mount_images}
     if inv.command in ("run", "create"):
-        out = gate.rewrite(inv, target, image=image, mounts=mounts, set_flags={"pull": "never"},
-                           add_flags=[("label", "bacon/admission=token")])
+        out = plans.rewrite(inv, target, image=image, mounts=mounts, set_flags={"pull": "never"},
+                            add_flags=[("label", "bacon/admission=token")])
     else:
-        out = gate.rewrite(inv, target, image=image)
+        out = plans.rewrite(inv, target, image=image)
     got = nargv.parse(out)
     _require(nargv.classify(got).kind == "gate", f"the pinned argv {out!r} is not gated any more")
     _require(got.path == inv.path and got.command == inv.command, f"{out!r} runs another command")
@@ -337,10 +337,10 @@ def signature(data: bytes) -> None:
 
 
 def check_referrers(index: bytes) -> None:
-    from shim.images import registry
+    from shim.trust import registry_signatures
 
     try:
-        found = registry._bundle_descriptors(index, SIG_DIGEST, signatures.DEFAULT_LIMITS)
+        found = registry_signatures._bundle_descriptors(index, SIG_DIGEST, signatures.DEFAULT_LIMITS)
     except IntegrityError:
         return
     _require(all(oci.is_digest(d) for d in found), f"bundle descriptors {found!r}")

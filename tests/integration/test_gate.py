@@ -200,7 +200,7 @@ def test_start_of_a_recorded_container_over_other_content_is_denied(gate_host: H
     """What a `create` that lost a race leaves (a name moved between the check and nerdctl's lookup): the
     record of the checked digest on a container whose rootfs holds other layers. Before, the record alone
     admitted its start. (Content with the same layers and another configuration is not caught here:
-    see shim.admission.gate.pinned.)"""
+    see shim.admission.finding.pinned.)"""
     r = nerdctl(gate_host, "create", "--name", "gate-holder", signed["low"].ref)
     assert r.rc == 0, r.stderr
     holder = r.stdout.strip().splitlines()[-1]

@@ -1,7 +1,7 @@
 """Apply the profile to a command line: which level's profile applies, the refusal as an operator reads it.
 
 - ``run``/``create``/``start``/``restart``/``pull``: the level the admission found for the image (called
-  by :mod:`shim.admission.gate` in the same decision, before anything is recorded or forwarded).
+  by :mod:`shim.admission.plans` in the same decision, before anything is recorded or forwarded).
 - ``exec``: the level of the container's admission record; a container without one (made by another
   client) gets ``restricted``.
 - every other command (``push``, host-file commands, host-choosing global flags): the profile of the

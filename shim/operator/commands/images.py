@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from shim.admission import gate, levels
+from shim.admission import levels
+from shim.admission.context import Context, audit_decision
+from shim.admission.finding import find_image, remote_subject
+from shim.admission.image_checks import decide
 from shim.common import config as bconfig
 from shim.common.errors import BaconError, Denied, UsageError
 from shim.images import platforms
@@ -15,13 +18,13 @@ from shim.images import reference as nref
 from shim.wrapper.nerdctl_env import resolve
 
 
-def _context(args: argparse.Namespace, cfg: bconfig.Config) -> gate.Context:
+def _context(args: argparse.Namespace, cfg: bconfig.Config) -> Context:
     from shim.images.hostplatform import this_host
 
     host = this_host()
     platform = platforms.requested(getattr(args, "platform", None), host)
-    return gate.Context(cfg=cfg, target=resolve(args.address, args.namespace), system_level=levels.system_level(cfg),
-                        argv=["bacon", *sys.argv[1:]], platform=platform, host=host)
+    return Context(cfg=cfg, target=resolve(args.address, args.namespace), system_level=levels.system_level(cfg),
+                   argv=["bacon", *sys.argv[1:]], platform=platform, host=host)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -30,15 +33,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     doc: dict[str, object] = {"image": args.image, "system_level": ctx.system_level}
     try:
         try:
-            subject = gate.find_image(ctx, args.image, args.pull)
+            subject = find_image(ctx, args.image, args.pull)
         except BaconError as e:
             doc.update(admitted=False, error=e.message, hint=e.hint, checks=[])
             _print(args, doc)
             raise
-        verdict = gate.decide(ctx, subject)
+        verdict = decide(ctx, subject)
         for other in subject.alternatives:  # a stored index: every manifest nerdctl could take must pass
             if verdict.admitted:
-                alternative = gate.decide(ctx, other)
+                alternative = decide(ctx, other)
                 verdict = verdict if alternative.admitted else alternative
         doc.update(admitted=verdict.admitted, digest=verdict.digest, level=verdict.level,
                    source="local (containerd)" if subject.local else "registry",
@@ -47,7 +50,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             doc.update(error=verdict.denial.message, hint=verdict.denial.hint)
         refusal = _profile(args, cfg, ctx, verdict.level, doc)
         _print(args, doc)
-        gate.audit_decision(ctx, "verify-admitted" if doc["admitted"] else "verify-denied")
+        audit_decision(ctx, "verify-admitted" if doc["admitted"] else "verify-denied")
         verdict.raise_if_denied()
         if refusal is not None:
             refusal.image, refusal.digest = args.image, verdict.digest
@@ -57,7 +60,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         ctx.close()
 
 
-def _profile(args: argparse.Namespace, cfg: bconfig.Config, ctx: gate.Context, level: str | None,
+def _profile(args: argparse.Namespace, cfg: bconfig.Config, ctx: Context, level: str | None,
              doc: dict[str, object]) -> Denied | None:
     """The container profile's verdict on ``nerdctl run RUN_OPTIONS IMAGE`` (the image's level; the system
     level's when the image's is unknown); the denial it would raise, if any."""
@@ -139,7 +142,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
                 raise UsageError(f"the local {args.image} is {found.digest}")
             digest, labels = found.digest, dict(found.labels)
         else:
-            subject = gate.remote_subject(ctx, args.image)  # digest-checked manifest and config
+            subject = remote_subject(ctx, args.image)  # digest-checked manifest and config
             digest, labels = subject.digest, dict(subject.labels())
         level = levels.image_level(labels, cfg.default_level).level
         trusted = keys.load_trusted_keys(list(cfg.trusted_keys), allowed=cfg.key_types)
@@ -147,9 +150,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
                                    cfg.requirements, args.image)
         annotations = possession.provenance(level)
         signed = signing.sign(ctx.registry, repo, digest, key, annotations=annotations)
-        gate.audit_decision(ctx, "signed", image=args.image, digest=digest, level=level,
-                            extra_checks=[{"check": "sign", "passed": True, "key_id": signed.key_id,
-                                           "signature_tag": signed.tag, "annotations": annotations}])
+        audit_decision(ctx, "signed", image=args.image, digest=digest, level=level,
+                       extra_checks=[{"check": "sign", "passed": True, "key_id": signed.key_id,
+                                      "signature_tag": signed.tag, "annotations": annotations}])
     finally:
         ctx.close()
     doc = {"image": args.image, "digest": digest, "signature_tag": signed.tag, "layers": signed.layers,

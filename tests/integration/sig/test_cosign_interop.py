@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from shim.common.errors import ConfigError, Denied
 from shim.images import oci
-from shim.images.registry import Client, fetch_signatures, split_reference
+from shim.images.registry import Client, split_reference
 from shim.trust import keys, signatures, signing
+from shim.trust.registry_signatures import fetch_signatures
 from tests.harness import sigimages
 from tests.harness.registry import Registry
 from tests.integration.sig.conftest import CosignKeys

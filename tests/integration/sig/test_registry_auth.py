@@ -10,14 +10,13 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from shim.common.errors import IntegrityError, Unavailable
 from shim.images import oci
-from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
-from shim.images.registry import Client, Credentials, DockerCredentials, Repository, docker_config_path
+from shim.images.credentials import Credentials
+from shim.images.registry import Client, Repository
 
 pytestmark = [pytest.mark.integration]
 
@@ -175,35 +174,3 @@ def test_server_error_is_unavailable(servers: Callable[[Route], Server]) -> None
     s = servers(lambda h: (503, {}, b'{"errors":[{"code":"UNAVAILABLE","message":"down for maintenance"}]}'))
     with Client(insecure={s.host}) as c, pytest.raises(Unavailable, match="HTTP 503 UNAVAILABLE"):
         c.get_manifest(Repository(s.host, "team/app"), "v1")
-
-
-def test_docker_config_auths_helpers_and_store(tmp_path: Path) -> None:
-    helper = tmp_path / "bin" / "docker-credential-fake"
-    helper.parent.mkdir()
-    helper.write_text('#!/bin/sh\nread host\n[ "$host" = "helped:5000" ] || [ "$host" = "stored:5000" ] || exit 1\n'
-                      'printf \'{"ServerURL":"%s","Username":"u-%s","Secret":"s"}\' "$host" "$host"\n')
-    helper.chmod(0o755)
-    cfg = tmp_path / "docker" / "config.json"
-    cfg.parent.mkdir()
-    cfg.write_text(json.dumps({
-        "auths": {"https://plain:5000/v1/": {"auth": base64.b64encode(b"bob:x:y").decode()},
-                  "broken:5000": {"auth": "%%%"}},
-        "credHelpers": {"helped:5000": "fake"},
-        "credsStore": "fake",
-    }))
-    assert docker_config_path({"DOCKER_CONFIG": str(cfg.parent)}) == cfg
-    assert docker_config_path({"HOME": "/home/x"}) == Path("/home/x/.docker/config.json")
-    creds = DockerCredentials(cfg, {"PATH": str(helper.parent)})
-    assert creds("plain:5000") == Credentials("bob", "x:y")
-    assert creds("helped:5000") == Credentials("u-helped:5000", "s")
-    assert creds("stored:5000") == Credentials("u-stored:5000", "s")
-    assert creds("unknown:5000") is None  # the helper fails: no credentials
-    assert DockerCredentials(environ={"DOCKER_CONFIG": str(cfg.parent), "PATH": ""}).path == cfg
-
-
-def test_default_domain_credentials_under_their_legacy_key(tmp_path: Path) -> None:
-    cfg = tmp_path / "config.json"
-    key = f"https://{LEGACY_DEFAULT_DOMAIN}/v1/"
-    cfg.write_text(json.dumps({"auths": {key: {"auth": base64.b64encode(b"hub:pw").decode()}}}))
-    assert DockerCredentials(cfg, {"PATH": ""})(DEFAULT_DOMAIN) == Credentials("hub", "pw")
-    assert DockerCredentials(tmp_path / "missing.json")("plain:5000") is None

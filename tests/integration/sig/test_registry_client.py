@@ -14,7 +14,8 @@ import pytest
 from shim.common.errors import IntegrityError, NotFound, Unavailable, UsageError
 from shim.images import oci
 from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
-from shim.images.registry import Client, Repository, docker_reference, split_reference
+from shim.images.registry import Client, Repository, split_reference
+from shim.trust.registry_signatures import docker_reference
 from tests.harness import proc, sigimages
 from tests.harness.registry import Registry
 

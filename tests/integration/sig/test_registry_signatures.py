@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from shim.common.errors import Denied, NotFound, Unavailable
 from shim.images import oci
-from shim.images.registry import Client, fetch_signatures, split_reference
+from shim.images.registry import Client, split_reference
 from shim.trust import cache as signature_cache
 from shim.trust import signatures, signing
 from shim.trust.keys import ECDSA_P256, PublicKey, SigningKey, load_public_key
+from shim.trust.registry_signatures import fetch_signatures
 from shim.trust.signatures import BUNDLE_MEDIA_TYPE, Material, classic_payload, verify
 from tests.harness import sigimages
 from tests.harness.images import Image

@@ -70,8 +70,10 @@ def test_forwarding_imports_only_the_standard_library(tmp_path: Path) -> None:
         out = run_probe(args, config_for(tmp_path / "-".join(args).replace("/", "_")))
         assert out["argv"][0] == "/bin/true"
         assert out["third_party"] == [], f"{args}: forwarding imported {out['third_party']}"
-        heavy_modules = ("shim.admission.gate", "shim.images.containerd", "shim._proto", "shim.attest.tpm",
-                         "shim.attest.tdx", "shim.images.registry", "shim.trust.signatures", "shim.admission.audit")
+        heavy_modules = ("shim.admission.gate", "shim.admission.context", "shim.admission.finding",
+                         "shim.admission.image_checks", "shim.admission.plans", "shim.images.containerd", "shim._proto",
+                         "shim.attest.tpm", "shim.attest.tdx", "shim.images.registry", "shim.images.credentials",
+                         "shim.trust.signatures", "shim.trust.registry_signatures", "shim.admission.audit")
         heavy = [m for m in out["shim"] if m.startswith(heavy_modules)]
         assert heavy == [], f"{args}: forwarding imported {heavy}"
         assert out["slow_stdlib"] == [], f"{args}: forwarding imported {out['slow_stdlib']} (import time)"
@@ -108,6 +110,7 @@ def test_a_served_admission_imports_only_the_light_standard_library(tmp_path: Pa
         t.join(10)
     assert out["argv"] == ["/bin/true", "run", "--rm", "busybox@sha256:" + "a" * 64]
     assert out["third_party"] == []
-    heavy = ("shim.admission.gate", "shim.images.containerd", "shim.images.reference")
+    heavy = ("shim.admission.gate", "shim.admission.context", "shim.admission.finding", "shim.admission.image_checks",
+             "shim.admission.plans", "shim.images.containerd", "shim.images.reference")
     assert [m for m in out["shim"] if m.startswith(heavy)] == []
     assert out["slow_stdlib"] == []

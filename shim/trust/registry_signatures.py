@@ -1,0 +1,91 @@
+"""Where cosign keeps an image's signatures in its registry, and fetching them (docs/signatures.md): Sigstore
+bundles as referrers (the referrers API, else the ``sha256-<hex>`` fallback tag) and the classic
+``sha256-<hex>.sig`` manifest, whose payloads are fetched as the verifier asks for them; and the repository
+as cosign writes it in a payload (:func:`docker_reference`). The HTTP is :mod:`shim.images.registry`'s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+
+from shim.common.errors import IntegrityError, NotFound
+from shim.images import oci
+from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
+from shim.images.registry import Client, Repository
+from shim.trust.signatures import BUNDLE_MEDIA_TYPES, DEFAULT_LIMITS, Limits, Material, sig_tag
+
+
+def docker_reference(repo: Repository) -> str:
+    """The repository as cosign writes it in a payload (the default domain in its legacy spelling)."""
+    host = LEGACY_DEFAULT_DOMAIN if repo.host == DEFAULT_DOMAIN else repo.host
+    return f"{host}/{repo.name}"
+
+
+class LazyBlobs(Mapping[str, bytes]):
+    """Payload blobs fetched from the registry when first asked for, each checked against its digest and
+    bounded; iterating yields only those fetched so far (what the cache keeps)."""
+
+    def __init__(self, client: Client, repo: Repository, max_bytes: int) -> None:
+        self._client, self._repo, self._max = client, repo, max_bytes
+        self._got: dict[str, bytes] = {}
+
+    def __getitem__(self, digest: str) -> bytes:
+        if digest not in self._got:
+            try:
+                self._got[digest] = self._client.get_blob(self._repo, digest, self._max)
+            except NotFound as e:
+                raise KeyError(digest) from e
+        return self._got[digest]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(self._got))
+
+    def __len__(self) -> int:
+        return len(self._got)
+
+
+def _bundle_descriptors(index: bytes, digest: str, limits: Limits) -> list[str]:
+    """Digests of the referrers that are Sigstore bundles (by ``artifactType``), at most ``max_bundles``."""
+    try:
+        doc = json.loads(index)
+    except (ValueError, RecursionError) as e:
+        raise IntegrityError(f"referrers index for {digest} is not JSON") from e
+    entries = doc.get("manifests") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise IntegrityError(f"referrers index for {digest} has no manifests list")
+    out = []
+    for entry in entries[: oci.MAX_INDEX_ENTRIES]:
+        if (isinstance(entry, dict) and isinstance(entry.get("artifactType"), str)
+                and entry["artifactType"] in BUNDLE_MEDIA_TYPES
+                and isinstance(entry.get("digest"), str) and oci.is_digest(entry["digest"])):
+            out.append(entry["digest"])
+    return out[: limits.max_bundles]
+
+
+def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limits = DEFAULT_LIMITS) -> Material:
+    """The signature material for ``digest`` in ``repo``: bundle referrers (API or fallback tag) and the
+    classic ``.sig`` manifest, with classic payloads fetched lazily as the verifier asks for them.
+
+    Malformed referrers are skipped (another image's signature cannot block this one); the classic
+    manifest is returned raw for the verifier to judge. Raises :class:`Unavailable`."""
+    bundles: list[bytes] = []
+    index = client.referrers(repo, digest)
+    if index is not None:
+        for ref in _bundle_descriptors(index, digest, limits):
+            try:
+                m = oci.parse_manifest(client.get_manifest(repo, ref, accept=(oci.MEDIA_OCI_MANIFEST,)).data)
+                if m.subject is None or m.subject.digest != digest or not m.layers:
+                    continue
+                layer = m.layers[0]
+                if layer.media_type not in BUNDLE_MEDIA_TYPES or layer.size > limits.max_bundle_bytes:
+                    continue
+                bundles.append(client.get_blob(repo, layer.digest, limits.max_bundle_bytes))
+            except (NotFound, IntegrityError):
+                continue
+    try:
+        classic: bytes | None = client.get_manifest(repo, sig_tag(digest)).data
+    except NotFound:
+        classic = None
+    return Material(digest=digest, classic_manifest=classic, bundles=tuple(bundles),
+                    blobs=LazyBlobs(client, repo, limits.max_payload_bytes))
