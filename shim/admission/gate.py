@@ -172,7 +172,7 @@ def signer_of(verdict: admission.Verdict) -> str:
 def measure_launches(ctx: Context, command: str, forward: Sequence[str]) -> Any:
     """Log and extend each admitted launch (``[measure]``) before nerdctl runs: :func:`shim.attest.measure.launches`.
     ``None`` when nothing is measured. Raises :class:`Denied` (check ``measure``)."""
-    if not ctx.launches or "measure" not in ctx.cfg.sections:
+    if not ctx.launches or not ctx.cfg.measure.enabled:
         return None
     from shim.attest import measure
 

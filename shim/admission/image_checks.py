@@ -98,18 +98,16 @@ def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]
 
 def host_checks(ctx: Context, digest: str) -> dict[str, Callable[[], CheckResult]]:
     def tpm() -> CheckResult:
-        from shim.attest import measure
         from shim.attest.tpm.check import run_tpm_check
 
-        launches = measure.parse(ctx.cfg.sections.get("measure", {}))
-        return run_tpm_check(ctx.cfg.sections.get("tpm", {}), Path(ctx.cfg.state_dir),
-                             launch_pcr=launches.pcr if launches.tpm else None)
+        launches = ctx.cfg.measure
+        return run_tpm_check(ctx.cfg.tpm, Path(ctx.cfg.state_dir), launch_pcr=launches.pcr if launches.tpm else None)
 
     def tdx() -> CheckResult:
         from shim.attest.tdx.check import report_data_for, run_tdx_check
 
         nonce = secrets.token_bytes(32)
-        return run_tdx_check(ctx.cfg.sections.get("tdx", {}), report_data_for(nonce, digest))
+        return run_tdx_check(ctx.cfg.tdx, report_data_for(nonce, digest))
 
     return {"tpm": tpm, "tdx": tdx}
 

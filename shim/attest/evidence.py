@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.attest import cel, launchlog, launchreplay
+from shim.attest.tdx.settings import TdxSettings
 from shim.common.errors import BaconError, IntegrityError, Unavailable, UsageError
 
 FORMAT = "bacon-evidence/1"
@@ -94,8 +95,7 @@ def collect(cfg: Any, nonce: bytes, out: Path) -> dict[str, Any]:
     from shim.attest.tpm import check as tpm_check
     from shim.attest.tpm import settings as tpm_settings
 
-    tpm = tpm_settings.parse(cfg.sections.get("tpm", {}))
-    m = measure.parse(cfg.sections.get("measure", {}), tpm.pcrs)
+    tpm, m = cfg.tpm, cfg.measure
     if not m.enabled:
         raise UsageError("launches are not measured on this host ([measure] into is empty)",
                          hint='set [measure] into = ["tpm"] (and "rtmr" in a TD) in /etc/bacon/config.toml')
@@ -148,9 +148,8 @@ def collect(cfg: Any, nonce: bytes, out: Path) -> dict[str, Any]:
                 _write(out, "boot-eventlog.bin", boot_log, files)
         if m.rtmr:
             from shim.attest.tdx import check as tdx_check
-            from shim.attest.tdx import settings as tdx_settings
 
-            td = tdx_settings.parse(cfg.sections.get("tdx", {}))
+            td = cfg.tdx
             report_data = td_report_data(nonce, log)
             _write(out, "td-quote.dat", tdx_check.provider_for(td).get_quote(report_data), files)
             if td.collateral.is_file():
@@ -205,13 +204,13 @@ def _entry_json(e: launchlog.Entry) -> dict[str, Any]:
 
 
 def verify(bundle: Path, nonce: bytes, *, ak_pem: bytes | None = None, collateral: bytes | None = None,
-           at: int | None = None, tdx_section: Mapping[str, Any] | None = None,
+           at: int | None = None, tdx: TdxSettings | None = None,
            allow_missing_boot_log: bool = False) -> Report:
     """Check a bundle (see the module). Returns the report; raises :class:`Failed` naming the first failure
     (its ``report`` holds the steps done so far), :class:`UsageError` when ``bundle`` is not a directory."""
     report = Report()
     try:
-        _verify(bundle, nonce, report, ak_pem, collateral, at, tdx_section or {}, allow_missing_boot_log)
+        _verify(bundle, nonce, report, ak_pem, collateral, at, tdx or TdxSettings(), allow_missing_boot_log)
     except UsageError:
         raise
     except BaconError as e:  # a TD quote's own denial (shim.attest.tdx) included
@@ -223,7 +222,7 @@ def verify(bundle: Path, nonce: bytes, *, ak_pem: bytes | None = None, collatera
 
 
 def _verify(bundle: Path, nonce: bytes, report: Report, ak_pem: bytes | None, collateral: bytes | None,
-            at: int | None, tdx_section: Mapping[str, Any], allow_missing_boot_log: bool) -> None:
+            at: int | None, tdx: TdxSettings, allow_missing_boot_log: bool) -> None:
     if not bundle.is_dir():
         raise UsageError(f"{bundle} is not an evidence directory", hint="bacon evidence --nonce HEX --out DIR")
     raw_manifest = _read(bundle, MANIFEST, None)
@@ -252,7 +251,7 @@ def _verify(bundle: Path, nonce: bytes, report: Report, ak_pem: bytes | None, co
         raise Failed(f"the launch log fails: {e}") from e
     report.steps.append(("launch log", f"{len(entries)} records, numbered in order, each matching its digest"))
     tpm_replay = _verify_tpm(bundle, manifest, nonce, entries, report, ak_pem, allow_missing_boot_log)
-    td_replay = _verify_td(bundle, manifest, nonce, log, entries, report, collateral, at, tdx_section)
+    td_replay = _verify_td(bundle, manifest, nonce, log, entries, report, collateral, at, tdx)
     chosen = tpm_replay or td_replay
     if chosen is None:
         raise Failed("the bundle holds neither a TPM quote nor a TD quote")
@@ -335,9 +334,8 @@ def _verify_tpm(bundle: Path, manifest: Mapping[str, Any], nonce: bytes, entries
 
 def _verify_td(bundle: Path, manifest: Mapping[str, Any], nonce: bytes, log: bytes,
                entries: Sequence[launchlog.Entry], report: Report, collateral: bytes | None, at: int | None,
-               tdx_section: Mapping[str, Any]) -> launchreplay.Replay | None:
+               tdx: TdxSettings) -> launchreplay.Replay | None:
     from shim.attest import measure
-    from shim.attest.tdx import settings as tdx_settings
     from shim.attest.tdx import verify as tdx_verify
 
     quote = _read(bundle, "td-quote.dat", manifest)
@@ -349,7 +347,8 @@ def _verify_td(bundle: Path, manifest: Mapping[str, Any], nonce: bytes, log: byt
     if col is None:
         raise Failed("no collateral to check the TD quote with",
                      hint="pass --collateral FILE (as for bacon tdx verify)")
-    settings = tdx_settings.parse({k: v for k, v in tdx_section.items() if k in ("root_ca", "accept_tcb_status")})
+    # a challenger's appraisal: the host's root and accepted TCB statuses, none of its reference values
+    settings = TdxSettings(root_ca_path=tdx.root_ca_path, accept_tcb_status=tdx.accept_tcb_status)
     now = int(time.time()) if at is None else at
     try:
         appraisal = tdx_verify.appraise(quote, col.decode("utf-8"), now, settings)

@@ -8,23 +8,7 @@ The API for every part of BACON that launches (the nerdctl wrapper, the runtime 
 It returns only once every register holds the launches; it raises :class:`shim.common.errors.Denied`
 (``check="measure"``) when they could not be logged or extended, and the launch must then not happen.
 
-The ``[measure]`` table:
-
-```toml
-[measure]
-into = ["tpm"]      # where launches are extended: "tpm" (the PCR below, in the [tpm] bank, through
-                    # [tpm] tcti) and/or "rtmr" (RTMR3, in an Intel TDX guest); [] or no table: not measured
-pcr = 14            # the launch PCR. 14 by default: the TCG PC Client profile gives PCRs 8-15 to the OS;
-                    # of those, the Linux TPM PCR registry has 10 for IMA and 11, 12, 13 and 15 for systemd
-                    # (boot phases, credentials, system extensions, machine id / LUKS keys), all extended
-                    # while the system runs; 8, 9 and 14 are boot-time only (grub, initrd, shim's MOK list),
-                    # measured before BACON starts, so the launch log continues from the boot log's value of
-                    # PCR 14. 16 and 23 are refused (any software may reset them: the log could be erased
-                    # from the PCR), and 17-22 (DRTM: not extendable from locality 0).
-measurements = "/sys/devices/virtual/misc/tdx_guest/measurements"   # the kernel's TD measurement files
-```
-
-The PCR must not be one of ``[tpm] pcrs`` (the boot baseline would stop matching after the first launch).
+The ``[measure]`` table and its rules: :mod:`shim.attest.measure_settings`.
 """
 
 from __future__ import annotations
@@ -40,60 +24,14 @@ from typing import Any
 
 from shim.attest import cel, launchlog
 from shim.attest.launchlog import LaunchEvent
-from shim.common.errors import BaconError, ConfigError, Denied
-from shim.common.tables import known_table
+from shim.attest.measure_settings import MeasureSettings, parse
+from shim.common.errors import BaconError, Denied
 
-WHERE = "[measure]"
-KNOWN_KEYS = frozenset({"into", "pcr", "measurements"})
-TARGETS = ("tpm", "rtmr")
-DEFAULT_PCR = 14
-DEFAULT_MEASUREMENTS = Path("/sys/devices/virtual/misc/tdx_guest/measurements")
 RTMR = 3
 RTMR_FILE = f"rtmr{RTMR}:sha384"
 RTMR_SIZE = 48
-REFUSED_PCRS: Mapping[int, str] = {
-    **{p: "firmware measures it (TCG PC Client: PCRs 0-7 belong to the platform)" for p in range(8)},
-    10: "IMA extends it while the system runs",
-    16: "it is the debug PCR: any software can reset it and erase the launches",
-    23: "it is the application PCR: any software can reset it and erase the launches",
-    **{p: "it is a DRTM PCR: it cannot be extended from locality 0" for p in range(17, 23)},
-}
 CHECK = "measure"
 __all__ = ["LaunchEvent", "MeasureSettings", "Measured", "launches", "now", "parse"]
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    tpm: bool = False
-    rtmr: bool = False
-    pcr: int = DEFAULT_PCR
-    measurements: Path = DEFAULT_MEASUREMENTS
-
-    @property
-    def enabled(self) -> bool:
-        return self.tpm or self.rtmr
-
-
-def parse(section: Mapping[str, Any], boot_pcrs: Sequence[int] = ()) -> MeasureSettings:
-    """The ``[measure]`` table (``{}`` when absent: not measured). Raises :class:`ConfigError`."""
-    known_table(section, WHERE, KNOWN_KEYS)
-    into = section.get("into", [])
-    if not isinstance(into, list) or not all(t in TARGETS for t in into):
-        raise ConfigError(f"{WHERE} 'into' must be a list of {', '.join(map(repr, TARGETS))}, got {into!r}",
-                          hint='into = ["tpm"] (add "rtmr" in an Intel TDX guest)')
-    pcr = section.get("pcr", DEFAULT_PCR)
-    if isinstance(pcr, bool) or not isinstance(pcr, int) or not 0 <= pcr < 24:
-        raise ConfigError(f"{WHERE} 'pcr' must be a PCR number 0..23, got {pcr!r}", hint=f"pcr = {DEFAULT_PCR}")
-    if pcr in REFUSED_PCRS:
-        raise ConfigError(f"{WHERE} 'pcr' = {pcr} cannot hold launches: {REFUSED_PCRS[pcr]}",
-                          hint=f"pcr = {DEFAULT_PCR} (see the comment in the shipped configuration)")
-    if "tpm" in into and pcr in boot_pcrs:
-        raise ConfigError(f"{WHERE} 'pcr' = {pcr} is also one of [tpm] pcrs: the boot baseline would stop "
-                          "matching after the first launch", hint=f"remove {pcr} from [tpm] pcrs or choose another")
-    measurements = section.get("measurements", str(DEFAULT_MEASUREMENTS))
-    if not isinstance(measurements, str) or not measurements.startswith("/"):
-        raise ConfigError(f"{WHERE} 'measurements' must be an absolute path, got {measurements!r}")
-    return MeasureSettings(tpm="tpm" in into, rtmr="rtmr" in into, pcr=pcr, measurements=Path(measurements))
 
 
 def now() -> str:
@@ -141,13 +79,10 @@ def extend_rtmr(directory: Path, digest: bytes) -> None:
 
 
 def launches(cfg: Any, events: Sequence[LaunchEvent]) -> Measured | None:
-    """Log and extend ``events`` (see the module). ``cfg``: a :class:`shim.common.config.Config`. ``None`` when
-    ``[measure]`` does not ask for measurements. Raises :class:`Denied` (check ``measure``)."""
-    from shim.attest.tpm.settings import parse as parse_tpm
-
-    tpm_section = cfg.sections.get("tpm", {})
-    tpm_settings = parse_tpm(tpm_section)
-    s = parse(cfg.sections.get("measure", {}), tpm_settings.pcrs)
+    """Log and extend ``events`` (see the module). ``cfg``: a :class:`shim.common.config.Config` (its ``tpm``,
+    ``measure`` and ``state_dir``). ``None`` when ``[measure]`` does not ask for measurements. Raises
+    :class:`Denied` (check ``measure``)."""
+    tpm_settings, s = cfg.tpm, cfg.measure
     if not s.enabled or not events:
         return None
     path = launchlog.log_path(Path(cfg.state_dir))
@@ -172,10 +107,7 @@ def warm_up(cfg: Any) -> None:
     paid before any request, without writing the log or extending anything. Raises what it meets (the
     service ignores it: the request meets it again and reports it)."""
     from shim.attest.tpm.check import within_deadline
-    from shim.attest.tpm.settings import parse as parse_tpm
-
-    tpm_settings = parse_tpm(cfg.sections.get("tpm", {}))
-    s = parse(cfg.sections.get("measure", {}), tpm_settings.pcrs)
+    tpm_settings, s = cfg.tpm, cfg.measure
     if not s.enabled:
         return
     launchlog.log_path(Path(cfg.state_dir))

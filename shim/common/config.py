@@ -1,28 +1,48 @@
 """BACON's configuration: what it says (where it is and whether it may be trusted: :mod:`shim.common.configfile`).
 
-Each area owns the parsing of its own section (``[tpm]`` in ``shim.attest.tpm``, ``[tdx]`` in ``shim.attest.tdx``):
-:attr:`Config.sections` hands them the raw tables.
+Every table is parsed here, at load, into frozen settings (a bad value is a :class:`ConfigError`, exit 78,
+naming the key, before anything is asked of a TPM, a TD or containerd). Each area owns the parser of its own
+table, and reads its settings from :class:`Config`: ``[tpm]`` :mod:`shim.attest.tpm.settings` (``cfg.tpm``),
+``[tdx]`` :mod:`shim.attest.tdx.settings` (``cfg.tdx``), ``[measure]`` :mod:`shim.attest.measure_settings`
+(``cfg.measure``), ``[runtime]`` :mod:`shim.runtime.settings` (``cfg.runtime``), ``[service]``
+:mod:`shim.service.settings` (``cfg.service``), ``[policy]`` :mod:`shim.operator.policy_settings`
+(``cfg.policy``), the profile keys of ``[levels.*]`` and ``[global_flags]``
+:mod:`shim.admission.profiles.settings` (``cfg.profiles``).
 
-Standard library only. A forwarded command needs only :mod:`shim.common.configfile`; commands that are decided
+Standard library only, and no file read beyond the configuration itself (the files it names are read where
+they are used). A forwarded command needs only :mod:`shim.common.configfile`; commands that are decided
 parse the whole table here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shim.admission.profiles.settings import ProfileConfig
 from shim.admission.profiles.settings import parse as parse_profiles
+from shim.attest import measure_settings
+from shim.attest.measure_settings import MeasureSettings
+from shim.attest.tdx import settings as tdx_settings
+from shim.attest.tdx.settings import TdxSettings
+from shim.attest.tpm import settings as tpm_settings
+from shim.attest.tpm.settings import TpmSettings
 from shim.common import configfile
 from shim.common.configfile import read_trusted_file as read_trusted_file  # re-exported: callers use config's name
 from shim.common.configfile import under_sudo as under_sudo
 from shim.common.errors import ConfigError
+from shim.common.tables import known_table
+from shim.operator import policy_settings
+from shim.operator.policy_settings import PolicySettings
+from shim.runtime import settings as runtime_settings
+from shim.service import settings as service_settings
+from shim.service.settings import ServiceSettings
 from shim.trust import scopes
 
+T = TypeVar("T")
 DEFAULT_PATH = Path(configfile.DEFAULT_PATH)
 LEVELS: tuple[str, ...] = ("Low", "Mid", "High")  # ascending
 KNOWN_CHECKS: frozenset[str] = frozenset({"signature", "tpm", "tdx"})
@@ -33,7 +53,14 @@ DEFAULT_REQUIRE: Mapping[str, tuple[str, ...]] = {
     "Low": ("signature",),
 }
 UNRECORDED_START_POLICIES = ("deny", "check-image")
-RUNNING_ABOVE_LEVEL = ("keep", "list", "stop")
+RUNNING_ABOVE_LEVEL = policy_settings.RUNNING_ABOVE_LEVEL
+TOP_KEYS = frozenset({
+    "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
+    "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service", "measure", "global_flags",
+    "runtime",
+})  # fmt: skip
+LEVEL_KEYS = frozenset({"require", "profile", "allow"})
+REGISTRY_KEYS = frozenset({"insecure", "endpoints"})
 IDENTITY_KEYS = frozenset({"issuer", "subject", "subject_regexp", "name", "repositories", "max_level"})
 KEY_ENTRY_KEYS = frozenset({"path", "name", "repositories", "max_level"})
 REQUIREMENT_KEYS = frozenset({"repositories", "signers"})
@@ -93,14 +120,23 @@ class Config:
     signing_key: Path | None = None
     key_types: frozenset[str] = frozenset({"ecdsa-p256"})
     registry_endpoints: Mapping[str, str] = field(default_factory=dict)
-    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     identities: tuple[TrustedIdentity, ...] = ()
     trusted_root: Path | None = None
-    service_socket: str | None = None  # [service] socket: where `bacon serve` listens
     profiles: ProfileConfig = field(default_factory=ProfileConfig)  # [levels.*] profile/allow, [global_flags]
     key_entries: tuple[TrustedKey, ...] = ()  # [trust] keys with names and scopes (trusted_keys: their paths)
     requirements: tuple[scopes.Requirement, ...] = ()  # [trust] require
     signing_unattended: bool = False  # [signing] unattended: a key without a password may sign
+    tpm: TpmSettings = field(default_factory=TpmSettings)  # [tpm]
+    tdx: TdxSettings = field(default_factory=TdxSettings)  # [tdx]
+    measure: MeasureSettings = field(default_factory=MeasureSettings)  # [measure]
+    runtime: runtime_settings.Settings = field(default_factory=runtime_settings.Settings)  # [runtime]
+    service: ServiceSettings = field(default_factory=ServiceSettings)  # [service]
+    policy: PolicySettings = field(default_factory=PolicySettings)  # [policy]
+
+    @property
+    def service_socket(self) -> str | None:
+        """``[service] socket``: where ``bacon serve`` listens (``None``: no service configured)."""
+        return self.service.socket
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -139,10 +175,7 @@ def _identities(trust: Mapping[str, Any], where: str) -> tuple[TrustedIdentity, 
         at = f"{where} identities[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{at} must be a table", hint=f"identities = [{example}]")
-        unknown = sorted(set(item) - IDENTITY_KEYS)
-        if unknown:
-            raise ConfigError(f"{at}: unknown key(s) {', '.join(unknown)}",
-                              hint="an identity has issuer and one of subject, subject_regexp")
+        known_table(item, at, IDENTITY_KEYS, hint="an identity has issuer and one of subject, subject_regexp")
         issuer = item.get("issuer")
         if not isinstance(issuer, str) or not issuer:
             raise ConfigError(f"{at}: 'issuer' (the OIDC issuer URL, matched exactly) is required",
@@ -208,10 +241,7 @@ def _key_entries(trust: Mapping[str, Any], where: str) -> tuple[TrustedKey, ...]
             item = {"path": item}
         if not isinstance(item, dict):
             raise ConfigError(f"{at} must be a path or a table", hint=SCOPE_EXAMPLE)
-        unknown = sorted(set(item) - KEY_ENTRY_KEYS)
-        if unknown:
-            raise ConfigError(f"{at}: unknown key(s) {', '.join(unknown)}",
-                              hint="a key entry has path and optionally name, repositories, max_level")
+        known_table(item, at, KEY_ENTRY_KEYS, hint="a key entry has path and optionally name, repositories, max_level")
         path = item.get("path")
         if not isinstance(path, str) or not path or not Path(path).is_absolute():
             raise ConfigError(f"{where}: [trust] keys must be absolute paths, got {path!r}", hint=SCOPE_EXAMPLE)
@@ -229,10 +259,7 @@ def _requirements(trust: Mapping[str, Any], where: str, names: Sequence[str]) ->
         at = f"{where} require[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{at} must be a table", hint=example)
-        unknown = sorted(set(item) - REQUIREMENT_KEYS)
-        if unknown:
-            raise ConfigError(f"{at}: unknown key(s) {', '.join(unknown)}",
-                              hint="a requirement has repositories and signers")
+        known_table(item, at, REQUIREMENT_KEYS, hint="a requirement has repositories and signers")
         if "repositories" not in item or "signers" not in item:
             raise ConfigError(f"{at}: needs both 'repositories' and 'signers'", hint=example)
         signers = item["signers"]
@@ -258,30 +285,18 @@ def parse_level(value: object, where: str) -> str:
 def parse(data: Mapping[str, Any], path: Path) -> Config:
     """Build a :class:`Config` from parsed TOML, refusing unknown or ill-typed values."""
     where = str(path)
-    known = {
-        "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
-        "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service", "measure", "global_flags",
-        "runtime",
-    }  # fmt: skip
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    trust = data.get("trust", {})
-    registry = data.get("registry", {})
+    known_table(data, where, TOP_KEYS)
+    trust = known_table(data.get("trust", {}), f"{where}: [trust]", TRUST_KEYS)
+    registry = known_table(data.get("registry", {}), f"{where}: [registry]", REGISTRY_KEYS)
     levels = data.get("levels", {})
-    signing = data.get("signing", {})
-    for name, table in (("trust", trust), ("registry", registry), ("levels", levels), ("signing", signing)):
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: [{name}] must be a table")
+    if not isinstance(levels, dict):
+        raise ConfigError(f"{where}: [levels] must be a table")
+    signing = known_table(data.get("signing", {}), f"{where}: [signing]", SIGNING_KEYS)
     require: dict[str, tuple[str, ...]] = dict(DEFAULT_REQUIRE)
     for lvl, table in levels.items():
         parse_level(lvl, f"{where} [levels]")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: [levels.{lvl}] must be a table")
-        unknown_keys = sorted(set(table) - {"require", "profile", "allow"})
-        if unknown_keys:
-            raise ConfigError(f"{where}: [levels.{lvl}] unknown key(s) {', '.join(unknown_keys)}",
-                              hint="a level has require, profile and an allow table")
+        known_table(table, f"{where}: [levels.{lvl}]", LEVEL_KEYS,
+                    hint="a level has require, profile and an allow table")
         if "require" not in table:
             continue
         checks = _str_list(table, "require", f"{where} [levels.{lvl}]")
@@ -297,11 +312,6 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     unrecorded = data.get("unrecorded_start", "deny")
     if unrecorded not in UNRECORDED_START_POLICIES:
         raise ConfigError(f"{where}: unrecorded_start must be one of {', '.join(UNRECORDED_START_POLICIES)}")
-    for name, table, allowed in (("trust", trust, TRUST_KEYS), ("signing", signing, SIGNING_KEYS)):
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            raise ConfigError(f"{where}: [{name}] has unknown key(s) {', '.join(unknown)}",
-                              hint=f"[{name}] knows {', '.join(sorted(allowed))}")
     key_entries = _key_entries(trust, f"{where} [trust]")
     keys = tuple(k.path for k in key_entries)
     signing_key = _abs_path(signing, "key", None, f"{where} [signing]") if "key" in signing else None
@@ -329,15 +339,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     if not isinstance(endpoints, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in endpoints.items()):
         raise ConfigError(f"{where}: [registry] endpoints must be a table of host = \"api-host[:port]\"")
-    service_socket = configfile.service_socket(data, path)
     profiles = parse_profiles(levels, data.get("global_flags", {}), where)
-    sections = {k: v for k, v in data.items() if k in ("tpm", "tdx", "policy", "measure", "runtime")
-                and isinstance(v, dict)}
-    if "measure" in data:
-        _check_measure(data, where)
-    running = sections.get("policy", {}).get("running_above_level", "keep")
-    if running not in RUNNING_ABOVE_LEVEL:
-        raise ConfigError(f"{where}: [policy] running_above_level must be one of {', '.join(RUNNING_ABOVE_LEVEL)}")
+    tpm = _attest_table(tpm_settings.parse, data.get("tpm", {}), where)
     return Config(
         path=path,
         level=parse_level(data.get("level", "Low"), where),
@@ -352,26 +355,26 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         signing_key=signing_key,
         key_types=key_types,
         registry_endpoints=dict(endpoints),
-        sections=sections,
         identities=identities,
         trusted_root=trusted_root,
-        service_socket=service_socket,
         profiles=profiles,
         key_entries=key_entries,
         requirements=requirements,
         signing_unattended=unattended,
+        tpm=tpm,
+        tdx=_attest_table(tdx_settings.parse_table, data.get("tdx", {}), where),
+        measure=_attest_table(lambda t: measure_settings.parse(t, tpm.pcrs), data.get("measure", {}), where),
+        runtime=runtime_settings.settings(data.get("runtime", {}), where),
+        service=service_settings.parse(data, where),
+        policy=policy_settings.parse(data.get("policy", {}), where),
     )
 
 
-def _check_measure(data: Mapping[str, Any], where: str) -> None:
-    """``[measure]`` refused at load time, like every other table (its rules: :mod:`shim.attest.measure`)."""
-    from shim.attest import measure
-    from shim.attest.tpm import settings as tpm_settings
-
-    tpm = data.get("tpm", {})
-    pcrs = tpm_settings.parse(tpm).pcrs if isinstance(tpm, dict) else ()
+def _attest_table(parse_table: Callable[[Any], T], section: Any, where: str) -> T:
+    """A table parsed by its area's parser (whose messages name the table and the key, ``[tpm] 'timeout' …``),
+    its errors prefixed with the configuration's path."""
     try:
-        measure.parse(data["measure"], pcrs)
+        return parse_table(section)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e.message}", hint=e.hint) from e
 
@@ -380,6 +383,17 @@ def load(path: Path | None = None, *, environ: Mapping[str, str] | None = None) 
     """Find, check and parse the configuration. Raises :class:`ConfigError`."""
     chosen = path or config_path(environ)
     return parse(configfile.read_table(chosen), chosen)
+
+
+def load_readable(path: Path | None = None) -> Config | None:
+    """The configuration, or ``None`` when there is none this process can read and trust (for the tools that
+    work without one, such as ``bacon tdx verify``); one that is read but wrong is a :class:`ConfigError`."""
+    chosen = path or config_path()
+    try:
+        table = configfile.read_table(chosen)
+    except ConfigError:
+        return None
+    return parse(table, chosen)
 
 
 def require_for(config: Config, level: str) -> Sequence[str]:

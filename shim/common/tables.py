@@ -9,11 +9,13 @@ from typing import Any
 from shim.common.errors import ConfigError
 
 
-def known_table(section: Any, where: str, known: Collection[str]) -> Mapping[str, Any]:
-    """``section`` itself when it is a table of known keys; else :class:`ConfigError` naming ``where``."""
+def known_table(section: Any, where: str, known: Collection[str], hint: str | None = None) -> Mapping[str, Any]:
+    """``section`` itself when it is a table of known keys; else :class:`ConfigError` naming ``where`` and the
+    unknown keys (``hint``, when given, says what the table holds; else its keys are listed)."""
     if not isinstance(section, Mapping):
         raise ConfigError(f"{where} must be a table")
     unknown = sorted(set(section) - set(known))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}",
+                          hint=hint or f"known: {', '.join(sorted(known))}")
     return section

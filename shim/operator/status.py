@@ -394,20 +394,19 @@ def probe_secure_boot(efi: Path = EFI) -> Item:
                 details={"state": "unknown"})
 
 
+def _unconfigured(key: str, label: str) -> Item:
+    """A probe that needs the configuration (which TPM, which TD settings) when it cannot be used: nothing
+    is asked of the host with settings the operator did not write."""
+    return Item(key, label, FAIL, "unknown: the configuration cannot be read", "fix the configuration first", key)
+
+
 def probe_tpm(cfg: bconfig.Config | None) -> Item:
     from shim.attest.tpm import operations as tpm_cli
 
-    state_dir = Path(cfg.state_dir) if cfg else Path("/var/lib/bacon")
-    launch_pcr = None
-    if cfg is not None:
-        from shim.attest import measure
-
-        try:
-            launches = measure.parse(cfg.sections.get("measure", {}))
-            launch_pcr = launches.pcr if launches.tpm else None
-        except BaconError:
-            pass  # reported by the configuration's own item
-    s = tpm_cli.status(cfg.sections.get("tpm", {}) if cfg else {}, state_dir, launch_pcr=launch_pcr)
+    if cfg is None:
+        return _unconfigured("tpm", "TPM")
+    launch_pcr = cfg.measure.pcr if cfg.measure.tpm else None
+    s = tpm_cli.status(cfg.tpm, Path(cfg.state_dir), launch_pcr=launch_pcr)
     s.pop("secure_boot", None)  # reported by its own probe
     where = f" ({s['tcti']})" if s.get("tcti") else ""
     lines = tuple(f"PCR {r['pcr']:<2} {r['state']:<11} current {(r['current'] or '-')[:16]}  "
@@ -448,11 +447,12 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
 
 
 def probe_tdx(cfg: bconfig.Config | None, now: int | None = None) -> Item:
-    from shim.attest.tdx import collateral, settings
+    from shim.attest.tdx import collateral
     from shim.attest.tdx import operations as tdx_cli
 
-    section = cfg.sections.get("tdx", {}) if cfg else {}
-    s = tdx_cli.status(section)
+    if cfg is None:
+        return _unconfigured("tdx", "TDX")
+    s = tdx_cli.status(cfg.tdx)
     if s["provider"] != "tdx_guest":
         from shim.attest.tdx.configfs import HINT_NOT_GUEST
 
@@ -472,7 +472,7 @@ def probe_tdx(cfg: bconfig.Config | None, now: int | None = None) -> Item:
         if m["match"] is False:
             mismatched.append(name)
     try:
-        parsed = settings.parse(section)
+        parsed = cfg.tdx
         window = collateral.validity_window(collateral.load(parsed.collateral))
         collateral.require_current(window, int(time.time()) if now is None else now)
         s["collateral_valid_until"] = collateral.iso(window.end)

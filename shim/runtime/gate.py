@@ -35,35 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shim.common.errors import BaconError, ConfigError, Denied
+from shim.common.errors import BaconError, Denied
 from shim.runtime import argv as runtime_argv
+from shim.runtime.settings import Settings as Settings  # re-exported: the [runtime] settings
+from shim.runtime.settings import settings as settings  # re-exported: the [runtime] parser
 
-DEFAULT_RUNC = "/usr/sbin/runc"
 DEFAULT_CONTAINERD = "/run/containerd/containerd.sock"
 MAX_SPEC = 4 << 20  # bytes of config.json read
 LAYER = "runtime"
 TASK_DIR = "io.containerd.runtime.v2.task"  # where containerd's runtime v2 keeps bundles, per namespace
-
-
-@dataclass(frozen=True)
-class Settings:
-    """``[runtime]`` in BACON's configuration."""
-
-    runc: str  # the real runc, absolute
-    containerd: str | None  # containerd's socket; None: the one that started the shim
-
-
-def settings(section: Mapping[str, Any], where: str) -> Settings:
-    unknown = sorted(set(section) - {"runc", "containerd"})
-    if unknown:
-        raise ConfigError(f"{where}: [runtime] has unknown key(s) {', '.join(unknown)}",
-                          hint="[runtime] knows runc (the real runc, absolute) and containerd (its socket)")
-    runc = section.get("runc", DEFAULT_RUNC)
-    containerd = section.get("containerd")
-    for key, value in (("runc", runc), ("containerd", containerd)):
-        if value is not None and (not isinstance(value, str) or not value.startswith("/")):
-            raise ConfigError(f"{where}: [runtime] {key} must be an absolute path, got {value!r}")
-    return Settings(runc=runc, containerd=containerd)
 
 
 def containerd_address(s: Settings, environ: Mapping[str, str]) -> str:
@@ -179,7 +159,7 @@ def decide(ctx: Any, at: Where) -> Decision:
 def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str]) -> Any:
     """Log and extend a launch admitted here (``[measure]``, :func:`shim.attest.measure.launches`) before the real
     runc runs; the wrapper measured the launches it admitted itself. Raises :class:`Denied` (``measure``)."""
-    if decision.verdict is None or "measure" not in ctx.cfg.sections:
+    if decision.verdict is None or not ctx.cfg.measure.enabled:
         return None
     from shim.admission.gate import signer_of
     from shim.attest import measure
@@ -284,7 +264,7 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     if call.verb not in runtime_argv.GATED:
         raise Denied(f"runc {call.verb or '(no verb)'} is not decided by the runtime gate", check=LAYER)
     cfg = config.load()
-    s = settings(cfg.sections.get("runtime", {}), str(cfg.path))
+    s = cfg.runtime
     try:
         at = where(call, os.getcwd())
         check_state_dir(Path(cfg.state_dir))

@@ -293,7 +293,7 @@ def _warm_up() -> None:
                 client.list_images(["name==bacon-warm-up.invalid/none"])
             with contextlib.suppress(BaconError):
                 client.read_blob("sha256:" + "0" * 64, 1 << 10)
-        if "measure" in cfg.sections:
+        if cfg.measure.enabled:
             from shim.attest import measure
 
             with contextlib.suppress(Exception):

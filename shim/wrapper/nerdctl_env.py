@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.common.errors import ConfigError, UsageError
+from shim.common.tables import known_table
 
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 DEFAULT_NAMESPACE = "default"
@@ -66,11 +67,8 @@ def load_toml(environ: Mapping[str, str]) -> Mapping[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"nerdctl's configuration {path} is not valid TOML: {e}") from e
-    unknown = sorted(set(data) - TOML_KEYS)
-    if unknown:
-        raise ConfigError(f"nerdctl's configuration {path} has unknown key(s) {', '.join(unknown)} "
-                          "(nerdctl would refuse it too)")
-    return data
+    return known_table(data, f"nerdctl's configuration {path}", TOML_KEYS,
+                       hint=f"nerdctl would refuse it too; it knows {', '.join(sorted(TOML_KEYS))}")
 
 
 def normalize_address(address: str) -> str:

@@ -29,6 +29,7 @@ from shim.admission.profiles import classes
 from shim.admission.profiles.request import ALL_CAPABILITIES
 from shim.admission.profiles.rules import DEFAULT_PROFILE, PROFILES, Allowances, Settings
 from shim.common.errors import ConfigError
+from shim.common.tables import known_table
 
 ALLOW_KEYS = ("host_paths", "capabilities", "devices", "seccomp_profiles", "sysctls", "runtimes", "log_drivers",
               "log_options", "host_files", "annotations")
@@ -72,12 +73,8 @@ def _host_paths(values: list[str], where: str) -> tuple[tuple[str, bool], ...]:
     return tuple(out)
 
 
-def _allowances(table: object, where: str) -> Allowances:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    unknown = sorted(set(table) - set(ALLOW_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"known: {', '.join(ALLOW_KEYS)}")
+def _allowances(value: object, where: str) -> Allowances:
+    table = known_table(value, where, ALLOW_KEYS, hint=f"known: {', '.join(ALLOW_KEYS)}")
     caps = [c.upper().removeprefix("CAP_") for c in _strings(table, "capabilities", where)]
     bad = sorted(set(caps) - ALL_CAPABILITIES)
     if bad:

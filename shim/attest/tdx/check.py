@@ -106,7 +106,7 @@ def explained(err: verify.MeasurementMismatch, s: settings.TdxSettings) -> verif
 
 
 def run_tdx_check(
-    section: Mapping[str, Any],
+    section: settings.TdxSettings | Mapping[str, Any],
     report_data: bytes,
     *,
     now: int | None = None,
@@ -119,7 +119,7 @@ def run_tdx_check(
     Raises :class:`Denied` (the host fails), :class:`Unavailable` (no quote or no collateral: the gate
     denies too), :class:`ConfigError` (bad ``[tdx]`` table, or no reference MRTD to compare with).
     """
-    s = settings.parse(section)
+    s = settings.as_settings(section)
     if s.missing_reference:
         raise ConfigError(
             f"[tdx.reference] has no {', '.join(s.missing_reference)}: without them a TD with any "

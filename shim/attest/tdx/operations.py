@@ -60,10 +60,10 @@ def _read_file(path: Path, what: str, limit: int) -> bytes:
     return data
 
 
-def cmd_quote(nonce_hex: str, out: str | None, section: Mapping[str, Any]) -> int:
+def cmd_quote(nonce_hex: str, out: str | None, section: settings.TdxSettings | Mapping[str, Any]) -> int:
     """``bacon quote tdx --nonce HEX [--out FILE]``: a TD quote over the nonce; hex on stdout without --out."""
     report_data = parse_nonce(nonce_hex)
-    s = settings.parse(section)
+    s = settings.as_settings(section)
     quote = check.provider_for(s).get_quote(report_data)
     if out:
         _write_atomic(Path(out), quote)
@@ -96,13 +96,13 @@ def _print_appraisal(doc: Mapping[str, Any]) -> None:
 
 
 def cmd_verify(quote_path: str, collateral_path: str, at: int | None, json_out: bool,
-               section: Mapping[str, Any]) -> int:
+               section: settings.TdxSettings | Mapping[str, Any]) -> int:
     """``bacon tdx verify --quote FILE --collateral FILE [--at UNIXTIME] [--json]``.
 
     Prints status, advisories and measurements; refuses (exit 77 through :class:`Denied`) a quote that
     does not verify or whose measurements differ from ``[tdx.reference]``.
     """
-    s = settings.parse(section)
+    s = settings.as_settings(section)
     quote = _read_file(Path(quote_path), "quote", MAX_QUOTE_FILE)
     try:
         text = _read_file(Path(collateral_path), "collateral", collateral.MAX_COLLATERAL).decode("utf-8")
@@ -138,14 +138,15 @@ def cmd_verify(quote_path: str, collateral_path: str, at: int | None, json_out: 
     return 0
 
 
-def cmd_collateral_refresh(section: Mapping[str, Any], *, provider: check.QuoteProvider | None = None,
-                           fetch: collateral.Fetcher | None = None, now: int | None = None) -> int:
+def cmd_collateral_refresh(section: settings.TdxSettings | Mapping[str, Any], *,
+                           provider: check.QuoteProvider | None = None, fetch: collateral.Fetcher | None = None,
+                           now: int | None = None) -> int:
     """``bacon tdx collateral refresh``: fetch collateral for this platform and store it atomically.
 
     The platform (FMSPC, PCK CA) is read from a fresh quote of this TD; the new collateral must verify
     that quote before it replaces the cache.
     """
-    s = settings.parse(section)
+    s = settings.as_settings(section)
     quote = (provider or check.provider_for(s)).get_quote(secrets.token_bytes(REPORTDATA_SIZE))
     at = int(time.time()) if now is None else now
     text, window = refresh(s, quote, fetch or collateral.urllib_fetcher(), at)
@@ -202,7 +203,7 @@ def _is_guest_cpu() -> bool:
         return False
 
 
-def status(section: Mapping[str, Any]) -> dict[str, Any]:
+def status(section: settings.TdxSettings | Mapping[str, Any]) -> dict[str, Any]:
     """The TDX part of ``bacon status`` (JSON-able): guest or not, provider, RTMRs against the reference.
 
     Never raises for an absent TDX: a host without it is reported, not refused. A bad ``[tdx]`` table is
@@ -211,7 +212,7 @@ def status(section: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"guest": False, "provider": None, "configfs_root": None, "measurements": None,
                            "source": None, "error": None}
     try:
-        s = settings.parse(section)
+        s = settings.as_settings(section)
     except BaconError as e:
         out["error"] = e.message
         return out

@@ -38,13 +38,11 @@ is then reported as a test root everywhere the result is shown.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from shim.common.errors import ConfigError
 from shim.common.tables import known_table
@@ -101,7 +99,7 @@ class TrustAuthoritySettings:
 
 @dataclass(frozen=True)
 class TdxSettings:
-    root_ca: RootCa
+    root_ca_path: Path | None = None  # [tdx] root_ca: a test root; None: the packaged Intel SGX Root CA
     configfs_root: Path = DEFAULT_CONFIGFS_ROOT
     accept_tcb_status: frozenset[str] = frozenset({"UpToDate"})
     collateral: Path = DEFAULT_COLLATERAL
@@ -115,6 +113,15 @@ class TdxSettings:
     trust_authority: TrustAuthoritySettings = field(default_factory=TrustAuthoritySettings)
     require_reference: tuple[str, ...] = REQUIRED_REFERENCE
     timeout: float = 30.0
+    anchor: RootCa | None = field(default=None, repr=False)  # the root when already read (:func:`parse`) or given
+
+    @cached_property
+    def root_ca(self) -> RootCa:
+        """The trust anchor: :attr:`anchor`, else read on first use (the file the table names is read as
+        [trust] keys are: when used). Raises :class:`ConfigError` (missing, unsafe or altered)."""
+        if self.anchor is not None:
+            return self.anchor
+        return _load_test_root(self.root_ca_path) if self.root_ca_path else intel_root_ca()
 
     @property
     def missing_reference(self) -> tuple[str, ...]:
@@ -134,6 +141,9 @@ class TdxSettings:
 
 def intel_root_ca() -> RootCa:
     """The Intel SGX Root CA shipped in this package, refused unless its fingerprint is the published one."""
+    import hashlib
+    from importlib import resources  # here, not at the top: the configuration's load does without it
+
     der = resources.files("shim.attest.tdx").joinpath("intel_sgx_root_ca.der").read_bytes()
     fp = hashlib.sha256(der).hexdigest().upper()
     if fp != INTEL_ROOT_SHA256:
@@ -145,6 +155,8 @@ def intel_root_ca() -> RootCa:
 
 
 def _load_test_root(path: Path) -> RootCa:
+    import hashlib
+
     from shim.common import trustedfile
 
     der = trustedfile.read(path, "[tdx] root_ca")
@@ -173,6 +185,9 @@ def _secure_url(value: object, key: str, why: str, where: str = WHERE) -> str:
     """An https URL (plain http only to this host's loopback, for a local stand-in): for anything that carries
     a credential or decides trust, so that nobody on the network path can read or answer it."""
     url = _url(value, key, where)
+    if url.startswith("http://"):
+        from urllib.parse import urlsplit  # here: the configuration's load does without it
+
     if url.startswith("http://") and urlsplit(url).hostname not in LOOPBACK_HOSTS:
         raise ConfigError(f"{where} '{key}' must be https ({why}), got {url}",
                           hint=f"use https://{url.removeprefix('http://')}")
@@ -208,11 +223,7 @@ def _trust_authority(value: object) -> TrustAuthoritySettings:
     where = f"{WHERE}.trust_authority"
     if value is None:
         return TrustAuthoritySettings()
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table")
-    unknown = sorted(set(value) - TA_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"known: {', '.join(sorted(TA_KEYS))}")
+    value = known_table(value, where, TA_KEYS)
     enabled = value.get("enabled", False)
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where} 'enabled' must be true or false")
@@ -242,10 +253,15 @@ def _trust_authority(value: object) -> TrustAuthoritySettings:
 
 
 def parse(section: Mapping[str, Any]) -> TdxSettings:
-    """Parse the ``[tdx]`` table (``{}`` when absent). Raises :class:`ConfigError`.
+    """:func:`parse_table`, and the root CA read now (the packaged Intel one, or a configured test root).
+    Raises :class:`ConfigError`."""
+    settings = parse_table(section)
+    return replace(settings, anchor=settings.root_ca)
 
-    Reads one file: the root CA (the packaged Intel one, or a configured test root).
-    """
+
+def parse_table(section: Mapping[str, Any]) -> TdxSettings:
+    """Parse the ``[tdx]`` table (``{}`` when absent), reading no file (the root CA is read on first use:
+    :attr:`TdxSettings.root_ca`). Raises :class:`ConfigError`."""
     known_table(section, WHERE, KNOWN_KEYS)
     statuses = section.get("accept_tcb_status", ["UpToDate"])
     if not isinstance(statuses, list) or not statuses or not all(isinstance(s, str) for s in statuses):
@@ -256,15 +272,8 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
             f"{WHERE} 'accept_tcb_status' names {', '.join(bad)}, which cannot be accepted",
             hint=f"choose from {', '.join(TCB_STATUSES)} (Revoked is never accepted)",
         )
-    ref_table = section.get("reference", {})
-    if not isinstance(ref_table, dict):
-        raise ConfigError(f"{WHERE}.reference must be a table")
-    unknown_ref = sorted(set(ref_table) - set(REFERENCE_FIELDS))
-    if unknown_ref:
-        raise ConfigError(
-            f"{WHERE}.reference: unknown field(s) {', '.join(unknown_ref)}",
-            hint=f"known: {', '.join(REFERENCE_FIELDS)}",
-        )
+    ref_table = known_table(section.get("reference", {}), f"{WHERE}.reference", REFERENCE_FIELDS,
+                            hint=f"known: {', '.join(REFERENCE_FIELDS)}")
     reference = {k: parse_hex_measurement(ref_table[k], k) for k in REFERENCE_FIELDS if k in ref_table}
     required = section.get("require_reference", list(REQUIRED_REFERENCE))
     if (not isinstance(required, list) or not all(isinstance(f, str) and f in REFERENCE_FIELDS for f in required)
@@ -277,7 +286,7 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
         raise ConfigError(f"{WHERE} 'busy_retries' must be an integer")
     pccs = section.get("pccs_url", DEFAULT_PCS_URL)
     return TdxSettings(
-        root_ca=_load_test_root(root_path) if root_path else intel_root_ca(),
+        root_ca_path=root_path,
         configfs_root=_path(section, "configfs_root", DEFAULT_CONFIGFS_ROOT) or DEFAULT_CONFIGFS_ROOT,
         accept_tcb_status=frozenset(statuses),
         collateral=_path(section, "collateral", DEFAULT_COLLATERAL) or DEFAULT_COLLATERAL,
@@ -292,3 +301,9 @@ def parse(section: Mapping[str, Any]) -> TdxSettings:
         require_reference=tuple(dict.fromkeys(required)),
         timeout=_number(section, "timeout", 30.0, 0.1, 600.0),
     )
+
+
+def as_settings(value: TdxSettings | Mapping[str, Any]) -> TdxSettings:
+    """``value`` when it is already parsed (the configuration's ``cfg.tdx``), else the ``[tdx]`` table it is,
+    parsed (:func:`parse`: a tool or test that holds only a table). Raises :class:`ConfigError`."""
+    return value if isinstance(value, TdxSettings) else parse(value)

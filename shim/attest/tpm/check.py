@@ -22,7 +22,7 @@ from shim.admission.checks import CheckResult
 from shim.attest.tpm import attest
 from shim.attest.tpm import baseline as bl
 from shim.attest.tpm.device import Quote, open_tpm
-from shim.attest.tpm.settings import TpmSettings, effective, format_selection, parse
+from shim.attest.tpm.settings import TpmSettings, as_settings, effective, format_selection
 from shim.common.errors import BaconError, Denied, Unavailable
 
 CHECK = "tpm"
@@ -212,14 +212,14 @@ def read_eventlog(settings: TpmSettings) -> bytes | None:
         return None
 
 
-def run_tpm_check(section: Mapping[str, Any], state_dir: Path, *, nonce: bytes | None = None,
+def run_tpm_check(section: TpmSettings | Mapping[str, Any], state_dir: Path, *, nonce: bytes | None = None,
                   launch_pcr: int | None = None) -> CheckResult:
     """The ``tpm`` check for the admission gate.
 
     Raises :class:`shim.common.errors.ConfigError` (bad ``[tpm]``), :class:`Denied` (no/unsafe baseline, quote
     fails, PCRs differ), :class:`shim.common.errors.Unavailable` (no TPM, TPM error).
     """
-    settings = parse(section)
+    settings = as_settings(section)
     base = baseline_or_deny(state_dir, settings)
     if base.bank == settings.bank:
         # what was chosen at record time from the event log, less the launch PCR (extended after boot)

@@ -30,11 +30,11 @@ from shim.attest.tpm.device import Quote, open_tpm
 from shim.attest.tpm.settings import (
     BANKS,
     TpmSettings,
+    as_settings,
     coverage,
     default_selection,
     effective,
     format_selection,
-    parse,
     parse_pcrs,
 )
 from shim.common.errors import BaconError, IntegrityError, NotFound, Unavailable, UsageError
@@ -63,7 +63,7 @@ def _verified_quote(settings: TpmSettings, nonce: bytes) -> tuple[Quote, attest.
 
 # --- bacon baseline record -------------------------------------------------------------------------------
 
-def cmd_baseline_record(section: Mapping[str, Any], state_dir: Path, exclude: Sequence[int] = ()) -> int:
+def cmd_baseline_record(section: TpmSettings | Mapping[str, Any], state_dir: Path, exclude: Sequence[int] = ()) -> int:
     """Quote the PCRs (fresh nonce, verified), add the event log's replay, store the baseline. The PCRs are
     ``[tpm] pcrs`` when set; else the default and every later boot stage the event log shows was measured
     (:func:`shim.attest.tpm.settings.default_selection`), except ``exclude`` (the launch PCR).
@@ -72,7 +72,7 @@ def cmd_baseline_record(section: Mapping[str, Any], state_dir: Path, exclude: Se
     """
     from dataclasses import replace
 
-    settings = parse(section)
+    settings = as_settings(section)
     log_bytes, log_error = None, None
     if settings.eventlog is not None:
         from shim.attest.tpm import eventlog
@@ -140,13 +140,13 @@ def read_pcrs(settings: TpmSettings, bank: str, pcrs: Sequence[int]) -> dict[int
     return within_deadline(settings, work)
 
 
-def cmd_baseline_show(section: Mapping[str, Any], state_dir: Path, json_out: bool, diff: bool) -> int:
+def cmd_baseline_show(section: TpmSettings | Mapping[str, Any], state_dir: Path, json_out: bool, diff: bool) -> int:
     """Show the baseline; with ``diff``, read the current PCRs and show what changed.
 
     Returns 0, or 1 when ``diff`` finds a change (like diff(1)). Raises NotFound (no baseline, exit 64),
     IntegrityError (unsafe or corrupt baseline, exit 77), ConfigError, Unavailable (``diff`` without a TPM).
     """
-    settings = parse(section)
+    settings = as_settings(section)
     base = _load_baseline(state_dir)
     doc: dict[str, Any] = {"path": str(bl.path_for(state_dir)), "baseline": bl.to_json(base)}
     changes: list[bl.Change] = []
@@ -217,7 +217,7 @@ def _write_public(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def cmd_quote(section: Mapping[str, Any], nonce_hex: str, pcrs: str | Sequence[int] | None,
+def cmd_quote(section: TpmSettings | Mapping[str, Any], nonce_hex: str, pcrs: str | Sequence[int] | None,
               out_dir: Path | None) -> int:
     """Quote PCRs with the operator's nonce; write the files ``tpm2_checkquote`` takes, or print JSON.
 
@@ -226,7 +226,7 @@ def cmd_quote(section: Mapping[str, Any], nonce_hex: str, pcrs: str | Sequence[i
     Raises UsageError, ConfigError, Unavailable.
     """
     nonce = parse_nonce(nonce_hex)
-    settings = _selection(parse(section), pcrs)
+    settings = _selection(as_settings(section), pcrs)
     quote, att, fp = _verified_quote(settings, nonce)
     sig_hash = attest.parse_signature(quote.signature).hash
     order = sorted(settings.pcrs)
@@ -283,7 +283,7 @@ def secure_boot_state(efivars: Path = EFIVARS) -> str:
     return {1: "enabled", 0: "disabled"}.get(data[4], "unknown")
 
 
-def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVARS,
+def status(section: TpmSettings | Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVARS,
            launch_pcr: int | None = None) -> dict[str, Any]:
     """The TPM part of ``bacon status`` (JSON-able): TPM present, PCRs against the baseline, Secure Boot.
 
@@ -295,7 +295,7 @@ def status(section: Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVA
                            "baseline": {"path": str(bl.path_for(state_dir)), "recorded": False},
                            "eventlog": None}
     try:
-        settings = parse(section)
+        settings = as_settings(section)
     except BaconError as e:
         out.update(error=e.message, hint=e.hint)
         return out

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from shim.common import config as bconfig
-from shim.common.errors import ConfigError, UsageError
+from shim.common.errors import UsageError
 
 
 def _root_only(what: str) -> None:
@@ -21,46 +21,40 @@ def cmd_baseline_record(args: argparse.Namespace) -> int:
 
     _root_only("baseline record")
     cfg = bconfig.load()
-    from shim.attest import measure
-
-    launches = measure.parse(cfg.sections.get("measure", {}))  # the launch PCR is extended after boot: not boot
-    return cli.cmd_baseline_record(cfg.sections.get("tpm", {}), Path(cfg.state_dir),
-                                   exclude=[launches.pcr] if launches.tpm else [])
+    launches = cfg.measure  # the launch PCR is extended after boot: not boot
+    return cli.cmd_baseline_record(cfg.tpm, Path(cfg.state_dir), exclude=[launches.pcr] if launches.tpm else [])
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
     from shim.attest.tpm import operations as cli
 
     cfg = bconfig.load()
-    return cli.cmd_baseline_show(cfg.sections.get("tpm", {}), Path(cfg.state_dir), args.json, args.diff)
+    return cli.cmd_baseline_show(cfg.tpm, Path(cfg.state_dir), args.json, args.diff)
 
 
 def cmd_quote_tpm(args: argparse.Namespace) -> int:
     from shim.attest.tpm import operations as cli
 
     cfg = bconfig.load()
-    return cli.cmd_quote(cfg.sections.get("tpm", {}), args.nonce, args.pcrs, Path(args.out) if args.out else None)
+    return cli.cmd_quote(cfg.tpm, args.nonce, args.pcrs, Path(args.out) if args.out else None)
 
 
 def cmd_quote_tdx(args: argparse.Namespace) -> int:
     from shim.attest.tdx import operations as cli
 
     cfg = bconfig.load()
-    return cli.cmd_quote(args.nonce, args.out, cfg.sections.get("tdx", {}))
+    return cli.cmd_quote(args.nonce, args.out, cfg.tdx)
 
 
 def cmd_tdx_verify(args: argparse.Namespace) -> int:
     from shim.attest.tdx import operations as cli
 
-    try:
-        section = bconfig.load().sections.get("tdx", {})
-    except ConfigError:
-        section = {}  # verifying a quote file against Intel's root needs no host configuration
-    return cli.cmd_verify(args.quote, args.collateral, args.at, args.json, section)
+    cfg = bconfig.load_readable()  # verifying a quote file against Intel's root needs no host configuration
+    return cli.cmd_verify(args.quote, args.collateral, args.at, args.json, cfg.tdx if cfg else {})
 
 
 def cmd_tdx_collateral_refresh(args: argparse.Namespace) -> int:
     from shim.attest.tdx import operations as cli
 
     _root_only("tdx collateral refresh")
-    return cli.cmd_collateral_refresh(bconfig.load().sections.get("tdx", {}))
+    return cli.cmd_collateral_refresh(bconfig.load().tdx)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from shim.common import config as bconfig
-from shim.common.errors import ConfigError, UsageError
+from shim.common.errors import UsageError
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
@@ -36,15 +36,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from shim.attest import evidence
 
     nonce = evidence.parse_nonce(args.verify_nonce)
-    try:
-        section = bconfig.load().sections.get("tdx", {})
-    except ConfigError:
-        section = {}  # a challenger needs no host configuration: Intel's root is built in
+    cfg = bconfig.load_readable()  # a challenger needs no host configuration: Intel's root is built in
     ak = _read_opt(args.ak, "--ak")
     collateral = _read_opt(args.collateral, "--collateral")
     try:
         report = evidence.verify(Path(args.dir), nonce, ak_pem=ak, collateral=collateral, at=args.at,
-                                 tdx_section=section, allow_missing_boot_log=args.allow_missing_boot_log)
+                                 tdx=cfg.tdx if cfg else None, allow_missing_boot_log=args.allow_missing_boot_log)
     except evidence.Failed as e:
         partial = e.report
         if partial is not None:

@@ -99,7 +99,7 @@ def cmd_set(args: argparse.Namespace) -> int:
              if follows_config else
              f"{cfg.state_dir}/{levels.LEVEL_FILE}, which overrides level = \"{cfg.level}\" in {cfg.path} "
              "until `sudo bacon policy reset`")
-    action = args.running or cfg.sections.get("policy", {}).get("running_above_level", "keep")
+    action = args.running or cfg.policy.running_above_level
     stopped = []
     if action == "stop":
         for r in above:

@@ -41,7 +41,7 @@ def test_good_config(tmp_path: Path) -> None:
     assert cfg.insecure_registries == {"127.0.0.1:5000"}
     assert config.require_for(cfg, "High") == ("signature", "tpm", "tdx")
     assert cfg.default_level == "High"
-    assert cfg.sections["tpm"]["tcti"].startswith("swtpm:")
+    assert str(cfg.tpm.tcti).startswith("swtpm:")
 
 
 def test_bacon_config_ignored_under_sudo(tmp_path: Path) -> None:

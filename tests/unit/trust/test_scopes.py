@@ -134,7 +134,7 @@ def test_unattended_defaults_to_false(tmp_path: Path) -> None:
     ('keys = ["/k/a.pub"]\nrequire = [{ repositories = ["r.example/p/*"], signers = ["/k/a.pub"], x = 1 }]',
      "unknown key"),
     ('keys = ["/k/a.pub"]\nrequire = "release"', "'require' must be a list"),
-    ('keys = ["/k/a.pub"]\nrequires = []', r"\[trust\] has unknown key\(s\) requires"),
+    ('keys = ["/k/a.pub"]\nrequires = []', r"\[trust\]: unknown key\(s\) requires"),
     ('trusted_root = "/r.json"\nidentities = [{ issuer = "https://i.example", subject = "a@example.com", '
      'max_level = "low" }]', "max_level"),
     ('trusted_root = "/r.json"\nidentities = [{ issuer = "https://i.example", subject = "a@example.com", '
@@ -149,7 +149,7 @@ def test_bad_scope_configs_are_refused_naming_the_key(tmp_path: Path, trust: str
 @pytest.mark.parametrize(("signing_table", "match"), [
     ("unattended = 1", "unattended must be true or false"),
     ('unattended = "yes"', "unattended must be true or false"),
-    ('password = "hunter2"', r"\[signing\] has unknown key\(s\) password"),
+    ('password = "hunter2"', r"\[signing\]: unknown key\(s\) password"),
 ])
 def test_bad_signing_configs(tmp_path: Path, signing_table: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

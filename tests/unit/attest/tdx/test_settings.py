@@ -34,7 +34,7 @@ def test_altered_packaged_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
         def read_bytes(self) -> bytes:
             return b"not the root"
 
-    monkeypatch.setattr("shim.attest.tdx.settings.resources.files", lambda _pkg: Fake())
+    monkeypatch.setattr("importlib.resources.files", lambda _pkg: Fake())
     with pytest.raises(ConfigError, match="SHA-256"):
         settings.intel_root_ca()
 
@@ -51,7 +51,7 @@ def test_altered_packaged_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
         ({"pccs_url": "http://pccs.example:8081"}, "'pccs_url' must be https"),
         ({"reference": {"mrtd": "abcd"}}, "48 bytes"),
         ({"reference": {"mrtd": "zz" * 48}}, "not hex"),
-        ({"reference": {"rtmr9": "00" * 48}}, "unknown field"),
+        ({"reference": {"rtmr9": "00" * 48}}, "unknown key"),
         ({"busy_retries": 2.5}, "integer"),
         ({"busy_retries": -1}, "busy_retries"),
         ({"trust_authority": {"enabled": True}}, "required"),

@@ -122,7 +122,7 @@ def pki() -> chain.TestPki:
 
 def _settings(pki: chain.TestPki) -> settings.TdxSettings:
     root = settings.RootCa(der=pki.root_der, name="TEST root", is_test=True, sha256="")
-    return dataclasses.replace(INTEL, root_ca=root)
+    return dataclasses.replace(INTEL, anchor=root)
 
 
 def test_test_chain_quote_verifies_with_its_root_only(pki: chain.TestPki) -> None:
