@@ -122,14 +122,13 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     :class:`BaconError` (a :class:`Denied` for a refusal), after auditing it."""
     from shim.admission.profiles import enforce, rules
     from shim.common import config
-    from shim.runtime import gate as runtime_gate
     from shim.runtime import spec as runtime_spec
 
     call = runtime_argv.parse(args)
     if call.verb != "exec":
         raise Denied(f"runc {call.verb or '(no verb)'} is not an exec", check=LAYER)
     cfg = config.load()
-    s = runtime_gate.settings(cfg.sections.get("runtime", {}), str(cfg.path))
+    s = cfg.runtime
     if call.flags.get("help") == "true":  # runc prints exec's help
         return s.runc, list(args)
     namespace: str | None = None
