@@ -53,7 +53,6 @@ DEFAULT_REQUIRE: Mapping[str, tuple[str, ...]] = {
     "Low": ("signature",),
 }
 UNRECORDED_START_POLICIES = ("deny", "check-image")
-RUNNING_ABOVE_LEVEL = policy_settings.RUNNING_ABOVE_LEVEL
 TOP_KEYS = frozenset({
     "level", "nerdctl", "state_dir", "audit_log", "default_level", "unrecorded_start",
     "trust", "registry", "levels", "tpm", "tdx", "signing", "policy", "service", "measure", "global_flags",
