@@ -44,7 +44,7 @@ settings = rules.Settings(profile="restricted")
 m = 500
 t6 = time.perf_counter()
 for _ in range(m):
-    assert rules.decide(from_argv.requested(run), settings) == ()
+    assert rules.refusals_of(from_argv.requested(run), settings) == ()
 t7 = time.perf_counter()
 print(json.dumps({"forward_import_ms": (t1 - t0) * 1e3, "forward_check_us": (t3 - t2) / (n * len(invs)) * 1e6,
                   "gated_import_ms": (t5 - t4) * 1e3, "gated_decide_us": (t7 - t6) / m * 1e6}))

@@ -183,9 +183,9 @@ def sign_image(image: images_h.Image, key: KeyPair) -> None:
     from shim.trust import keys, signing
 
     sk = keys.load_signing_key(key.private.read_bytes(), str(key.private))
-    repo_host, repo_path = image.repo.split("/", 1)
-    with registry_client.Client(insecure={repo_host}) as client:
-        signing.sign(client, registry_client.Repository(repo_host, repo_path), image.digest, sk)
+    repo = registry_client.Repository.of(image.repo)
+    with registry_client.Client(insecure={repo.host}) as client:
+        signing.sign(client, repo, image.digest, sk)
 
 
 @pytest.fixture(scope="session")

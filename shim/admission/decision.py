@@ -80,7 +80,7 @@ def _as_denial(name: str, e: BaconError) -> BaconError:
     return Denied(e.message, check=name, hint=e.hint)
 
 
-def decide(
+def decide_admission(
     *,
     image: str,
     digest: str,

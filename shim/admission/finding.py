@@ -45,8 +45,8 @@ def remote_subject(ctx: Context, asked: str) -> Subject:
     if ref.kind == "digest":
         raise NotFound(f"image {asked} is not present locally and a bare digest names no registry",
                        hint="pull it by name first: nerdctl pull REPOSITORY@sha256:…")
-    repo = registry.Repository(ref.domain, ref.path)
-    top = ctx.registry.get_manifest(repo, ref.digest or ref.tag or "latest")
+    repo = registry.Repository.of(ref)
+    top = ctx.registry.get_manifest(repo, ref.manifest_reference)
     if ref.digest and top.digest != ref.digest:
         raise IntegrityError(f"the registry served {top.digest} for {asked}")
     platform_digest = None

@@ -1,6 +1,6 @@
 """The checks of one image, and its verdict: the signatures (kept material first, then the image's
 registry; every time verified again), the host checks its level may require (TPM, TDX), and
-:func:`decide` running the pure decision (``shim.admission.decision``) over them.
+:func:`check_image` running the pure decision (``shim.admission.decision``) over them.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from shim.admission import decision as admission
 from shim.admission import levels
@@ -16,16 +15,8 @@ from shim.admission.checks import CheckResult
 from shim.admission.context import Context, Subject
 from shim.common.config import require_for
 from shim.common.errors import Denied, IntegrityError, Unavailable
-from shim.images import reference as nref
 from shim.trust import cache as signature_cache
 from shim.trust.signatures import Material
-
-
-def _repository(name: str) -> Any:
-    from shim.images import registry
-
-    ref = nref.parse(name)
-    return registry.Repository(ref.domain, ref.path)
 
 
 def _digests(subject: Subject) -> list[str]:
@@ -53,9 +44,10 @@ def _fetched(ctx: Context, subject: Subject) -> list[Material]:
     if subject.repository is None:
         raise Unavailable(f"no signatures are kept for {subject.digest} and the image names no registry "
                           "to fetch them from", hint="pull the image through the nerdctl wrapper")
+    from shim.images import registry
     from shim.trust.registry_signatures import fetch_signatures
 
-    repo = _repository(subject.repository)
+    repo = registry.Repository.of(subject.repository)
     return [fetch_signatures(ctx.registry, repo, d) for d in _digests(subject)]
 
 
@@ -112,8 +104,8 @@ def host_checks(ctx: Context, digest: str) -> dict[str, Callable[[], CheckResult
     return {"tpm": tpm, "tdx": tdx}
 
 
-def decide(ctx: Context, subject: Subject) -> admission.Verdict:
-    verdict = admission.decide(
+def check_image(ctx: Context, subject: Subject) -> admission.Verdict:
+    verdict = admission.decide_admission(
         image=subject.asked, digest=subject.digest, system_level=ctx.system_level,
         default_level=ctx.cfg.default_level,
         require={lvl: require_for(ctx.cfg, lvl) for lvl in levels.RANK},

@@ -22,7 +22,7 @@ from typing import Any
 from shim.admission import levels, records
 from shim.admission.context import Context, Launch, Subject, audit_decision
 from shim.admission.finding import find_image, pinned, record_subject, unrecorded_subject
-from shim.admission.image_checks import decide
+from shim.admission.image_checks import check_image
 from shim.common.errors import BaconError, Denied, IntegrityError, NotFound
 from shim.images import imagewalk, platforms
 from shim.images import reference as nref
@@ -85,7 +85,7 @@ def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
     mounts: dict[str, Subject] = {src: find_image(ctx, src, pull) for src in inv.mount_images}
     for s in (subject, *mounts.values()):
         for each in (s, *s.alternatives):
-            decide(ctx, each).raise_if_denied()
+            check_image(ctx, each).raise_if_denied()
     check_profile(ctx, inv, ctx.verdicts[0].level)
     image_pin = pinned(ctx, subject)
     mount_pins = {src: pinned(ctx, s) for src, s in mounts.items()}
@@ -119,7 +119,7 @@ def gate_start(ctx: Context, inv: nargv.Invocation) -> list[str]:
                 raise Denied(f"the admission record of {name} is for namespace {rec.namespace}", check="record")
             records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
             subject = record_subject(ctx, rec, container)
-        verdict = decide(ctx, subject)
+        verdict = check_image(ctx, subject)
         verdict.raise_if_denied()
         check_profile(ctx, inv, verdict.level)
         ctx.launches.append(Launch(verdict, token=rec.token if rec else None, container_id=container.id))
@@ -192,14 +192,14 @@ def gate_build(ctx: Context, inv: nargv.Invocation, workdir: str) -> list[str]:
                 continue
             ctx.platform = platforms.requested(u.platform, ctx.host) if u.platform else default_platform
             subject = find_image(ctx, u.ref, "always")  # BuildKit resolves at the registry
-            decide(ctx, subject).raise_if_denied()
+            check_image(ctx, subject).raise_if_denied()
             pins[(u.ref, u.platform)] = pinned(ctx, subject)
         debug_image = inv.flag("image") if inv.command == "builder debug" else None
         debug_pin = None
         if debug_image:
             ctx.platform = default_platform
             subject = find_image(ctx, debug_image, "always")
-            decide(ctx, subject).raise_if_denied()
+            check_image(ctx, subject).raise_if_denied()
             debug_pin = pinned(ctx, subject)
     finally:
         ctx.platform = default_platform
@@ -217,7 +217,7 @@ def gate_build(ctx: Context, inv: nargv.Invocation, workdir: str) -> list[str]:
 def gate_pull(ctx: Context, inv: nargv.Invocation) -> tuple[list[str], list[list[str]]]:
     assert inv.image is not None
     subject = find_image(ctx, inv.image, "always")
-    decide(ctx, subject).raise_if_denied()
+    check_image(ctx, subject).raise_if_denied()
     check_profile(ctx, inv, ctx.verdicts[-1].level)
     # pull runs nothing: the index is pulled (all platforms asked for), and whatever later runs from it
     # locally is decided then, every manifest nerdctl's matcher could take included.
@@ -249,8 +249,8 @@ def do_push(ctx: Context, inv: nargv.Invocation) -> int:
     if rc != 0:
         audit_decision(ctx, "push-failed", image=inv.image, digest=local.digest, exit_code=rc)
         return rc
-    repo = registry.Repository(ref.domain, ref.path)
-    pushed = ctx.registry.resolve(repo, ref.digest or ref.tag or "latest")
+    repo = registry.Repository.of(ref)
+    pushed = ctx.registry.resolve(repo, ref.manifest_reference)
     if pushed != local.digest:
         raise IntegrityError(f"the registry holds {pushed} for {inv.image}, not the pushed {local.digest}; "
                              "nothing was signed", hint="push again, or sign the right digest with bacon sign")

@@ -35,7 +35,8 @@ _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def is_digest(value: str) -> bool:
-    """A full sha256 digest in canonical form (``sha256:`` + 64 lowercase hex)."""
+    """A full sha256 digest in canonical form (``sha256:`` + 64 lowercase hex): what BACON checks content
+    against. (An argument nerdctl reads as an image ID is :func:`shim.images.reference.is_image_id`.)"""
     return bool(_DIGEST_RE.match(value))
 
 

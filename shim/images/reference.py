@@ -101,6 +101,12 @@ class Reference:
         return rest if rest != self.path and "/" not in rest else self.path
 
     @property
+    def manifest_reference(self) -> str:
+        """What a registry is asked for under ``/v2/<name>/manifests/``: the digest when one was given, else
+        the tag (``latest`` by default). Its repository is :meth:`shim.images.registry.Repository.of`."""
+        return self.digest or self.tag or DEFAULT_TAG
+
+    @property
     def is_special(self) -> bool:
         """Fetched without a registry (IPFS, an OCI archive): BACON cannot check it."""
         return self.kind in SPECIAL_KINDS
@@ -133,7 +139,7 @@ def _validate_digest(d: str) -> str | None:
     return None
 
 
-def is_digest(raw: str) -> bool:
+def is_image_id(raw: str) -> bool:
     """``<algorithm>:<hex>`` or 64 lowercase hex: nerdctl reads it as an image ID, not a name."""
     return _validate_digest(raw) is None or _validate_digest("sha256:" + raw) is None
 

@@ -15,10 +15,11 @@ Errors: :class:`Unavailable` for transport failures, timeouts, 5xx, 429 and refu
 :class:`NotFound` for an unknown manifest; :class:`IntegrityError` for a digest mismatch or a body over its
 limit. Connections are kept alive per host, one client per command.
 
-References are parsed by :mod:`shim.images.reference` (nerdctl's grammar); :func:`split_reference` only adapts
-its result. The default domain's API endpoint is not hard-coded: pass it in ``endpoints`` (like the
-``server`` of containerd's hosts.toml). Credentials come from :mod:`shim.images.credentials`; where cosign
-keeps signatures in a registry, and fetching them, is :mod:`shim.trust.registry_signatures`.
+References are parsed by :mod:`shim.images.reference` (nerdctl's grammar); :meth:`Repository.of` is the one
+way from a reference to its repository. The default domain's API endpoint is not hard-coded: pass it in
+``endpoints`` (like the ``server`` of containerd's hosts.toml). Credentials come from
+:mod:`shim.images.credentials`; where cosign keeps signatures in a registry, and fetching them, is
+:mod:`shim.trust.registry_signatures`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from shim.common.errors import IntegrityError, NotFound, Unavailable, UsageError
 from shim.images import oci
 from shim.images.credentials import Credentials, CredentialSource
+from shim.images.reference import Reference
 from shim.images.reference import parse as parse_reference
 from shim.trust.signatures import referrers_tag
 
@@ -70,28 +72,15 @@ class Repository:
     def __str__(self) -> str:
         return f"{self.host}/{self.name}"
 
-
-@dataclass(frozen=True)
-class Reference:
-    repository: Repository
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def ref(self) -> str:
-        """What goes after ``/manifests/``: the digest when there is one, else the tag."""
-        return self.digest or self.tag or "latest"
-
-
-def split_reference(ref: str) -> Reference:
-    """A registry reference (``shim.images.reference.parse``, nerdctl's grammar) as repository, tag and digest.
-    Raises :class:`UsageError` for image IDs, IPFS and archives, and digests other than sha256."""
-    r = parse_reference(ref)
-    if r.kind != "name":
-        raise UsageError(f"{ref!r} is not a registry reference ({r.kind})")
-    if r.digest and not oci.is_digest(r.digest):
-        raise UsageError(f"{ref!r}: only full sha256 digests are accepted")
-    return Reference(Repository(r.domain, r.path), r.tag or None, r.digest or None)
+    @classmethod
+    def of(cls, ref: str | Reference) -> Repository:
+        """The repository a reference names (``ref`` as parsed by :func:`shim.images.reference.parse`, nerdctl's
+        grammar, or the text to parse): its domain and path. What to fetch in it is
+        :attr:`Reference.manifest_reference`. Raises :class:`UsageError` for image IDs, IPFS and archives."""
+        r = parse_reference(ref) if isinstance(ref, str) else ref
+        if r.kind != "name":
+            raise UsageError(f"{r.raw!r} is not a registry reference ({r.kind})")
+        return cls(r.domain, r.path)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
             kept = runtime_decided.find(cfg.state_dir, namespace, call.container_id, bundle)
         process = exec_process(call, bundle)
         settings, why = settings_for(cfg, kept, call.container_id)
-        refused = rules.decide(runtime_spec.process_request(process), settings)
+        refused = rules.refusals_of(runtime_spec.process_request(process), settings)
         if refused:
             d = enforce.denial(cfg, settings, refused, why=why)
             raise Denied(d.message, check="profile", hint=d.hint, image=kept.image if kept else None,

@@ -118,11 +118,11 @@ class Decision:
     level: str = ""  # the level the container is admitted at: its profile judges exec into it
 
 
-def decide(ctx: Any, at: Where) -> Decision:
+def decide_container(ctx: Any, at: Where) -> Decision:
     """Decide the container ``at`` with a :class:`shim.admission.context.Context` for its containerd and namespace."""
     from shim.admission import records
     from shim.admission.finding import record_subject, unrecorded_subject
-    from shim.admission.image_checks import decide as decide_image
+    from shim.admission.image_checks import check_image
 
     spec = read_spec(at.bundle)
     check_spec(spec, at.bundle)
@@ -149,7 +149,7 @@ def decide(ctx: Any, at: Where) -> Decision:
         raise Denied(f"container {at.container_id[:12]} names no image", check="image",
                      hint="run containers from signed images")
     subject = unrecorded_subject(ctx, container)
-    verdict = decide_image(ctx, subject)
+    verdict = check_image(ctx, subject)
     verdict.raise_if_denied()
     level = verdict.level or ctx.cfg.default_level
     profile_check(ctx.cfg, level, spec, subject.asked, subject.digest)
@@ -178,7 +178,7 @@ def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, dig
     from shim.runtime import spec as runtime_spec
 
     settings_ = cfg.profiles.settings(level)
-    refusals = rules.decide(runtime_spec.requested(spec, is_host_namespace), settings_)
+    refusals = rules.refusals_of(runtime_spec.requested(spec, is_host_namespace), settings_)
     if refusals:
         first = refusals[0]
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
@@ -279,7 +279,7 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
                   platform=platforms.default_spec(host), host=host)
     try:
         try:
-            decision = decide(ctx, at)
+            decision = decide_container(ctx, at)
             measured = measure_launch(ctx, decision, at, args)
             keep_decided(cfg, at, decision)
         except BaconError as e:

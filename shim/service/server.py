@@ -190,7 +190,7 @@ def _place_inputs(numbers: tuple[int, ...], received: list[int]) -> None:
         raise ValueError(f"descriptor {number} is already in use in the worker")
 
 
-def _decide(conn: socket.socket, log: servicelog.Log) -> None:
+def _serve_request(conn: socket.socket, log: servicelog.Log) -> None:
     """In a worker: take the caller's request, become the caller's environment, decide, answer; a failed
     or slow decision is logged (:func:`shim.service.log.decision`)."""
     conn.settimeout(REQUEST_TIMEOUT)
@@ -332,7 +332,7 @@ def _worker(sock: socket.socket, log: servicelog.Log, mask: set[int | signal.Sig
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # deciding: finish (each step has its own deadline)
         sock.close()
         with conn:
-            _decide(conn, log)
+            _serve_request(conn, log)
         code = 0
     except KeyboardInterrupt:
         code = 130
@@ -367,7 +367,7 @@ def serve(path: str, *, stream: TextIO | None = None, workers: int = SPARE_WORKE
 
     The service's operational log goes to ``stream`` (standard error by default) as JSON lines
     (:mod:`shim.service.log`)."""
-    # A descriptor of its own: a worker puts the caller's standard streams at 0, 1 and 2 (:func:`_decide`)
+    # A descriptor of its own: a worker puts the caller's standard streams at 0, 1 and 2 (:func:`_serve_request`)
     log = servicelog.logger(os.fdopen(os.dup((stream or sys.stderr).fileno()), "w", buffering=1, encoding="utf-8"))
     preload()
     sock = listen(path)

@@ -293,7 +293,7 @@ def verify_classic(digest: str, manifest: bytes, blobs: Mapping[str, bytes], key
                    limits: Limits = DEFAULT_LIMITS) -> Verified:
     """A classic ``.sig`` manifest for ``digest``: any layer verified by a trusted key and claiming
     ``digest``. Raises :class:`Denied`."""
-    return _decide([_classic_attempts(digest, manifest, blobs, keys, limits)], digest)
+    return _best_verified([_classic_attempts(digest, manifest, blobs, keys, limits)], digest)
 
 
 def _classic_attempts(digest: str, manifest: bytes, blobs: Mapping[str, bytes], keys: Sequence[PublicKey],
@@ -406,7 +406,7 @@ def verify_bundle(digest: str, bundle: bytes, keys: Sequence[PublicKey], limits:
                   keyless: KeylessTrust | None = None) -> Verified:
     """One Sigstore bundle for ``digest``, by a trusted key or (with ``keyless``) a trusted identity.
     Raises :class:`Denied`, or :class:`shim.common.errors.ConfigError` for an unusable trusted root."""
-    return _decide([_bundle_attempts(digest, (bundle,), keys, _KeylessVerifier(keyless), limits)], digest,
+    return _best_verified([_bundle_attempts(digest, (bundle,), keys, _KeylessVerifier(keyless), limits)], digest,
                    keyless)
 
 
@@ -446,7 +446,7 @@ def verify(materials: Sequence[Material], keys: Sequence[PublicKey], limits: Lim
             groups.append(_bundle_attempts(m.digest, m.bundles, keys, verifier, limits))
         if m.classic_manifest is not None:
             groups.append(_classic_attempts(m.digest, m.classic_manifest, m.blobs, keys, limits))
-    return _decide(groups, ", ".join(m.digest for m in materials) or "-", keyless, judge)
+    return _best_verified(groups, ", ".join(m.digest for m in materials) or "-", keyless, judge)
 
 
 def _ceiling(info: scopes.SignerInfo) -> int:
@@ -454,7 +454,7 @@ def _ceiling(info: scopes.SignerInfo) -> int:
     return top if info.scope.max_level is None else scopes.LEVELS.index(info.scope.max_level)
 
 
-def _decide(groups: Sequence[Iterable[Verified | _Reject]], digests: str, keyless: KeylessTrust | None = None,
+def _best_verified(groups: Sequence[Iterable[Verified | _Reject]], digests: str, keyless: KeylessTrust | None = None,
             judge: Judge | None = None) -> Verified:
     rejects: list[_Reject] = []
     best: Verified | None = None

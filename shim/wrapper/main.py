@@ -72,7 +72,7 @@ def run(args: Sequence[str]) -> int:
             answer = _ask_service(socket_path, served_args, nerdctl, copies)
             if answer is not None:
                 return answer
-    decision = _decide(inv)
+    decision = _classify(inv)
     if decision.kind == "forward":
         from shim.admission.profiles import classes  # no imports of its own: the forwarding path
 
@@ -105,7 +105,7 @@ def _ask_service(socket_path: str, args: Sequence[str], nerdctl: str, copies: Se
     return carry_out(nerdctl, forward, then)
 
 
-def _decide(inv: nargv.Invocation) -> nargv.Decision:
+def _classify(inv: nargv.Invocation) -> nargv.Decision:
     decision = nargv.classify(inv)
     if decision.kind == "refuse":
         raise Denied(decision.reason, check="argv", image=inv.image)
@@ -120,7 +120,7 @@ def plan(args: Sequence[str]) -> tuple[str, list[str], list[list[str]]]:
     inv = nargv.parse(args)
     if inv.command not in PLANNED:
         raise UsageError(f"the decision service decides {', '.join(PLANNED)}, not `nerdctl {inv.command}`")
-    decision = _decide(inv)
+    decision = _classify(inv)
     if decision.kind == "forward":  # `run --help` and the like
         return nerdctl, nargv.serialize(inv), []
     from shim.admission import gate

@@ -153,7 +153,7 @@ def reference(data: bytes) -> None:
 
 def check_reference(raw: str) -> None:
     special = nref.special_kind(raw)
-    nref.is_digest(raw)
+    nref.is_image_id(raw)
     prefix = nref.digest_prefix(raw)
     _require(prefix is None or prefix.startswith("sha256:"), f"digest prefix {prefix!r}")
     try:
@@ -417,7 +417,7 @@ def check_tpm(message: bytes, sig: bytes, ak: bytes | None) -> None:
     quote = Quote(message=message, signature=sig, ak_pem=ak if ak is not None else real_key_pem.encode(),
                   ak_tss=b"", pcrs=pcrs)
     try:
-        tpm_check.decide(settings, base, quote, nonce)
+        tpm_check.judge_quote(settings, base, quote, nonce)
     except Denied as e:
         _require(e.check == "tpm" and bool(e.message), f"denied oddly: {e}")
     else:

@@ -215,9 +215,9 @@ def test_manifest_served_under_a_false_digest_header(low_host: Host, signed: Sig
 def _manifest_bytes(host: Host, img: Image) -> bytes:
     from shim.images import registry
 
-    repo_host, path = img.repo.split("/", 1)
-    with registry.Client(insecure={repo_host}) as c:
-        return c.get_manifest(registry.Repository(repo_host, path), img.digest).data
+    repo = registry.Repository.of(img.repo)
+    with registry.Client(insecure={repo.host}) as c:
+        return c.get_manifest(repo, img.digest).data
 
 
 GB2 = 2 << 30

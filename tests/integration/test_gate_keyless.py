@@ -30,10 +30,9 @@ def push_keyless(host: Host, signed: Signed, bundle_for: FakeSigstore, identity:
     """The ``unsigned`` image's content in a repository of its own, with a keyless bundle for its digest
     stored as cosign 3 stores one (manifest by digest, listed under the referrers fallback tag)."""
     img = images_h.push(signed.images.layout, host.registry, "unsigned", repo_path=f"bacon/keyless-{next(_count)}")
-    repo_host, repo_path = img.repo.split("/", 1)
-    repo = registry_client.Repository(repo_host, repo_path)
+    repo = registry_client.Repository.of(img.repo)
     bundle = bundle_for.sign_dsse(sigimages.statement(img.digest), identity, ISSUER)
-    with registry_client.Client(insecure={repo_host}) as client:
+    with registry_client.Client(insecure={repo.host}) as client:
         subject = client.get_manifest(repo, img.digest)
         manifest = sigimages.bundle_manifest(bundle, img.digest, len(subject.data), subject.media_type)
         client.push_blob(repo, sigimages.EMPTY_CONFIG)

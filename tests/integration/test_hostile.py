@@ -220,7 +220,7 @@ def test_an_image_mount_in_upper_case_keys_is_checked(gate_host: Host, signed: S
 # -- signatures -----------------------------------------------------------------------------------------
 
 def _repo(img: Image) -> registry_client.Repository:
-    return registry_client.split_reference(img.ref).repository
+    return registry_client.Repository.of(img.ref)
 
 
 def test_signed_payload_claiming_another_digest(gate_host: Host, signed: Signed, forge: Forge) -> None:

@@ -10,7 +10,7 @@ The decision is a pure function over data, in two halves that never meet IO:
 - :mod:`shim.admission.profiles.request`: :class:`~shim.admission.profiles.request.Requested`, the privileges a
   container (or a command) asks for, normalized. It can be built from a nerdctl command line
   (:mod:`shim.admission.profiles.from_argv`) or from an OCI runtime spec (a runtime gate's ``config.json``).
-- :mod:`shim.admission.profiles.rules`: :func:`~shim.admission.profiles.rules.decide` applies a profile and its
+- :mod:`shim.admission.profiles.rules`: :func:`~shim.admission.profiles.rules.refusals_of` applies a profile and its
   allowances (:class:`~shim.admission.profiles.rules.Settings`) to a ``Requested`` and returns every refusal, each
   naming the option, the profile, the rule and the configuration line that would allow it.
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shim.admission.profiles.from_argv import requested
-from shim.admission.profiles.rules import Refusal, Settings, decide
+from shim.admission.profiles.rules import Refusal, Settings, refusals_of
 from shim.common.config import Config
 from shim.common.errors import Denied
 
@@ -29,7 +29,7 @@ def judge(cfg: Config, inv: Invocation, level: str, *, host: bool = False,
           settings: Settings | None = None) -> tuple[Settings, tuple[Refusal, ...]]:
     """The settings for ``level`` and every refusal of ``inv`` under them."""
     s = settings or cfg.profiles.settings(level, host=host)
-    return s, decide(requested(inv), s)
+    return s, refusals_of(requested(inv), s)
 
 
 def denial(cfg: Config, settings: Settings, refused: Sequence[Refusal], *, why: str = "") -> Denied:

@@ -1,4 +1,4 @@
-"""The profile rules: :func:`decide` applies a profile and its allowances to what was asked for.
+"""The profile rules: :func:`refusals_of` applies a profile and its allowances to what was asked for.
 
 Pure: no IO, standard library only. Whoever built the :class:`~shim.admission.profiles.request.Requested` (from a
 nerdctl command line or from an OCI spec) gets the same refusals. Each :class:`Refusal` names the option
@@ -192,7 +192,7 @@ def _numeric_non_root(user: str) -> bool:
     return uid.isascii() and uid.isdigit() and int(uid) != 0
 
 
-def decide(req: Requested, settings: Settings) -> tuple[Refusal, ...]:
+def refusals_of(req: Requested, settings: Settings) -> tuple[Refusal, ...]:
     """Every refusal of ``req`` under ``settings`` (empty: admitted). Never raises for any input: what it
     cannot read was put in ``req.unknown`` by the builder, and is refused."""
     if settings.profile not in PROFILES:

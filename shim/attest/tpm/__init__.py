@@ -8,7 +8,7 @@ Modules, one idea each:
 - :mod:`shim.attest.tpm.baseline` — the recorded baseline: JSON, diff (pure) and its atomic, root-only file;
 - :mod:`shim.attest.tpm.device` — the IO edge: tpm2-pytss ESAPI over every TCTI (imported lazily), in a salted
   HMAC session, errors wrapped as Unavailable;
-- :mod:`shim.attest.tpm.check` — :func:`run_tpm_check` for the admission gate, and the pure :func:`decide`;
+- :mod:`shim.attest.tpm.check` — :func:`run_tpm_check` for the admission gate, and the pure :func:`judge_quote`;
 - :mod:`shim.attest.tpm.operations` — ``bacon baseline record|show``, ``bacon quote tpm``, the TPM part of
   ``bacon status``.
 

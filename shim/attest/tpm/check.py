@@ -1,6 +1,6 @@
 """The ``tpm`` admission check: a fresh quote, verified in software, compared with the recorded baseline.
 
-:func:`run_tpm_check` is the glue (config → baseline file → TPM → decision); :func:`decide` is the decision,
+:func:`run_tpm_check` is the glue (config → baseline file → TPM → decision); :func:`judge_quote` is the decision,
 pure over data, so every rule is tested without a TPM:
 
 - no baseline, or one that does not cover the configured bank and PCRs → denied ("run bacon baseline record");
@@ -118,8 +118,8 @@ def explain(settings: TpmSettings, base: bl.Baseline, changes: Sequence[bl.Chang
     return out
 
 
-def decide(settings: TpmSettings, base: bl.Baseline, quote: Quote, nonce: bytes,
-           log_bytes: bytes | None = None) -> CheckResult:
+def judge_quote(settings: TpmSettings, base: bl.Baseline, quote: Quote, nonce: bytes,
+                log_bytes: bytes | None = None) -> CheckResult:
     """The decision. Returns a passing :class:`CheckResult` or raises :class:`Denied`."""
     covers(settings, base)
     try:
@@ -185,7 +185,7 @@ def fresh_quote(settings: TpmSettings, nonce: bytes, expected: Mapping[int, byte
         except attest.PcrDigestMismatch:
             quote = dev.quote(settings.bank, settings.pcrs, nonce, settings.ak)
         except attest.QuoteError:
-            pass  # decide() denies with the reason
+            pass  # judge_quote() denies with the reason
     return quote
 
 
@@ -231,4 +231,4 @@ def run_tpm_check(section: TpmSettings | Mapping[str, Any], state_dir: Path, *, 
         raise BaconError(f"TPM nonce must be 1..{MAX_NONCE_SIZE} bytes, got {len(nonce)}")
     quote = within_deadline(settings, lambda: fresh_quote(settings, nonce, base.pcrs))
     changed = bl.diff(base.pcrs, quote.pcrs, settings.pcrs)
-    return decide(settings, base, quote, nonce, read_eventlog(settings) if changed else None)
+    return judge_quote(settings, base, quote, nonce, read_eventlog(settings) if changed else None)

@@ -10,7 +10,7 @@ from pathlib import Path
 from shim.admission import levels
 from shim.admission.context import Context, audit_decision
 from shim.admission.finding import find_image, remote_subject
-from shim.admission.image_checks import decide
+from shim.admission.image_checks import check_image
 from shim.common import config as bconfig
 from shim.common.errors import BaconError, Denied, UsageError
 from shim.images import platforms
@@ -38,10 +38,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             doc.update(admitted=False, error=e.message, hint=e.hint, checks=[])
             _print(args, doc)
             raise
-        verdict = decide(ctx, subject)
+        verdict = check_image(ctx, subject)
         for other in subject.alternatives:  # a stored index: every manifest nerdctl could take must pass
             if verdict.admitted:
-                alternative = decide(ctx, other)
+                alternative = check_image(ctx, other)
                 verdict = verdict if alternative.admitted else alternative
         doc.update(admitted=verdict.admitted, digest=verdict.digest, level=verdict.level,
                    source="local (containerd)" if subject.local else "registry",
@@ -133,7 +133,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         ref = nref.parse(args.image)
         if ref.kind != "name":
             raise UsageError(f"{args.image}: give a repository name, the signature is stored next to the image")
-        repo = registry.Repository(ref.domain, ref.path)
+        repo = registry.Repository.of(ref)
         if args.local:
             found = imagewalk.pick(ctx.containerd, args.image, str(ref), ctx.platform, ctx.host)
             if found is None:

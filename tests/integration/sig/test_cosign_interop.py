@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from shim.common.errors import ConfigError, Denied
 from shim.images import oci
-from shim.images.registry import Client, split_reference
+from shim.images.registry import Client, Repository
 from shim.trust import keys, signatures, signing
 from shim.trust.registry_signatures import fetch_signatures
 from tests.harness import sigimages
@@ -40,7 +40,7 @@ def test_image_signed_by_cosign_verifies_here(cosign_exe: str, cosign_keys: Cosi
                                               sig_layout: Path, client: Client) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry)
     cosign_sign(cosign_exe, cosign_keys, img.pinned)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     (pub,) = keys.load_trusted_keys([cosign_keys.pub])
     v = signatures.verify([fetch_signatures(client, repo, img.digest)], [pub])
     assert (v.digest, v.format, v.key.key_id) == (img.digest, "classic", pub.key_id)
@@ -56,7 +56,7 @@ def test_cosign_signature_with_another_key_is_denied(cosign_exe: str, cosign_key
                    timeout=60)
     (other,) = keys.load_trusted_keys([tmp_path / "cosign.pub"])
     with pytest.raises(Denied, match="signed only by untrusted keys"):
-        signatures.verify([fetch_signatures(client, split_reference(img.ref).repository, img.digest)], [other])
+        signatures.verify([fetch_signatures(client, Repository.of(img.ref), img.digest)], [other])
 
 
 def test_cosign_signed_tag_reference_is_the_digest(cosign_exe: str, cosign_keys: CosignKeys, sig_registry: Registry,
@@ -64,7 +64,7 @@ def test_cosign_signed_tag_reference_is_the_digest(cosign_exe: str, cosign_keys:
     """cosign signs what the tag names at signing time; the signature is found under that digest."""
     img = sigimages.push_fresh(sig_layout, sig_registry, "high")
     cosign_sign(cosign_exe, cosign_keys, img.ref)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     digest = client.resolve(repo, "v1")
     assert digest == img.digest
     signatures.verify([fetch_signatures(client, repo, digest)], keys.load_trusted_keys([cosign_keys.pub]))
@@ -75,7 +75,7 @@ def test_image_signed_here_verifies_with_cosign(cosign_exe: str, cosign_keys: Co
     img = sigimages.push_fresh(sig_layout, sig_registry)
     assert cosign_verify(cosign_exe, cosign_keys.pub, img.pinned).returncode != 0  # unsigned yet
     key = keys.load_signing_key_file(cosign_keys.key, cosign_keys.env())  # cosign's own encrypted key file
-    signing.sign(client, split_reference(img.ref).repository, img.digest, key)
+    signing.sign(client, Repository.of(img.ref), img.digest, key)
     r = cosign_verify(cosign_exe, cosign_keys.pub, img.pinned)
     assert r.returncode == 0, r.stderr
     assert img.digest in r.stdout
@@ -85,7 +85,7 @@ def test_our_signature_appended_to_cosigns_verifies_both_ways(cosign_exe: str, c
                                                               sig_registry: Registry, sig_layout: Path,
                                                               client: Client, tmp_path: Path) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     cosign_sign(cosign_exe, cosign_keys, img.pinned)
     # Another key, given as plain PKCS#8 PEM (what `cosign import-key-pair` takes).
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -108,7 +108,7 @@ def test_cosign_rejects_a_signature_we_made_for_another_image(cosign_exe: str, c
     low = sigimages.push_fresh(sig_layout, sig_registry, "low")
     high = sigimages.push_fresh(sig_layout, sig_registry, "high")
     key = keys.load_signing_key_file(cosign_keys.key, cosign_keys.env())
-    lrepo, hrepo = split_reference(low.ref).repository, split_reference(high.ref).repository
+    lrepo, hrepo = Repository.of(low.ref), Repository.of(high.ref)
     signing.sign(client, lrepo, low.digest, key)
     sig = client.get_manifest(lrepo, signatures.sig_tag(low.digest)).data
     m = oci.parse_manifest(sig)
@@ -125,7 +125,7 @@ def test_cosign_signed_index_counts_for_the_platform(cosign_exe: str, cosign_key
                                                      client: Client) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry, "multi")
     cosign_sign(cosign_exe, cosign_keys, img.pinned)  # signs the index digest only
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     index = oci.parse_index(client.get_manifest(repo, img.digest).data)
     amd64 = next(d.digest for d in index.manifests if d.platform == oci.Platform("linux", "amd64"))
     trusted = keys.load_trusted_keys([cosign_keys.pub])
@@ -148,7 +148,7 @@ def test_ed25519_keys_both_ways(cosign_exe: str, sig_registry: Registry, sig_lay
     assert r.returncode == 0, r.stderr
     k = CosignKeys(tmp_path / "ed.key", tmp_path / "ed.pub", "")
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     cosign_sign(cosign_exe, k, img.pinned)
     with pytest.raises(ConfigError, match="ed25519"):
         keys.load_trusted_keys([k.pub])
@@ -156,7 +156,7 @@ def test_ed25519_keys_both_ways(cosign_exe: str, sig_registry: Registry, sig_lay
     assert signatures.verify([fetch_signatures(client, repo, img.digest)], [pub]).key.key_type == keys.ED25519
 
     other = sigimages.push_fresh(sig_layout, sig_registry)
-    signing.sign(client, split_reference(other.ref).repository, other.digest,
+    signing.sign(client, Repository.of(other.ref), other.digest,
                  keys.load_signing_key_file(k.key, k.env()))
     r2 = cosign_verify(cosign_exe, k.pub, other.pinned)
     assert r2.returncode == 0, r2.stderr

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shim.common.errors import IntegrityError, NotFound, Unavailable, UsageError
+from shim.common.errors import IntegrityError, NotFound, Unavailable
 from shim.images import oci
-from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
-from shim.images.registry import Client, Repository, split_reference
-from shim.trust.registry_signatures import docker_reference
+from shim.images.registry import Client, Repository
 from tests.harness import proc, sigimages
 from tests.harness.registry import Registry
 
@@ -24,21 +22,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.registry]
 
 def test_resolve_and_fetch_by_tag_and_digest(sig_registry: Registry, sig_layout: Path, client: Client) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry, "low")
-    ref = split_reference(img.ref)
-    assert client.resolve(ref.repository, "v1") == img.digest
-    by_tag = client.get_manifest(ref.repository, "v1")
-    by_digest = client.get_manifest(ref.repository, img.digest)
+    repo = Repository.of(img.ref)
+    assert client.resolve(repo, "v1") == img.digest
+    by_tag = client.get_manifest(repo, "v1")
+    by_digest = client.get_manifest(repo, img.digest)
     assert by_tag == by_digest
     assert by_tag.digest == img.digest == oci.sha256_digest(by_tag.data)
     assert by_tag.media_type == oci.MEDIA_OCI_MANIFEST
     manifest = oci.parse_manifest(by_tag.data)
-    config = client.get_blob(ref.repository, manifest.config.digest, max_bytes=1 << 20)
+    config = client.get_blob(repo, manifest.config.digest, max_bytes=1 << 20)
     assert oci.parse_config(config).labels == {"policy": "Low"}
 
 
 def test_index_is_fetched_raw(sig_registry: Registry, sig_layout: Path, client: Client) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry, "multi")
-    got = client.get_manifest(split_reference(img.ref).repository, "v1")
+    got = client.get_manifest(Repository.of(img.ref), "v1")
     assert got.media_type == oci.MEDIA_OCI_INDEX
     assert got.digest == img.digest
     assert len(oci.parse_index(got.data).manifests) == 2
@@ -57,7 +55,7 @@ def test_unknown_manifest_and_blob_are_not_found(sig_registry: Registry, client:
 
 def test_blob_limit_is_enforced(sig_registry: Registry, sig_layout: Path, client: Client) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry, "low")
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     layer = oci.parse_manifest(client.get_manifest(repo, img.digest).data).layers[0]
     with pytest.raises(IntegrityError, match="exceeds the limit"):
         client.get_blob(repo, layer.digest, max_bytes=1024)
@@ -85,7 +83,7 @@ def test_push_blob_and_manifest_round_trip(sig_registry: Registry, client: Clien
 
 def test_referrers_fallback_tag(sig_registry: Registry, sig_layout: Path, client: Client) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry, "low")
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     assert client.referrers(repo, img.digest) is None
     index = sigimages.referrers_index([])
     client.put_manifest(repo, "sha256-" + img.digest.removeprefix("sha256:"), index, oci.MEDIA_OCI_INDEX)
@@ -138,25 +136,10 @@ def test_timeout_is_unavailable(silent_server: str) -> None:
     assert time.monotonic() - start < 5
 
 
-def test_split_reference() -> None:
-    r = split_reference("127.0.0.1:5000/a/b:v1")
-    assert (r.repository.host, r.repository.name, r.tag, r.digest) == ("127.0.0.1:5000", "a/b", "v1", None)
-    d = "sha256:" + "a" * 64
-    r = split_reference(f"10.0.0.1:443/a/b@{d}")
-    assert (r.repository.name, r.digest, r.ref) == ("a/b", d, d)
-    r = split_reference("busybox")
-    assert (r.repository.host, r.repository.name, r.tag) == (DEFAULT_DOMAIN, "library/busybox", "latest")
-    assert docker_reference(r.repository) == f"{LEGACY_DEFAULT_DOMAIN}/library/busybox"
-    assert docker_reference(Repository("127.0.0.1:5000", "a/b")) == "127.0.0.1:5000/a/b"
-    for bad in ("h:1/a@sha256:abc", "h:1/A", "sha256:" + "a" * 64, "ipfs://x", f"h:1/a@sha512:{'a' * 128}"):
-        with pytest.raises(UsageError):
-            split_reference(bad)
-
-
 def test_endpoint_override(sig_registry: Registry, sig_layout: Path) -> None:
     """A registry host whose API is served elsewhere (configuration maps it), e.g. the default domain's."""
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    name = split_reference(img.ref).repository.name
+    name = Repository.of(img.ref).name
     with Client(insecure={sig_registry.host}, endpoints={"registry.test": sig_registry.host}) as c:
         assert c.resolve(Repository("registry.test", name), "v1") == img.digest
         assert c.push_blob(Repository("registry.test", name), b"via endpoint")

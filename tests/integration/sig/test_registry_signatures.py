@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from shim.common.errors import Denied, NotFound, Unavailable
 from shim.images import oci
-from shim.images.registry import Client, split_reference
+from shim.images.registry import Client, Repository
 from shim.trust import cache as signature_cache
 from shim.trust import signatures, signing
 from shim.trust.keys import ECDSA_P256, PublicKey, SigningKey, load_public_key
@@ -41,7 +41,7 @@ def trusted(team: SigningKey) -> list[PublicKey]:
 def test_sign_then_fetch_and_verify(sig_registry: Registry, sig_layout: Path, client: Client, team: SigningKey,
                                     trusted: list[PublicKey]) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     with pytest.raises(Denied, match="no signature found"):
         verify([fetch_signatures(client, repo, img.digest)], trusted)
     signed = signing.sign(client, repo, img.digest, team)
@@ -59,7 +59,7 @@ def test_signature_moved_to_another_image_is_denied(sig_registry: Registry, sig_
                                                     team: SigningKey, trusted: list[PublicKey]) -> None:
     low = sigimages.push_fresh(sig_layout, sig_registry, "low")
     high = sigimages.push_fresh(sig_layout, sig_registry, "high")
-    lrepo, hrepo = split_reference(low.ref).repository, split_reference(high.ref).repository
+    lrepo, hrepo = Repository.of(low.ref), Repository.of(high.ref)
     signing.sign(client, lrepo, low.digest, team)
     sig = client.get_manifest(lrepo, signatures.sig_tag(low.digest)).data
     # Copy low's signature (manifest and blobs) under high's .sig tag: a valid signature, wrong image.
@@ -75,7 +75,7 @@ def test_signature_moved_to_another_image_is_denied(sig_registry: Registry, sig_
 def test_sig_manifest_with_1001_layers_is_denied(sig_registry: Registry, sig_layout: Path, client: Client,
                                                  team: SigningKey, trusted: list[PublicKey]) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     signing.sign(client, repo, img.digest, team)
     doc = json.loads(client.get_manifest(repo, signatures.sig_tag(img.digest)).data)
     doc["layers"] = doc["layers"] * 1001
@@ -87,7 +87,7 @@ def test_sig_manifest_with_1001_layers_is_denied(sig_registry: Registry, sig_lay
 def push_bundle(client: Client, img: Image, bundle: bytes) -> None:
     """Store ``bundle`` as cosign 3 does, and list it under the referrers fallback tag (this registry
     version has no referrers API)."""
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     subject = client.get_manifest(repo, img.digest)
     manifest = sigimages.bundle_manifest(bundle, img.digest, len(subject.data), subject.media_type)
     client.push_blob(repo, sigimages.EMPTY_CONFIG)
@@ -105,7 +105,7 @@ def push_bundle(client: Client, img: Image, bundle: bytes) -> None:
 def test_bundle_found_through_the_fallback_tag(sig_registry: Registry, sig_layout: Path, client: Client,
                                                team: SigningKey, trusted: list[PublicKey]) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     push_bundle(client, img, sigimages.make_bundle(new_key(), img.digest))
     with pytest.raises(Denied, match="untrusted"):
         verify([fetch_signatures(client, repo, img.digest)], trusted)
@@ -123,13 +123,13 @@ def test_bundle_for_another_image_is_denied(sig_registry: Registry, sig_layout: 
     other = sigimages.push_fresh(sig_layout, sig_registry, "high")
     push_bundle(client, img, sigimages.make_bundle(team, other.digest))
     with pytest.raises(Denied, match="for another image"):
-        verify([fetch_signatures(client, split_reference(img.ref).repository, img.digest)], trusted)
+        verify([fetch_signatures(client, Repository.of(img.ref), img.digest)], trusted)
 
 
 def test_index_signature_or_platform_signature(sig_registry: Registry, sig_layout: Path, client: Client,
                                               team: SigningKey, trusted: list[PublicKey]) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry, "multi")
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     index = oci.parse_index(client.get_manifest(repo, img.digest).data)
     amd64 = next(d.digest for d in index.manifests if d.platform == oci.Platform("linux", "amd64"))
     signing.sign(client, repo, amd64, team)
@@ -146,7 +146,7 @@ def test_index_signature_or_platform_signature(sig_registry: Registry, sig_layou
 def test_offline_run_after_pull(sig_registry: Registry, sig_layout: Path, client: Client, team: SigningKey,
                                 trusted: list[PublicKey], tmp_path: Path) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     signing.sign(client, repo, img.digest, team)
     push_bundle(client, img, sigimages.make_bundle(team, img.digest))
     # pull: fetch, verify, keep.
@@ -159,7 +159,7 @@ def test_offline_run_after_pull(sig_registry: Registry, sig_layout: Path, client
     signature_cache.store(tmp_path / "classic", classic_only)
     # run, registry unreachable: a client to a dead port fails, the cache still decides.
     with Client(insecure={"127.0.0.1:1"}, timeout=1) as dead, pytest.raises(Unavailable):
-        fetch_signatures(dead, split_reference(f"127.0.0.1:1/{repo.name}").repository, img.digest)
+        fetch_signatures(dead, Repository.of(f"127.0.0.1:1/{repo.name}"), img.digest)
     for state in (tmp_path, tmp_path / "classic"):
         kept = signature_cache.load(state, img.digest)
         assert kept is not None
@@ -171,7 +171,7 @@ def test_offline_run_after_pull(sig_registry: Registry, sig_layout: Path, client
 def test_payload_of_our_signature_names_the_repository(sig_registry: Registry, sig_layout: Path, client: Client,
                                                        team: SigningKey) -> None:
     img = sigimages.push_fresh(sig_layout, sig_registry)
-    repo = split_reference(img.ref).repository
+    repo = Repository.of(img.ref)
     signing.sign(client, repo, img.digest, team)
     layer = oci.parse_manifest(client.get_manifest(repo, signatures.sig_tag(img.digest)).data).layers[0]
     assert client.get_blob(repo, layer.digest) == classic_payload(img.digest, str(repo))

@@ -113,7 +113,7 @@ def test_admission_of_a_config(labels: dict[str, str], system: str, default: str
             raise Denied("the host check failed", check="tpm")
         return CheckResult("tpm", "ok")
 
-    verdict = admission.decide(
+    verdict = admission.decide_admission(
         image="127.0.0.1:5000/app", digest=D, system_level=system, default_level=default,
         require={"High": ["signature", "tpm"], "Mid": ["signature"], "Low": ["signature"]},
         signature=lambda: CheckResult("signature", "ok"), labels=lambda: cfg.labels, host_checks={"tpm": host_check})

@@ -69,7 +69,7 @@ def test_digest_only(raw: str, digest: str) -> None:
     assert ref.kind == "digest"
     assert ref.digest == digest
     assert str(ref) == digest
-    assert reference.is_digest(raw)
+    assert reference.is_image_id(raw)
 
 
 @pytest.mark.parametrize(("raw", "why"), [
@@ -157,7 +157,7 @@ def test_digest_prefix(raw: str, prefix: str | None) -> None:
 
 
 def test_short_hex_is_also_a_name() -> None:
-    assert not reference.is_digest("abc123")
+    assert not reference.is_image_id("abc123")
     assert reference.parse("abc123").kind == "name"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shim.admission.profiles.request import DEFAULT_CAPABILITIES
-from shim.admission.profiles.rules import Settings, decide
+from shim.admission.profiles.rules import Settings, refusals_of
 from shim.common.errors import Denied
 from shim.runtime import argv as runtime_argv
 from shim.runtime import exec as runtime_exec
@@ -124,7 +124,7 @@ def test_namespace_of_a_containerd_bundle() -> None:
 # -- the profile on an exec's process ------------------------------------------------------------------------
 
 def _refused(process: dict[str, object], profile: str) -> list[str]:
-    return [r.rule for r in decide(process_request(process), Settings(profile=profile, level="Low"))]
+    return [r.rule for r in refusals_of(process_request(process), Settings(profile=profile, level="Low"))]
 
 
 def test_an_exec_is_judged_on_what_its_process_asks() -> None:

@@ -27,7 +27,7 @@ def never_host(kind: str, path: str) -> bool:
 
 def refused(s: dict[str, Any], profile: str = "baseline", allow: Allowances | None = None) -> list[str]:
     settings = Settings(profile=profile, level="Low", allow=allow or Allowances())
-    return [r.rule for r in rules.decide(runtime_spec.requested(s, never_host), settings)]
+    return [r.rule for r in rules.refusals_of(runtime_spec.requested(s, never_host), settings)]
 
 
 def test_ctrs_default_spec_is_an_ordinary_container() -> None:

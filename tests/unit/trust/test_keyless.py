@@ -465,7 +465,7 @@ def test_keyless_signers_are_scoped_like_keys(fake: FakeSigstore, fake_root: Pat
                                      r"whose scope \(registry\.example/ops/\* up to Mid\) does not cover repository "
                                      r"registry\.example/dev/app"):
         verify(m, [], keyless=trust, judge=trustpolicy.judge_for(cfg, "registry.example/dev/app"))
-    high = admission.decide(image="i", digest=D1, system_level="High", default_level="High",
+    high = admission.decide_admission(image="i", digest=D1, system_level="High", default_level="High",
                             require={"High": ("signature",)}, signature=lambda: CheckResult("signature", "s", details),
                             labels=lambda: {"policy": "High"}, host_checks={})
     assert isinstance(high.denial, Denied)

@@ -267,7 +267,7 @@ def test_a_key_not_listed_in_the_configuration_is_unscoped(tmp_path: Path, team_
 # -- the level ceiling in the decision -------------------------------------------------------------------
 
 def _decide(details: Mapping[str, object], level: str, system_level: str = "High") -> admission.Verdict:
-    return admission.decide(
+    return admission.decide_admission(
         image="i", digest=D1, system_level=system_level, default_level="High",
         require={"Low": ("signature",), "Mid": ("signature",), "High": ("signature",)},
         signature=lambda: CheckResult("signature", "signed", details),

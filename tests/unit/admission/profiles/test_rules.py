@@ -10,7 +10,7 @@ import pytest
 
 from shim.admission.profiles import from_argv
 from shim.admission.profiles.request import Ask, Requested
-from shim.admission.profiles.rules import RULES, Allowances, Refusal, Settings, decide
+from shim.admission.profiles.rules import RULES, Allowances, Refusal, Settings, refusals_of
 from shim.common import config as bconfig
 from shim.common.errors import ConfigError
 from shim.wrapper.argv import parse
@@ -19,7 +19,7 @@ from shim.wrapper.argv import parse
 def refusals(argv: list[str], profile: str, allow: Allowances | None = None,
              global_flags: dict[str, frozenset[str]] | None = None) -> tuple[Refusal, ...]:
     req = from_argv.requested(parse(argv))
-    return decide(req, Settings(profile=profile, level="Low", allow=allow or Allowances(),
+    return refusals_of(req, Settings(profile=profile, level="Low", allow=allow or Allowances(),
                                 global_flags=global_flags or {}))
 
 
@@ -210,14 +210,14 @@ def test_the_same_rules_apply_to_a_record_built_from_an_oci_spec() -> None:
                     capability_sources=("process.capabilities.bounding",),
                     host_paths=(Ask("/", "mounts[/host] (bind)", read_only=True),),
                     user=Ask("0", "process.user.uid"))
-    rules = {r.rule for r in decide(req, Settings(profile="baseline"))}
+    rules = {r.rule for r in refusals_of(req, Settings(profile="baseline"))}
     assert rules == {"host-namespaces", "capabilities", "host-paths"}
-    assert decide(req, Settings(profile="privileged")) == ()
-    assert "run-as-non-root" in {r.rule for r in decide(req, Settings(profile="restricted"))}
+    assert refusals_of(req, Settings(profile="privileged")) == ()
+    assert "run-as-non-root" in {r.rule for r in refusals_of(req, Settings(profile="restricted"))}
 
 
 def test_an_unknown_profile_is_refused() -> None:
-    [r] = decide(Requested(), Settings(profile="lenient"))
+    [r] = refusals_of(Requested(), Settings(profile="lenient"))
     assert r.rule == "unknown"
 
 

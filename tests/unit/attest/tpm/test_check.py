@@ -41,7 +41,7 @@ def quote(pcrs: dict[int, bytes] | None = None, nonce: bytes = NONCE, seed: int 
 
 
 def test_matching_quote_passes() -> None:
-    r = check.decide(SETTINGS, baseline(), quote(), NONCE)
+    r = check.judge_quote(SETTINGS, baseline(), quote(), NONCE)
     assert r.name == "tpm"
     assert "sha256:0,1,2,3,4,5,7 match the baseline of 2025-01-01T00:00:00Z" in r.summary
     assert r.details["nonce"] == NONCE.hex()
@@ -52,7 +52,7 @@ def test_changed_pcr_is_denied_naming_it_old_and_new() -> None:
     now = dict(PCRS)
     now[7] = hashlib.sha256(b"other db").digest()
     with pytest.raises(Denied) as e:
-        check.decide(SETTINGS, baseline(), quote(now), NONCE, log_bytes=LOG)
+        check.judge_quote(SETTINGS, baseline(), quote(now), NONCE, log_bytes=LOG)
     err = e.value
     assert err.check == "tpm"
     assert err.message.startswith(f"PCR 7 changed: {PCRS[7].hex()[:16]}… → {now[7].hex()[:16]}…")
@@ -67,7 +67,7 @@ def test_several_changed_pcrs_are_all_named() -> None:
     now = dict(PCRS)
     now[0], now[4] = b"\x00" * 31 + b"\x01", b"\x44" * 32
     with pytest.raises(Denied, match=r"PCR 0 changed: .*; PCR 4 changed: "):
-        check.decide(SETTINGS, baseline(), quote(now), NONCE)
+        check.judge_quote(SETTINGS, baseline(), quote(now), NONCE)
 
 
 def test_event_log_differences_are_explained() -> None:
@@ -79,7 +79,7 @@ def test_event_log_differences_are_explained() -> None:
     base = bl.Baseline(**{**base.__dict__, "eventlog": bl.EventLogRecord(
         path="/log", replay_matches={}, events={**base.eventlog.events, 7: ev7})})
     with pytest.raises(Denied) as e:
-        check.decide(SETTINGS, base, quote(), NONCE, log_bytes=LOG)
+        check.judge_quote(SETTINGS, base, quote(), NONCE, log_bytes=LOG)
     hint = e.value.hint or ""
     assert "events differing from the baseline's log for PCR 7:" in hint
     assert "'db'" in hint
@@ -88,12 +88,12 @@ def test_event_log_differences_are_explained() -> None:
 
 def test_another_ak_is_denied() -> None:
     with pytest.raises(Denied, match="another TPM, or its endorsement hierarchy was cleared"):
-        check.decide(SETTINGS, baseline(seed=1), quote(), NONCE)
+        check.judge_quote(SETTINGS, baseline(seed=1), quote(), NONCE)
 
 
 def test_wrong_nonce_is_denied() -> None:
     with pytest.raises(Denied, match="does not verify: the quote is for nonce"):
-        check.decide(SETTINGS, baseline(), quote(nonce=b"\x00" * 32), NONCE)
+        check.judge_quote(SETTINGS, baseline(), quote(nonce=b"\x00" * 32), NONCE)
 
 
 def test_altered_quote_is_denied() -> None:
@@ -101,22 +101,22 @@ def test_altered_quote_is_denied() -> None:
     flipped = bytearray(q.message)
     flipped[-1] ^= 1
     with pytest.raises(Denied, match="signature does not verify"):
-        check.decide(SETTINGS, baseline(), Quote(bytes(flipped), q.signature, q.ak_pem, b"", q.pcrs), NONCE)
+        check.judge_quote(SETTINGS, baseline(), Quote(bytes(flipped), q.signature, q.ak_pem, b"", q.pcrs), NONCE)
 
 
 def test_values_not_those_quoted_are_denied() -> None:
     q = quote()
     with pytest.raises(Denied, match="PCR digest"):
-        check.decide(SETTINGS, baseline(), Quote(q.message, q.signature, q.ak_pem, b"", {**q.pcrs, 1: bytes(32)}),
+        check.judge_quote(SETTINGS, baseline(), Quote(q.message, q.signature, q.ak_pem, b"", {**q.pcrs, 1: bytes(32)}),
                      NONCE)
 
 
 def test_baseline_must_cover_the_configured_pcrs_and_bank() -> None:
     base = baseline(pcrs={p: v for p, v in PCRS.items() if p != 7})
     with pytest.raises(Denied, match="no value for PCR 7"):
-        check.decide(SETTINGS, base, quote(), NONCE)
+        check.judge_quote(SETTINGS, base, quote(), NONCE)
     with pytest.raises(Denied, match="holds the sha256 bank"):
-        check.decide(parse({"bank": "sha384"}), baseline(), quote(), NONCE)
+        check.judge_quote(parse({"bank": "sha384"}), baseline(), quote(), NONCE)
 
 
 def test_missing_baseline_is_denied_before_touching_the_tpm(tmp_path: Path) -> None:
