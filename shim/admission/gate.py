@@ -158,7 +158,7 @@ def abandon(cfg: Config, raw_args: list[str], forward: list[str]) -> None:
                  reason="the caller left before carrying out the decision; nothing was run")
 
 
-def signer_of(verdict: admission.Verdict) -> str:
+def launch_signer(verdict: admission.Verdict) -> str:
     """Who signed the admitted image, as the launch log names it: ``key:<id>`` or ``identity:<SAN> (<issuer>)``."""
     for o in verdict.outcomes:
         if o.check == "signature" and o.passed:
@@ -178,7 +178,7 @@ def measure_launches(ctx: Context, command: str, forward: Sequence[str]) -> Any:
 
     at = measure.now()
     events = [measure.LaunchEvent(source="wrapper", command=command, image=ln.verdict.image,
-                                  digest=ln.verdict.digest, signer=signer_of(ln.verdict),
+                                  digest=ln.verdict.digest, signer=launch_signer(ln.verdict),
                                   level=ln.verdict.level or "", argv=("nerdctl", *forward), time=at,
                                   container_id=ln.container_id, token=ln.token, namespace=ctx.target.namespace,
                                   profile=ctx.cfg.profiles.profile(ln.verdict.level) if ln.verdict.level else None)

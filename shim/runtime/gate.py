@@ -161,12 +161,12 @@ def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str])
     runc runs; the wrapper measured the launches it admitted itself. Raises :class:`Denied` (``measure``)."""
     if decision.verdict is None or not ctx.cfg.measure.enabled:
         return None
-    from shim.admission.gate import signer_of
+    from shim.admission.gate import launch_signer
     from shim.attest import measure
 
     v = decision.verdict
     event = measure.LaunchEvent(source=LAYER, command="create", image=v.image, digest=v.digest,
-                                signer=signer_of(v), level=v.level or "", argv=("runc", *args),
+                                signer=launch_signer(v), level=v.level or "", argv=("runc", *args),
                                 time=measure.now(), container_id=at.container_id, namespace=at.namespace,
                                 profile=ctx.cfg.profiles.profile(v.level) if v.level else None)
     return measure.launches(ctx.cfg, [event])
