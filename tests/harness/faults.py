@@ -9,7 +9,9 @@ digest, a 2 GB body streamed lazily, a stall).
 - :class:`SocketProxy` forwards a unix or TCP listener to an upstream address. ``trigger`` decides, frame by
   frame (a framer splits the client's byte stream), when to stall or cut: :class:`Http2Requests` counts
   gRPC calls (HTTP/2 HEADERS frames) to containerd, :class:`TpmCommands` reads the swtpm command channel
-  (raw TPM 2.0 commands or the MS simulator's framing) and fires on a command code (``TPM2_CC_Quote``).
+  (raw TPM 2.0 commands or the MS simulator's framing) and fires on a command code (``TPM2_CC_Quote``);
+  :class:`TpmTap` keeps every command and response and can rewrite the responses to one command (an
+  interposer on the TPM's channel).
 - :class:`FaultRegistry` is an HTTP server on 127.0.0.1 that forwards to the real registry unless a rule
   answers first.
 """
