@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shim.common import atomicfile
 from shim.common.config import LEVELS, Config
 from shim.common.errors import ConfigError, Denied
 
@@ -128,11 +129,7 @@ def remove_system_level(cfg: Config) -> bool:
         os.unlink(path)
     except FileNotFoundError:
         return False
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomicfile.fsync_directory(path.parent)
     return True
 
 
@@ -142,16 +139,4 @@ def write_system_level(cfg: Config, level: str) -> None:
         raise ConfigError(f"{level!r} is not a level: use one of {', '.join(reversed(LEVELS))}")
     state = Path(cfg.state_dir)
     state.mkdir(mode=0o755, parents=True, exist_ok=True)
-    tmp = state / f".{LEVEL_FILE}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, (level + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, state / LEVEL_FILE)
-    dfd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomicfile.write(state / LEVEL_FILE, (level + "\n").encode(), mode=0o644)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from shim.common import trustedfile
+from shim.common import atomicfile, trustedfile
 from shim.common.errors import ConfigError, Denied, IntegrityError
 
 LABEL = "bacon/admission"
@@ -52,18 +52,8 @@ def _dir(state_dir: Path) -> Path:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+    # no fsync of the directory (one per admission): a record lost in a crash only refuses the container
+    atomicfile.write(path, data, mode=0o600, sync_directory=False)
 
 
 def new_record(state_dir: Path, *, digest: str, image: str, level: str, address: str,

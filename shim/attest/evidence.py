@@ -35,6 +35,7 @@ from typing import Any
 
 from shim.attest import cel, launchlog, launchreplay
 from shim.attest.tdx.settings import TdxSettings
+from shim.common import atomicfile
 from shim.common.errors import BaconError, IntegrityError, Unavailable, UsageError
 
 FORMAT = "bacon-evidence/1"
@@ -78,14 +79,7 @@ def td_report_data(nonce: bytes, launch_log: bytes) -> bytes:
 # -- collecting (on the host, root) ---------------------------------------------------------------------
 
 def _write(out: Path, name: str, data: bytes, files: dict[str, str]) -> None:
-    tmp = out / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, out / name)
+    atomicfile.write(out / name, data)
     files[name] = hashlib.sha256(data).hexdigest()
 
 

@@ -33,7 +33,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -41,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shim.common import trustedfile
+from shim.common import atomicfile, trustedfile
 from shim.common.errors import BaconError, ConfigError, UsageError
 
 DEFAULT_TARGET = Path("/usr/local/bin/nerdctl")
@@ -290,37 +289,10 @@ def record_path(state_dir: Path, target: Path) -> Path:
     return state_dir / RECORD_DIR / f"{digest}.json"
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int, uid: int | None = None, gid: int | None = None) -> None:
-    """Temporary file in the same directory, fsync, ``os.replace``, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if uid is not None and gid is not None:
-                os.fchown(f.fileno(), uid, gid)
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def save_record(state_dir: Path, rec: Record) -> Path:
     path = record_path(state_dir, Path(rec.target))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(path, (json.dumps(rec.to_json(), indent=2) + "\n").encode(), 0o600)
+    atomicfile.write(path, (json.dumps(rec.to_json(), indent=2) + "\n").encode(), mode=0o600)
     return path
 
 
@@ -388,8 +360,8 @@ def rewrite_config_nerdctl(config_path: Path, value: str) -> None:
 
     text = read_trusted_file(config_path).decode("utf-8")
     st = os.stat(config_path)
-    write_atomic(config_path, set_config_nerdctl(text, value).encode(), stat.S_IMODE(st.st_mode), st.st_uid,
-                 st.st_gid)
+    atomicfile.write(config_path, set_config_nerdctl(text, value).encode(), mode=stat.S_IMODE(st.st_mode),
+                     owner=(st.st_uid, st.st_gid))
 
 
 # --- applying ------------------------------------------------------------------------------------------------
@@ -433,7 +405,7 @@ def _copy_file(src: Path, dst: Path, found: Found) -> None:
         if not found.same_content(copy):
             raise BaconError(f"the copy of {src} at {tmp} does not match it (sha256/mode/owner); nothing changed")
         os.replace(tmp, dst)
-    _fsync_dir(dst.parent)
+    atomicfile.fsync_directory(dst.parent)
 
 
 def _symlink(link: str, dst: Path, uid: int | None = None, gid: int | None = None) -> None:
@@ -443,7 +415,7 @@ def _symlink(link: str, dst: Path, uid: int | None = None, gid: int | None = Non
         if uid is not None and gid is not None:
             os.lchown(tmp, uid, gid)
         os.replace(tmp, dst)
-    _fsync_dir(dst.parent)
+    atomicfile.fsync_directory(dst.parent)
 
 
 def missing_dirs(directory: Path) -> list[str]:
@@ -565,7 +537,7 @@ def apply_disable(plan: DisablePlan, state_dir: Path) -> None:
                 _symlink(original.link, target, original.uid, original.gid)
             elif original.kind == NOTHING and is_wrapper(target):
                 os.unlink(target)
-                _fsync_dir(target.parent)
+                atomicfile.fsync_directory(target.parent)
             restored = observe(target)
             ok = (restored.kind == original.kind
                   and (original.kind != FILE or original.same_content(restored))
@@ -589,7 +561,7 @@ def apply_disable(plan: DisablePlan, state_dir: Path) -> None:
         raise BaconError(f"disable failed: {e}", hint=f"the record {record_path(state_dir, target)} is kept; fix the "
                                                       "cause and run `bacon disable` again") from e
     record_path(state_dir, target).unlink()
-    _fsync_dir(record_path(state_dir, target).parent)
+    atomicfile.fsync_directory(record_path(state_dir, target).parent)
 
 
 def require_root(what: str) -> None:

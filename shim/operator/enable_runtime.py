@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim.common import atomicfile
 from shim.common.errors import BaconError, ConfigError
 from shim.operator import enable as en
 from shim.runtime import argv as runtime_argv
@@ -181,11 +182,11 @@ def enable(target: Path, config_path: Path, state_dir: Path, gate: Path | None =
     if before_change is not None:
         before_change(real)
     rec_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    en.write_atomic(rec_path, (json.dumps(rec.to_json(), indent=2) + "\n").encode(), 0o600)
+    atomicfile.write(rec_path, (json.dumps(rec.to_json(), indent=2) + "\n").encode(), mode=0o600)
     if new_text != text:
-        en.write_atomic(config_path, new_text.encode(), rec.config_mode, st.st_uid, st.st_gid)
+        atomicfile.write(config_path, new_text.encode(), mode=rec.config_mode, owner=(st.st_uid, st.st_gid))
     target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    en.write_atomic(target, launcher, 0o755, 0, 0)
+    atomicfile.write(target, launcher, mode=0o755, owner=(0, 0))
     return Enabled("installed", target, real, rec_path)
 
 
@@ -229,7 +230,7 @@ def disable(target: Path, state_dir: Path) -> RuntimeRecord | None:
                          hint="remove its [runtime] table by hand, then remove " + str(record_path(state_dir, target)))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(target)
-    en.write_atomic(config_path, before, rec.config_mode, rec.config_uid, rec.config_gid)
+    atomicfile.write(config_path, before, mode=rec.config_mode, owner=(rec.config_uid, rec.config_gid))
     for d in reversed(rec.created_dirs):
         with contextlib.suppress(OSError):
             os.rmdir(d)  # only when empty

@@ -16,10 +16,9 @@ only the payloads the verifier asked for.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from shim.common import atomicfile
 from shim.common.errors import IntegrityError
 from shim.images import oci
 from shim.trust.signatures import Material
@@ -40,17 +39,7 @@ def _hex(digest: str) -> str:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomicfile.write(path, data, sync_directory=False)  # a lost entry is fetched and verified again
 
 
 def _put_blob(root: Path, data: bytes) -> str:

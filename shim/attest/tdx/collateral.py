@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shim.common import atomicfile
 from shim.common.errors import Denied, Unavailable
 
 MAX_COLLATERAL = 4 << 20
@@ -145,24 +145,9 @@ def load(path: Path) -> str:
 
 
 def store(path: Path, text: str) -> None:
-    """Write the collateral atomically: a temporary file in the same directory, fsync, ``os.replace``."""
+    """Write the collateral atomically (:mod:`shim.common.atomicfile`), mode 0644."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    fd, tmp = tempfile.mkstemp(prefix=".collateral-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomicfile.write(path, text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------- refresh (network edge)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 from shim.attest.tdx import check, collateral, settings, verify
 from shim.attest.tdx.configfs import REPORTDATA_SIZE
+from shim.common import atomicfile
 from shim.common.errors import BaconError, Denied, Unavailable, UsageError
 
 MAX_QUOTE_FILE = 1 << 20
@@ -33,20 +32,6 @@ def parse_nonce(nonce_hex: str) -> bytes:
     if not 1 <= len(raw) <= REPORTDATA_SIZE:
         raise UsageError(f"--nonce must be 1 to {REPORTDATA_SIZE} bytes (2 to 128 hex digits), got {len(raw)} bytes")
     return raw.ljust(REPORTDATA_SIZE, b"\x00")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_file(path: Path, what: str, limit: int) -> bytes:
@@ -66,7 +51,7 @@ def cmd_quote(nonce_hex: str, out: str | None, section: settings.TdxSettings | M
     s = settings.as_settings(section)
     quote = check.provider_for(s).get_quote(report_data)
     if out:
-        _write_atomic(Path(out), quote)
+        atomicfile.write(out, quote)
         print(f"wrote {len(quote)}-byte TD quote to {out} (REPORTDATA {report_data.hex()})", file=sys.stderr)
     else:
         print(quote.hex())

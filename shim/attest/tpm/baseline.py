@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shim.attest.tpm.settings import BANKS, PCR_COUNT
+from shim.common import atomicfile
 from shim.common.errors import ConfigError
 
 FILENAME = "tpm-baseline.json"
@@ -203,27 +203,7 @@ def write(state_dir: Path, baseline: Baseline) -> Path:
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = path_for(state_dir)
     data = (json.dumps(to_json(baseline), indent=2, sort_keys=True) + "\n").encode()
-    tmp = state_dir / f".{FILENAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dfd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomicfile.write(path, data, mode=0o600)
     return path
 
 

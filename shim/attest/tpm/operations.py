@@ -37,6 +37,7 @@ from shim.attest.tpm.settings import (
     format_selection,
     parse_pcrs,
 )
+from shim.common import atomicfile
 from shim.common.errors import BaconError, IntegrityError, NotFound, Unavailable, UsageError
 
 EFIVARS = Path("/sys/firmware/efi/efivars")
@@ -205,18 +206,6 @@ def _selection(settings: TpmSettings, pcrs: str | Sequence[int] | None) -> TpmSe
     return TpmSettings(tcti=settings.tcti, pcrs=chosen, bank=bank, ak=settings.ak, eventlog=settings.eventlog)
 
 
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def cmd_quote(section: TpmSettings | Mapping[str, Any], nonce_hex: str, pcrs: str | Sequence[int] | None,
               out_dir: Path | None) -> int:
     """Quote PCRs with the operator's nonce; write the files ``tpm2_checkquote`` takes, or print JSON.
@@ -262,7 +251,7 @@ def cmd_quote(section: TpmSettings | Mapping[str, Any], nonce_hex: str, pcrs: st
         doc["checkquote"] = cmd
         files["quote.json"] = (json.dumps(doc, indent=2) + "\n").encode()
         for name, data in files.items():
-            _write_public(out_dir / name, data)
+            atomicfile.write(out_dir / name, data)
     except OSError as e:
         raise BaconError(f"cannot write the quote to {out_dir}: {e.strerror or e}") from e
     _out(f"quote of {settings.selection} for nonce {nonce.hex()} by AK {fp} written to {out_dir}")
