@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim.attest import cel
+from shim.common import trustedfile
 from shim.common.errors import ConfigError
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -185,7 +186,7 @@ def locked(path: Path, *, create: bool) -> Iterator[int]:
     fd = os.open(path, flags, 0o600)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+        if not stat.S_ISREG(st.st_mode) or trustedfile.unsafe_stat(st):
             raise ConfigError(f"the launch log {path} is not a regular file of root's writable by root alone",
                               hint=f"inspect it; then chown root:root {path} && chmod 600 {path}")
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -42,13 +42,14 @@ def _owners() -> tuple[int, int]:
     return (0, os.geteuid())
 
 
-def unsafe_stat(st: os.stat_result, *, private: bool = False) -> str | None:
-    """Why a file or directory with status ``st`` may not be trusted, or ``None`` (pure)."""
+def unsafe_stat(st: os.stat_result, *, private: bool = False, sticky: bool = True) -> str | None:
+    """Why a file or directory with status ``st`` may not be trusted, or ``None`` (pure). ``sticky=False``
+    refuses a shared sticky directory too (a directory whose entries BACON replaces must be its own)."""
     if st.st_uid not in _owners():
         return f"is owned by uid {st.st_uid}, not by root"
     mode = stat.S_IMODE(st.st_mode)
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0:
+        if sticky and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0:
             return None  # /tmp and the like: nobody may replace another's entry
         return f"is writable by others (mode {mode:o})"
     if private and st.st_mode & 0o077:

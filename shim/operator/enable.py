@@ -35,10 +35,10 @@ import stat
 import sys
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shim.common import atomicfile, trustedfile
 from shim.common.errors import BaconError, ConfigError, UsageError
@@ -296,21 +296,30 @@ def save_record(state_dir: Path, rec: Record) -> Path:
     return path
 
 
-def load_record(state_dir: Path, target: Path) -> Record | None:
-    """The record for ``target``, or None. Raises :class:`ConfigError` when it is unsafe or unreadable."""
-    path = record_path(state_dir, target)
+R = TypeVar("R")
+
+
+def read_record(path: Path, target: Path, parse: Callable[[Any], R]) -> R | None:
+    """The enable record at ``path`` (for ``target``) as ``parse`` makes it from its JSON, or None when there is
+    none. It is a trusted file (:mod:`shim.common.trustedfile`; no symlink). Raises :class:`ConfigError`."""
     if not os.path.lexists(path):
         return None
+    hint = f"inspect and remove {path}, then restore {target} by hand"
     try:
         raw = trustedfile.read(path, "the enable record", symlink=False)
     except ConfigError as e:
-        raise ConfigError(e.message, hint=f"inspect and remove {path}, then restore {target} by hand") from e
+        raise ConfigError(e.message, hint=hint) from e
     try:
-        rec = Record.from_json(json.loads(raw))
-    except ValueError as e:
-        raise ConfigError(f"the enable record {path} is unreadable: {e}",
-                          hint=f"inspect and remove {path}, then restore {target} by hand") from e
-    if os.path.normpath(rec.target) != os.path.normpath(target):
+        return parse(json.loads(raw))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"the enable record {path} is unreadable: {e}", hint=hint) from e
+
+
+def load_record(state_dir: Path, target: Path) -> Record | None:
+    """The record for ``target``, or None. Raises :class:`ConfigError` when it is unsafe or unreadable."""
+    path = record_path(state_dir, target)
+    rec = read_record(path, target, Record.from_json)
+    if rec is not None and os.path.normpath(rec.target) != os.path.normpath(target):
         raise ConfigError(f"the enable record {path} is for {rec.target}, not {target}")
     return rec
 

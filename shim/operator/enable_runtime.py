@@ -191,24 +191,7 @@ def enable(target: Path, config_path: Path, state_dir: Path, gate: Path | None =
 
 
 def load_record(state_dir: Path, target: Path) -> RuntimeRecord | None:
-    path = record_path(state_dir, target)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
-            raise ConfigError(f"the enable record {path} is not private to root",
-                              hint=f"inspect and remove {path}, then restore {target} by hand")
-        raw = os.read(fd, 1 << 20)
-    finally:
-        os.close(fd)
-    try:
-        return RuntimeRecord.from_json(json.loads(raw))
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"the enable record {path} is unreadable: {e}",
-                          hint=f"inspect and remove {path}, then restore {target} by hand") from e
+    return en.read_record(record_path(state_dir, target), target, RuntimeRecord.from_json)
 
 
 def disable(target: Path, state_dir: Path) -> RuntimeRecord | None:

@@ -41,6 +41,7 @@ import sys
 import time
 from typing import TextIO
 
+from shim.common import trustedfile
 from shim.common.errors import EXIT_INTERNAL, BaconError, ConfigError
 from shim.service import log as servicelog
 from shim.service import wire
@@ -88,7 +89,7 @@ def _check_directory(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)
     st = os.stat(directory)
-    if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if trustedfile.unsafe_stat(st, sticky=False):  # the stale socket in it is replaced on start
         raise ConfigError(f"the service socket's directory {directory} must belong to uid {os.geteuid()} and be "
                           "writable by nobody else", hint=f"chown root {directory} && chmod 0700 {directory}")
 

@@ -112,7 +112,7 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_partial_one(tmp_pa
 
 def test_fsync_directory(tmp_path: Path) -> None:
     atomicfile.fsync_directory(tmp_path)
+    (tmp_path / "f").write_bytes(b"")
     with pytest.raises(NotADirectoryError):
-        (tmp_path / "f").write_bytes(b"")
         atomicfile.fsync_directory(tmp_path / "f")
 

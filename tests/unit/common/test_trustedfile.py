@@ -116,3 +116,11 @@ def test_problem_is_the_same_verdict_as_text(tmp_path: Path) -> None:
     assert trustedfile.problem(p, "program", executable=True) is None
     p.chmod(0o644)
     assert "not executable" in str(trustedfile.problem(p, "program", executable=True))
+
+
+def test_a_sticky_directory_can_be_refused_where_entries_are_replaced(tmp_path: Path) -> None:
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    assert trustedfile.unsafe_stat(sticky.stat()) is None
+    assert trustedfile.unsafe_stat(sticky.stat(), sticky=False) == "is writable by others (mode 1777)"

@@ -192,3 +192,29 @@ def test_disable_removes_only_the_empty_directories_enable_made(tmp_path: Path) 
     assert en.remove_dirs_created(rec) == [str(top / "libexec")]
     assert top.is_dir()  # it was there before enable
     assert en.Record.from_json(rec.to_json()).dirs_created == rec.dirs_created
+
+
+def test_the_runtime_enable_record_is_read_as_a_trusted_file(tmp_path: Path) -> None:
+    """The same rule as the nerdctl enable record: a symlink or a record others may write is a configuration
+    error (78) naming the fix, not an OSError (ELOOP) escaping as an internal error."""
+    from shim.operator import enable_runtime
+
+    state = tmp_path / "state"
+    target = tmp_path / "runc"
+    path = enable_runtime.record_path(state, target)
+    assert enable_runtime.load_record(state, target) is None
+    path.parent.mkdir(parents=True)
+    (tmp_path / "elsewhere.json").write_text("{}")
+    path.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ConfigError, match="is a symlink") as e:
+        enable_runtime.load_record(state, target)
+    assert e.value.hint is not None
+    assert "restore" in e.value.hint
+    path.unlink()
+    path.write_text("{}")
+    path.chmod(0o620)
+    with pytest.raises(ConfigError, match="is writable by others"):
+        enable_runtime.load_record(state, target)
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match="unreadable"):
+        enable_runtime.load_record(state, target)
