@@ -21,12 +21,12 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from shim.common import atomicfile, trustedfile
+from shim.common import atomicfile, strictjson, trustedfile
 from shim.common.errors import ConfigError, Denied, IntegrityError
 
 LABEL = "bacon/admission"
+MAX_RECORD = 1 << 16  # bytes; a record is a few hundred
 LABEL_PREFIX = "bacon/"
 _TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 CLOCK_SLACK = 5.0  # seconds a container's creation may precede its record (clock granularity)
@@ -83,13 +83,12 @@ def load(state_dir: Path, token: str) -> AdmissionRecord | None:
     if not os.path.lexists(path):
         return None
     try:
-        raw = trustedfile.read(path, "admission record", max_size=1 << 16, private=True, symlink=False)
+        raw = trustedfile.read(path, "admission record", max_size=MAX_RECORD, private=True, symlink=False)
     except ConfigError as e:
         raise IntegrityError(f"{e.message}; refusing it") from e
     try:
-        obj: dict[str, Any] = json.loads(raw)
-        return AdmissionRecord(**obj)
-    except (ValueError, TypeError) as e:
+        return AdmissionRecord(**strictjson.load_object(raw, max_size=MAX_RECORD))
+    except (ValueError, TypeError) as e:  # strictjson.Invalid is a ValueError
         raise IntegrityError(f"admission record {path} is malformed: {e}") from e
 
 

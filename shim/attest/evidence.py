@@ -35,7 +35,7 @@ from typing import Any
 
 from shim.attest import cel, launchlog, launchreplay
 from shim.attest.tdx.settings import TdxSettings
-from shim.common import atomicfile
+from shim.common import atomicfile, strictjson
 from shim.common.errors import BaconError, IntegrityError, Unavailable, UsageError
 
 FORMAT = "bacon-evidence/1"
@@ -223,11 +223,11 @@ def _verify(bundle: Path, nonce: bytes, report: Report, ak_pem: bytes | None, co
     if raw_manifest is None:
         raise Failed(f"{bundle}/{MANIFEST} is missing: not a bacon evidence bundle")
     try:
-        manifest = json.loads(raw_manifest)
-        if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
-            raise ValueError(f"format {manifest.get('format')!r}")
-    except (ValueError, AttributeError) as e:
-        raise Failed(f"{MANIFEST} is not a {FORMAT} manifest: {e}") from e
+        manifest = strictjson.load_object(raw_manifest, max_size=MAX_FILE)
+    except strictjson.Invalid as e:
+        raise Failed(f"{MANIFEST} is not a {FORMAT} manifest: it {e}") from e
+    if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        raise Failed(f"{MANIFEST} is not a {FORMAT} manifest: format {str(manifest.get('format'))[:80]!r}")
     for name in manifest["files"]:
         if "/" in name or name.startswith("."):
             raise Failed(f"the manifest names {name!r}, not a file of the bundle")

@@ -11,12 +11,12 @@ stacks; what is needed here is ~150 lines of checks over ``json``.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shim.common import strictjson
 from shim.common.errors import IntegrityError
 
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -79,31 +79,12 @@ class Descriptor:
 
 
 def _load_json(data: bytes, what: str, limit: int) -> dict[str, Any]:
-    if len(data) > limit:
-        raise IntegrityError(f"{what} is {len(data)} bytes, more than the limit of {limit}")
+    """``data`` read as :mod:`shim.common.strictjson` reads untrusted JSON: bounded, UTF-8 only (what Go's
+    decoder in containerd and nerdctl accepts), no duplicate key, no NaN/Infinity."""
     try:
-        # UTF-8 only, and no NaN/Infinity: what Go's decoder (containerd, nerdctl) accepts. json.loads
-        # would also take UTF-16/32 and a BOM from bytes.
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as e:
-        raise IntegrityError(f"{what} is not valid JSON: {e}") from e
-    if not isinstance(obj, dict):
-        raise IntegrityError(f"{what} is not a JSON object")
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            # Two JSON parsers may keep different copies; a decision must not depend on which.
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
+        return strictjson.load_object(data, max_size=limit)
+    except strictjson.Invalid as e:
+        raise IntegrityError(f"{what} {e}") from e
 
 
 # Go's encoding/json (containerd, nerdctl) matches an object key to a struct field case-insensitively,
@@ -251,7 +232,7 @@ class ImageConfig:
 def parse_config(data: bytes) -> ImageConfig:
     """The parts of an image config the gate reads: ``config.Labels`` and the platform.
 
-    Duplicate keys anywhere make the config invalid (see :func:`_no_duplicate_keys`)."""
+    Duplicate keys anywhere make the config invalid (see :func:`_load_json`)."""
     obj = _load_json(data, "image config", MAX_CONFIG_BYTES)
     plat = _platform(obj, "image config")  # containerd's ConfigPlatform: the platform fields of the config
     obj = _struct(obj, ("config",), "image config")

@@ -17,7 +17,6 @@ Standard library only (``gzip`` for rotated files).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -28,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from shim.common import strictjson
 from shim.common.errors import NoPermission, NotFound, Unavailable, UsageError
 
 MAX_LINE = 1 << 20  # as shim.admission.audit.MAX_LINE (not imported: that module loads structlog)
@@ -89,8 +89,8 @@ def parse_line(lineno: int, raw: bytes) -> Entry | BadLine:
     if len(raw) > MAX_LINE:
         return BadLine(lineno, f"longer than {MAX_LINE} bytes", shown)
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        doc = strictjson.loads(raw, max_size=MAX_LINE)
+    except strictjson.Invalid:
         return BadLine(lineno, "not JSON (torn or garbage)", shown)
     if not isinstance(doc, dict):
         return BadLine(lineno, "not a JSON object", shown)

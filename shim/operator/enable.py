@@ -40,12 +40,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shim.common import atomicfile, trustedfile
+from shim.common import atomicfile, strictjson, trustedfile
 from shim.common.errors import BaconError, ConfigError, UsageError
 
 DEFAULT_TARGET = Path("/usr/local/bin/nerdctl")
 DEFAULT_LIBEXEC = Path("/usr/local/libexec/bacon")
 RECORD_DIR = "enabled"
+MAX_RECORD = 1 << 20  # bytes of an enable record (JSON)
 WRAPPER_MARKER = b"shim.wrapper.main"  # in the console script pip writes for our `nerdctl` entry point
 HEAD = 4096
 
@@ -306,12 +307,12 @@ def read_record(path: Path, target: Path, parse: Callable[[Any], R]) -> R | None
         return None
     hint = f"inspect and remove {path}, then restore {target} by hand"
     try:
-        raw = trustedfile.read(path, "the enable record", symlink=False)
+        raw = trustedfile.read(path, "the enable record", max_size=MAX_RECORD, symlink=False)
     except ConfigError as e:
         raise ConfigError(e.message, hint=hint) from e
     try:
-        return parse(json.loads(raw))
-    except (ValueError, TypeError) as e:
+        return parse(strictjson.loads(raw, max_size=MAX_RECORD))
+    except (ValueError, TypeError) as e:  # strictjson.Invalid is a ValueError
         raise ConfigError(f"the enable record {path} is unreadable: {e}", hint=hint) from e
 
 

@@ -5,16 +5,17 @@ runc decodes them with Go's ``encoding/json``, which matches an object's key to 
 case-insensitively, folding the Kelvin sign to ``k`` and the long s to ``s`` as well: runc reads
 ``{"Process": …}`` or ``{"capabilitieſ": …}`` as ``process``/``capabilities``, and when two keys match one
 field the last wins. Python's ``json`` reads keys exactly, so a key spelled so would reach runc unseen by the
-gate. The standard library's ``json`` parses; this module adds the one thing no JSON library offers, Go's key
-folding: it refuses any key that runc would read as one of the fields the gate judges (:data:`FIELDS`) but is
-not spelled as that field, and any object with two keys runc could read as one. ``NaN`` and ``Infinity``
-(which Go refuses) are refused too. docs/runtime.md.
+gate. :mod:`shim.common.strictjson` parses (bounded, UTF-8, no duplicate key, no ``NaN``/``Infinity``, which Go
+refuses, bounded depth); this module adds the one thing no JSON library offers, Go's key folding: it refuses
+any key that runc would read as one of the fields the gate judges (:data:`FIELDS`) but is not spelled as that
+field, and any object with two keys runc could read as one. docs/runtime.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
+
+from shim.common import strictjson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ FIELDS = frozenset({
     "hooks", "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop", "seccomp",
     "defaultAction", "sysctl",
 })
+
+
+MAX_FILE = 16 << 20  # bytes: runc's largest such file is its state.json
 
 
 class SpecFileError(ValueError):
@@ -45,43 +49,36 @@ def fold(key: str) -> str:
 _CANONICAL = {fold(name): name for name in FIELDS}
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    # the common case, quickly: every key a field as spelled, or lower case and no field's variant
-    if len(obj) == len(pairs) and all(k in FIELDS or (k.islower() and k.isascii() and k not in _CANONICAL)
-                                      for k in obj):
-        return obj
+def _object(pairs: list[tuple[str, Any]]) -> None:
+    # the common case, quickly: every key a field as spelled, or lower case and no field's variant (two keys
+    # spelled alike are strictjson's to refuse)
+    if all(k in FIELDS or (k.islower() and k.isascii() and k not in _CANONICAL) for k, _ in pairs):
+        return
     seen: dict[str, str] = {}
     for key, _ in pairs:
         folded = fold(key)
         if folded in seen:
-            raise SpecFileError(f"the keys {seen[folded]!r} and {key!r} are one field to runc (the last would win)")
+            raise strictjson.Invalid(f"the keys {seen[folded]!r} and {key!r} are one field to runc (the last would "
+                                     "win)")
         seen[folded] = key
         canonical = _CANONICAL.get(folded)
         if canonical is not None and canonical != key:
-            raise SpecFileError(f"the key {key!r} is runc's {canonical!r}: spell it {canonical!r}")
-    return obj
+            raise strictjson.Invalid(f"the key {key!r} is runc's {canonical!r}: spell it {canonical!r}")
 
 
-def _constant(name: str) -> Any:
-    raise SpecFileError(f"{name} is not JSON")
-
-
-def loads(raw: bytes) -> dict[str, Any]:
-    """Parse ``raw`` (one JSON object) strictly. Raises :class:`SpecFileError`."""
+def loads(raw: bytes, limit: int = MAX_FILE) -> dict[str, Any]:
+    """Parse ``raw`` (one JSON object, at most ``limit`` bytes) strictly (:mod:`shim.common.strictjson`, and
+    Go's key folding). Raises :class:`SpecFileError`."""
     try:
-        value = json.loads(raw, object_pairs_hook=_object, parse_constant=_constant)
-    except ValueError as e:  # SpecFileError is a ValueError; json's own errors and bad UTF-8 are too
+        return strictjson.load_object(raw, max_size=limit, check_object=_object)
+    except strictjson.Invalid as e:
         raise SpecFileError(str(e)) from None
-    if not isinstance(value, dict):
-        raise SpecFileError("not a JSON object")
-    return value
 
 
 def read(path: str, limit: int) -> dict[str, Any]:
     """The JSON object in the file at ``path`` (at most ``limit`` bytes; a symbolic link is not followed).
     Raises :class:`SpecFileError` (``OSError``'s reason included)."""
-    return loads(read_bytes(path, limit))
+    return loads(read_bytes(path, limit), limit)
 
 
 def read_bytes(path: str, limit: int) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shim.common import atomicfile
+from shim.common import atomicfile, strictjson
 from shim.common.errors import IntegrityError
 from shim.images import oci
 from shim.trust.signatures import Material
@@ -87,8 +87,8 @@ def load(state_dir: Path, digest: str) -> Material | None:
     except OSError as e:
         raise IntegrityError(f"signature cache: cannot read {path}: {e.strerror}") from e
     try:
-        entry = json.loads(raw) if len(raw) <= MAX_ENTRY_BYTES else None
-    except ValueError:
+        entry = strictjson.loads(raw, max_size=MAX_ENTRY_BYTES)
+    except strictjson.Invalid:
         entry = None
     if not isinstance(entry, dict) or entry.get("digest") != digest:
         raise IntegrityError(f"signature cache: {path} is corrupt")

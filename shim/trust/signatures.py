@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shim.admission.checks import CheckResult
+from shim.common import strictjson
 from shim.common.config import TrustedIdentity
 from shim.common.errors import Denied, IntegrityError
 from shim.images import oci
@@ -202,22 +203,11 @@ class _Reject(Exception):
         self.reason = reason
 
 
-def _load_json(data: bytes, what: str) -> dict[str, Any]:
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in items:
-            if k in out:
-                raise ValueError(f"duplicate key {k!r}")
-            out[k] = v
-        return out
-
+def _load_json(data: bytes, what: str, limit: int) -> dict[str, Any]:
     try:
-        obj = json.loads(data, object_pairs_hook=pairs)
-    except (ValueError, RecursionError) as e:
-        raise _Reject(_MALFORMED, f"{what} is not valid JSON ({e})") from e
-    if not isinstance(obj, dict):
-        raise _Reject(_MALFORMED, f"{what} is not a JSON object")
-    return obj
+        return strictjson.load_object(data, max_size=limit)
+    except strictjson.Invalid as e:
+        raise _Reject(_MALFORMED, f"{what} {e}") from e
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -276,7 +266,7 @@ def _check_layer(digest: str, layer: oci.Descriptor, blobs: Mapping[str, bytes],
             raise _Reject(_UNSUPPORTED, f"{what} is a keyless signature in cosign's classic .sig format "
                                         "(certificate and SET), which cannot be verified offline") from None
         raise
-    doc = _load_json(payload, f"{what}: payload")
+    doc = _load_json(payload, f"{what}: payload", limits.max_payload_bytes)
     critical = doc.get("critical")
     image = critical.get("image") if isinstance(critical, dict) else None
     claimed = image.get("docker-manifest-digest") if isinstance(image, dict) else None
@@ -322,7 +312,7 @@ def _check_statement(digest: str, payload_type: str, payload: bytes, signer: str
     with cosign's sign predicate whose subjects include ``digest``. Raises :class:`_Reject`."""
     if payload_type != INTOTO_PAYLOAD_TYPE:
         raise _Reject(_MALFORMED, f"{what}: payload type {str(payload_type)[:80]!r} is not in-toto")
-    statement = _load_json(payload, f"{what}: in-toto statement")
+    statement = _load_json(payload, f"{what}: in-toto statement", limits.max_bundle_bytes)
     if not isinstance(statement.get("_type"), str) or statement["_type"] not in INTOTO_STATEMENT_TYPES:
         raise _Reject(_MALFORMED, f"{what}: not an in-toto statement")
     if statement.get("predicateType") != COSIGN_SIGN_PREDICATE:
@@ -365,9 +355,7 @@ class _KeylessVerifier:
 
 def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], keyless: _KeylessVerifier,
                     limits: Limits, what: str) -> Verified:
-    if len(raw) > limits.max_bundle_bytes:
-        raise _Reject(_MALFORMED, f"{what} is {len(raw)} bytes, more than the limit of {limits.max_bundle_bytes}")
-    doc = _load_json(raw, what)
+    doc = _load_json(raw, what, limits.max_bundle_bytes)
     if not isinstance(doc.get("mediaType"), str) or doc["mediaType"] not in BUNDLE_MEDIA_TYPES:
         raise _Reject(_MALFORMED, f"{what} has media type {str(doc.get('mediaType'))[:80]!r}, not a v0.3 bundle")
     env = doc.get("dsseEnvelope")

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shim.common import atomicfile
+from shim.common import atomicfile, strictjson
 from shim.common.errors import Denied, Unavailable
 
 MAX_COLLATERAL = 4 << 20
@@ -67,11 +67,9 @@ def iso(ts: int) -> str:
 def parse_document(text: str) -> dict[str, Any]:
     """The collateral JSON as a dict with every required key. Raises :class:`Denied` (bad collateral)."""
     try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise Denied(f"TDX collateral is not JSON: {e}", check="tdx", hint=HINT_REFRESH) from e
-    if not isinstance(doc, dict):
-        raise Denied("TDX collateral is not a JSON object", check="tdx", hint=HINT_REFRESH)
+        doc = strictjson.load_object(text, max_size=MAX_COLLATERAL)
+    except strictjson.Invalid as e:
+        raise Denied(f"TDX collateral {e}", check="tdx", hint=HINT_REFRESH) from e
     missing = [k for k in COLLATERAL_KEYS if not isinstance(doc.get(k), str)]
     if missing:
         raise Denied(f"TDX collateral lacks {', '.join(missing)}", check="tdx", hint=HINT_REFRESH)
@@ -87,7 +85,10 @@ def validity_window(text: str) -> Window:
     ends: list[tuple[int, str]] = []
     try:
         for key, name in (("tcb_info", "TCB Info"), ("qe_identity", "QE Identity")):
-            body = json.loads(doc[key])
+            try:
+                body = strictjson.loads(doc[key], max_size=MAX_COLLATERAL)
+            except strictjson.Invalid as e:
+                raise ValueError(f"{name} {e}") from e
             starts.append((_ts(body["issueDate"]), f"{name} issueDate"))
             ends.append((_ts(body["nextUpdate"]), f"{name} nextUpdate"))
         for key, name in (("root_ca_crl", "root CA CRL"), ("pck_crl", "PCK CRL")):
@@ -102,8 +103,8 @@ def validity_window(text: str) -> Window:
                 cn = cert.subject.rfc4514_string()
                 starts.append((int(cert.not_valid_before_utc.timestamp()), f"certificate {cn} notBefore"))
                 ends.append((int(cert.not_valid_after_utc.timestamp()), f"certificate {cn} notAfter"))
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError, x509.InvalidVersion) as e:
-        # AttributeError: a date that is not a string; RecursionError: a signed JSON string nested too deep;
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, x509.InvalidVersion) as e:
+        # AttributeError: a date that is not a string;
         # InvalidVersion: a certificate whose version is neither v1 nor v3
         raise Denied(f"TDX collateral is malformed: {e}", check="tdx", hint=HINT_REFRESH) from e
     start = max(starts)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.attest.tdx.settings import TrustAuthoritySettings
+from shim.common import strictjson
 from shim.common.errors import ConfigError, Denied, Unavailable
 
 NONCE_PATH = "/appraisal/v2/nonce"
@@ -104,15 +105,10 @@ def _json(status: int, body: bytes, url: str) -> dict[str, Any]:
     if status != 200:
         snippet = body[:200].decode("utf-8", "replace")
         raise Unavailable(f"Intel Trust Authority answered {status} at {url}: {snippet}", hint=HINT_NET)
-    if len(body) > MAX_RESPONSE:
-        raise Denied(f"Intel Trust Authority's answer at {url} exceeds {MAX_RESPONSE} bytes", check="tdx")
     try:
-        doc = json.loads(body)
-    except ValueError as e:
-        raise Denied(f"Intel Trust Authority's answer at {url} is not JSON: {e}", check="tdx") from e
-    if not isinstance(doc, dict):
-        raise Denied(f"Intel Trust Authority's answer at {url} is not a JSON object", check="tdx")
-    return doc
+        return strictjson.load_object(body, max_size=MAX_RESPONSE)
+    except strictjson.Invalid as e:
+        raise Denied(f"Intel Trust Authority's answer at {url} {e}", check="tdx") from e
 
 
 def load_root(path: Path) -> Any:

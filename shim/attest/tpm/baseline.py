@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.attest.tpm.settings import BANKS, PCR_COUNT
-from shim.common import atomicfile
+from shim.common import atomicfile, strictjson
 from shim.common.errors import ConfigError
 
 FILENAME = "tpm-baseline.json"
@@ -186,12 +186,10 @@ def load(state_dir: Path) -> Baseline | None:
         data = trustedfile.read(path, "TPM baseline", max_size=MAX_SIZE + 1, symlink=False)
     except ConfigError as e:
         raise BaselineError(e.message) from e
-    if len(data) > MAX_SIZE:
-        raise BaselineError(f"TPM baseline {path} is larger than {MAX_SIZE} bytes")
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BaselineError(f"TPM baseline {path} is not valid JSON: {e}") from e
+        doc = strictjson.loads(data, max_size=MAX_SIZE)
+    except strictjson.Invalid as e:
+        raise BaselineError(f"TPM baseline {path} {e}") from e
     try:
         return from_json(doc)
     except BaselineError as e:

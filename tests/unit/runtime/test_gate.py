@@ -101,3 +101,18 @@ def test_a_create_outside_a_containerd_bundle_is_refused_and_audited(tmp_path: P
     assert line["layer"] == "runtime"
     assert line["failed_check"] == "runtime"
     assert line["container"] == "c1"
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    (b'{"root": {"path": "rootfs"}, "root": {"path": "/"}}', "duplicate key 'root'"),  # which one would runc use?
+    (b'{"root": {"path": "rootfs"}, "process": {"oomScoreAdj": NaN}}', "NaN is not JSON"),
+    (b'{"root": {"path": "rootfs"}, "x": ' + b"[" * 200 + b"]" * 200 + b"}", "nested more than 64 deep"),
+    (b"[]", "is not a JSON object"),
+    (b'{"root": {"path": "rootfs"}} ' + b" " * runtime_gate.MAX_SPEC, "larger than"),
+])
+def test_the_spec_is_read_strictly(tmp_path: Path, spec: bytes, says: str) -> None:
+    (tmp_path / "config.json").write_bytes(spec)
+    with pytest.raises(Denied, match=says) as e:
+        runtime_gate.read_spec(tmp_path)
+    assert e.value.check == "spec"
+    assert str(tmp_path / "config.json") in e.value.message
