@@ -32,7 +32,6 @@ EXIT_NOT_READY = 1
 ALWAYS = "always"  # an item every admission needs
 DEFAULT_TIMEOUT = 10.0
 EFI = Path("/sys/firmware/efi")
-SECURE_BOOT_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE
 CHECK_ITEMS = {"signature": "keys", "tpm": "tpm", "tdx": "tdx"}  # requirement -> the item that satisfies it
 DEFAULT_FIXES = {  # for a failure whose error carries no hint of its own: every failed line says what to do
     "config": "fix the file named above (`bacon doctor` re-checks it); an example: {config_reference}",
@@ -368,30 +367,22 @@ def probe_signing(cfg: bconfig.Config) -> Item:
 
 
 def probe_secure_boot(efi: Path = EFI) -> Item:
-    var = efi / "efivars" / f"SecureBoot-{SECURE_BOOT_GUID}"
+    from shim.attest import secureboot
+
     if not efi.is_dir():
         return Item("secure_boot", "Secure Boot", INFO, "not an EFI boot (no /sys/firmware/efi)",
                     details={"state": "not-efi"})
-    try:
-        data = var.read_bytes()
-    except FileNotFoundError:
-        if not (efi / "efivars").is_dir() or not any((efi / "efivars").iterdir()):
-            return Item("secure_boot", "Secure Boot", WARN, "EFI boot, but efivarfs is not mounted",
-                        "mount -t efivarfs efivarfs /sys/firmware/efi/efivars", details={"state": "unknown"})
-        return Item("secure_boot", "Secure Boot", WARN, "unknown: the firmware has no SecureBoot variable",
-                    "check the firmware setup for Secure Boot support", details={"state": "unknown"})
-    except OSError as e:
-        return Item("secure_boot", "Secure Boot", WARN, f"cannot read {var}: {e.strerror}",
-                    details={"state": "unknown"})
-    value = data[4] if len(data) == 5 else None  # 4 bytes of attributes, then the value
-    if value == 1:
+    reading = secureboot.read(efi / "efivars")
+    if reading.state == secureboot.ENABLED:
         return Item("secure_boot", "Secure Boot", OK, "enabled", details={"state": "enabled"})
-    if value == 0:
+    if reading.state == secureboot.DISABLED:
         return Item("secure_boot", "Secure Boot", WARN, "disabled",
                     "enable Secure Boot in the firmware setup, then re-record the PCR baseline "
                     "(sudo bacon baseline record)", details={"state": "disabled"})
-    return Item("secure_boot", "Secure Boot", WARN, f"unknown ({len(data)}-byte SecureBoot variable)",
-                details={"state": "unknown"})
+    fix = {secureboot.NO_EFIVARFS: "mount -t efivarfs efivarfs /sys/firmware/efi/efivars",
+           secureboot.NO_VARIABLE: "check the firmware setup for Secure Boot support"}.get(reading.why)
+    summary = f"EFI boot, but {reading.why}" if reading.why == secureboot.NO_EFIVARFS else f"unknown: {reading.why}"
+    return Item("secure_boot", "Secure Boot", WARN, summary, fix, details={"state": "unknown"})
 
 
 def _unconfigured(key: str, label: str) -> Item:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shim.attest import secureboot
 from shim.attest.tpm import attest
 from shim.attest.tpm import baseline as bl
 from shim.attest.tpm.check import (
@@ -40,8 +41,8 @@ from shim.attest.tpm.settings import (
 from shim.common import atomicfile
 from shim.common.errors import BaconError, IntegrityError, NotFound, Unavailable, UsageError
 
-EFIVARS = Path("/sys/firmware/efi/efivars")
-SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE
+EFIVARS = secureboot.EFIVARS
+SECURE_BOOT_VAR = secureboot.VARIABLE
 
 
 def _now() -> str:
@@ -263,13 +264,7 @@ def cmd_quote(section: TpmSettings | Mapping[str, Any], nonce_hex: str, pcrs: st
 
 def secure_boot_state(efivars: Path = EFIVARS) -> str:
     """``enabled``, ``disabled``, or ``unknown`` (no EFI variable: not booted with UEFI, or efivarfs absent)."""
-    try:
-        data = (efivars / SECURE_BOOT_VAR).read_bytes()
-    except OSError:
-        return "unknown"
-    if len(data) != 5:  # 4 bytes of attributes, then the value
-        return "unknown"
-    return {1: "enabled", 0: "disabled"}.get(data[4], "unknown")
+    return secureboot.read(efivars).state
 
 
 def status(section: TpmSettings | Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVARS,
