@@ -9,6 +9,10 @@ Standard library only: the forwarding path imports this module.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing is not imported at run time: the forwarding path's import cost
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69
 EXIT_INTERNAL = 70
@@ -115,6 +119,29 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "tdx": ("dcap_qvl", "jwt"),
     "keyless": ("sigstore", "sigstore_models", "sigstore_protobuf_specs"),
 }
+
+
+def exit_status(body: Callable[[], int], *, internal_hint: str | None = None) -> int:
+    """Run an entry point's ``body`` and return its exit status: the one place where a failure becomes text
+    on stderr and a status (a :class:`BaconError` its own, Ctrl-C 130, a missing optional extra 69, any
+    other exception 70 with ``internal_hint``, never a traceback)."""
+    import sys
+
+    try:
+        return body()
+    except BaconError as e:
+        print(e.render(), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bacon: interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as e:
+        return report_missing_module(e)
+    except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, never a traceback
+        print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        if internal_hint:
+            print(f"bacon: hint: {internal_hint}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def report_missing_module(e: ModuleNotFoundError) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from shim import __version__
-from shim.common.errors import EXIT_INTERNAL, EXIT_USAGE, BaconError, report_missing_module
+from shim.common.errors import EXIT_USAGE, exit_status
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -350,19 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         _help_for(parser, args).print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        return resolve_handler(args.handler)(args)
-    except BaconError as e:
-        print(e.render(), file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("bacon: interrupted", file=sys.stderr)
-        return 130
-    except ModuleNotFoundError as e:
-        return report_missing_module(e)
-    except Exception as e:  # noqa: BLE001 - one place turns every failure into a message and a status
-        print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_INTERNAL
+    return exit_status(lambda: resolve_handler(args.handler)(args))
 
 
 if __name__ == "__main__":

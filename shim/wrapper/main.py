@@ -14,7 +14,7 @@ import os
 import sys
 
 from shim.common import configfile
-from shim.common.errors import EXIT_INTERNAL, BaconError, ConfigError, Denied, UsageError, report_missing_module
+from shim.common.errors import ConfigError, Denied, UsageError, exit_status
 from shim.wrapper import argv as nargv
 from shim.wrapper.argv.grammar import PLANNED
 from shim.wrapper.exec import carry_out, exec_real
@@ -140,20 +140,8 @@ def abandon(args: Sequence[str], forward: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(args)
-    except BaconError as e:
-        print(e.render(), file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("bacon: interrupted", file=sys.stderr)
-        return 130
-    except ModuleNotFoundError as e:
-        return report_missing_module(e)
-    except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, never a traceback
-        print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        print("bacon: hint: nothing was forwarded; please report this with the command line", file=sys.stderr)
-        return EXIT_INTERNAL
+    return exit_status(lambda: run(args),
+                       internal_hint="nothing was forwarded; please report this with the command line")
 
 
 if __name__ == "__main__":

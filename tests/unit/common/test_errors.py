@@ -5,7 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from shim.common.errors import ConfigError, Denied, NoPermission, NotFound, Unavailable, UsageError, missing_extra
+from shim.common.errors import (
+    ConfigError,
+    Denied,
+    NoPermission,
+    NotFound,
+    Unavailable,
+    UsageError,
+    exit_status,
+    missing_extra,
+)
 
 
 def test_exit_codes_follow_the_contract() -> None:
@@ -61,3 +70,23 @@ def test_no_permission_is_69_and_says_so() -> None:
     e = NoPermission("you may not read x", hint="sudo bacon audit")
     assert e.exit_code == 69
     assert e.render().startswith("bacon: permission denied: ")
+
+
+def _raise(e: BaseException) -> int:
+    raise e
+
+
+@pytest.mark.parametrize(("failure", "status", "says"), [
+    (Denied("no signature", check="signature"), 77, "bacon: denied: image - digest -: check signature failed: "
+                                                     "no signature\n"),
+    (ConfigError("bad", hint="fix it"), 78, "bacon: config: bad\nbacon: hint: fix it\n"),
+    (KeyboardInterrupt(), 130, "bacon: interrupted\n"),
+    (ModuleNotFoundError("no", name="dcap_qvl"), 69, "'tdx' extra"),
+    (ModuleNotFoundError("no", name="shim.nonexistent"), 70, "bacon: internal error: ModuleNotFoundError: no\n"),
+    (KeyError("x"), 70, "bacon: internal error: KeyError: 'x'\nbacon: hint: nothing was run\n"),
+])
+def test_exit_status_is_the_one_place_failures_become_text(capsys: pytest.CaptureFixture[str],
+                                                            failure: BaseException, status: int, says: str) -> None:
+    assert exit_status(lambda: _raise(failure), internal_hint="nothing was run") == status
+    assert says in capsys.readouterr().err
+    assert exit_status(lambda: 3) == 3
