@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.attest import cel, launchlog, launchreplay
+from shim.attest.nonce import parse_hex
 from shim.attest.tdx.settings import TdxSettings
 from shim.common import atomicfile, strictjson
 from shim.common.errors import BaconError, IntegrityError, Unavailable, UsageError
@@ -58,15 +59,7 @@ class Failed(IntegrityError):
 
 def parse_nonce(text: str) -> bytes:
     """The challenger's nonce: 16..64 bytes of hex (the TPM takes at most 64; a TD binding wants 16+)."""
-    raw = (text or "").strip().lower().removeprefix("0x")
-    try:
-        nonce = bytes.fromhex(raw)
-    except ValueError as e:
-        raise UsageError(f"--nonce must be hex, got {text!r}", hint="e.g. --nonce $(openssl rand -hex 32)") from e
-    if not MIN_NONCE <= len(nonce) <= MAX_NONCE:
-        raise UsageError(f"--nonce must be {MIN_NONCE}..{MAX_NONCE} bytes, got {len(nonce)}",
-                         hint="e.g. --nonce $(openssl rand -hex 32)")
-    return nonce
+    return parse_hex(text, min_size=MIN_NONCE, max_size=MAX_NONCE)
 
 
 def td_report_data(nonce: bytes, launch_log: bytes) -> bytes:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shim.attest.nonce import parse_hex
 from shim.attest.tdx import check, collateral, settings, verify
 from shim.attest.tdx.configfs import REPORTDATA_SIZE
 from shim.common import atomicfile
@@ -24,14 +25,7 @@ DEFAULT_MEASUREMENTS = Path("/sys/devices/virtual/misc/tdx_guest/measurements")
 
 def parse_nonce(nonce_hex: str) -> bytes:
     """REPORTDATA from ``--nonce HEX``: 1..64 bytes, right-padded with zeros to 64. Raises :class:`UsageError`."""
-    text = nonce_hex.strip().lower().removeprefix("0x")
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError as e:
-        raise UsageError(f"--nonce must be hex, got {nonce_hex!r}") from e
-    if not 1 <= len(raw) <= REPORTDATA_SIZE:
-        raise UsageError(f"--nonce must be 1 to {REPORTDATA_SIZE} bytes (2 to 128 hex digits), got {len(raw)} bytes")
-    return raw.ljust(REPORTDATA_SIZE, b"\x00")
+    return parse_hex(nonce_hex, max_size=REPORTDATA_SIZE).ljust(REPORTDATA_SIZE, b"\x00")
 
 
 def _read_file(path: Path, what: str, limit: int) -> bytes:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.attest import secureboot
+from shim.attest.nonce import parse_hex
 from shim.attest.tpm import attest
 from shim.attest.tpm import baseline as bl
 from shim.attest.tpm.check import (
@@ -184,15 +185,7 @@ def cmd_baseline_show(section: TpmSettings | Mapping[str, Any], state_dir: Path,
 
 def parse_nonce(nonce_hex: str) -> bytes:
     """The operator's nonce: 1..64 bytes of hex. Raises :class:`UsageError`."""
-    text = (nonce_hex or "").strip().lower().removeprefix("0x")
-    try:
-        nonce = bytes.fromhex(text)
-    except ValueError as e:
-        raise UsageError(f"--nonce must be hex, got {nonce_hex!r}", hint="e.g. --nonce $(openssl rand -hex 32)") from e
-    if not 0 < len(nonce) <= MAX_NONCE_SIZE:
-        raise UsageError(f"--nonce must be 1..{MAX_NONCE_SIZE} bytes, got {len(nonce)}",
-                         hint="e.g. --nonce $(openssl rand -hex 32)")
-    return nonce
+    return parse_hex(nonce_hex, max_size=MAX_NONCE_SIZE)
 
 
 def _selection(settings: TpmSettings, pcrs: str | Sequence[int] | None) -> TpmSettings:
