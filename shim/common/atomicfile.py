@@ -38,10 +38,11 @@ def fsync_directory(directory: StrPath) -> None:
 
 
 def write(path: StrPath, data: bytes, *, mode: int = 0o644, owner: tuple[int, int] | None = None,
-          sync_directory: bool = True) -> None:
+          sync_directory: bool = True, fsync: bool = True) -> None:
     """Replace ``path`` by a file holding ``data``, with permission bits ``mode`` (exactly, not masked by the
     umask) and, when given, ``owner`` ``(uid, gid)``. ``sync_directory=False`` skips the directory's fsync
-    (for files that are cheap to lose, e.g. a cache). Raises OSError; the old file is then unchanged."""
+    (for files that are cheap to lose, e.g. a cache); ``fsync=False`` skips both (for state a crash makes
+    moot). Raises OSError; the old file is then unchanged."""
     name = os.fspath(path)
     directory, base = os.path.split(name)
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
@@ -54,7 +55,8 @@ def write(path: StrPath, data: bytes, *, mode: int = 0o644, owner: tuple[int, in
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, name)
@@ -62,5 +64,5 @@ def write(path: StrPath, data: bytes, *, mode: int = 0o644, owner: tuple[int, in
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if sync_directory:
+    if fsync and sync_directory:
         fsync_directory(directory or ".")

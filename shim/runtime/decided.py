@@ -16,11 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shim.common import trustedfile
+from shim.common import atomicfile, strictjson, trustedfile
 from shim.common.errors import ConfigError, Denied
 
 DIR = "runtime"
@@ -72,13 +71,8 @@ def keep(state_dir: str | Path, kept: Kept) -> None:
     Raises ``OSError``."""
     path = _path(state_dir, kept.namespace, kept.container_id)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, json.dumps(asdict(kept), sort_keys=True).encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)  # no fsync: after a crash the containers are gone too, and a lost file fails closed
+    # no fsync: after a crash the containers are gone too, and a lost file fails closed
+    atomicfile.write(path, json.dumps(asdict(kept), sort_keys=True).encode(), mode=0o600, fsync=False)
     _prune(path.parent, keep_name=path.name, bundles=Path(kept.bundle).parent)
 
 
@@ -90,7 +84,7 @@ def _prune(directory: Path, keep_name: str, bundles: Path) -> None:
         if name == keep_name or not name.endswith(".json") or os.path.lexists(bundles / name[:-5]):
             continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            bundle = json.loads(Path(entry.path).read_bytes())["bundle"]
+            bundle = strictjson.loads(Path(entry.path).read_bytes(), max_size=MAX_SIZE)["bundle"]
             if isinstance(bundle, str) and not os.path.lexists(bundle):
                 os.unlink(entry.path)
 
@@ -104,12 +98,12 @@ def find(state_dir: str | Path, namespace: str, container_id: str, bundle: str) 
         return None
     try:
         raw = trustedfile.read(path, "the runtime gate's decision", max_size=MAX_SIZE, private=True, symlink=False)
-        obj = json.loads(raw)
+        obj = strictjson.load_object(raw, max_size=MAX_SIZE)
         obj["spec"] = tuple(obj["spec"])
         kept = Kept(**obj)
     except ConfigError as e:
         raise Denied(f"{e.message}; refusing it", check=CHECK, hint=e.hint) from e
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError) as e:  # strictjson.Invalid is a ValueError
         raise Denied(f"what the runtime gate kept at {path} is malformed: {e}", check=CHECK,
                      hint="recreate the container") from e
     try:
@@ -129,7 +123,7 @@ def bundle_of(runc_root: str, container_id: str) -> str:
     path = os.path.join(runc_root, container_id, "state.json")
     try:
         raw = _read_bounded(path, MAX_STATE)
-        state = json.loads(raw)
+        state = strictjson.loads(raw, max_size=MAX_STATE)
         labels = state["config"]["labels"]
     except (OSError, ValueError, KeyError, TypeError, runtime_specfile.SpecFileError) as e:
         reason = e.strerror if isinstance(e, OSError) else f"{type(e).__name__}: {e}"

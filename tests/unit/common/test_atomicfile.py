@@ -116,3 +116,12 @@ def test_fsync_directory(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError):
         atomicfile.fsync_directory(tmp_path / "f")
 
+
+
+def test_without_fsync_the_replacement_is_still_atomic(tmp_path: Path) -> None:
+    target = tmp_path / "kept.json"
+    target.write_bytes(b"old")
+    atomicfile.write(target, b"new", mode=0o600, fsync=False)
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"]
