@@ -36,6 +36,7 @@ import urllib.parse
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from shim.common import strictjson
 from shim.common.errors import IntegrityError, NotFound, Unavailable, UsageError
 from shim.images import oci
 from shim.images.credentials import Credentials, CredentialSource
@@ -324,10 +325,10 @@ class Client:
             raise Unavailable(f"registry {repo.host}: the token server answered {resp.status}: {_error_text(resp)}",
                               hint=f"log in to {repo.host} (docker login / nerdctl login)")
         try:
-            doc = json.loads(resp.body)
-            token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError) as e:
-            raise Unavailable(f"registry {repo.host}: the token server sent no JSON") from e
+            doc = strictjson.load_object(resp.body, max_size=MAX_TOKEN_BYTES)
+        except strictjson.Invalid as e:
+            raise Unavailable(f"registry {repo.host}: the token server's answer {e}") from e
+        token = doc.get("token") or doc.get("access_token")
         if not isinstance(token, str) or not token:
             raise Unavailable(f"registry {repo.host}: the token server sent no token")
         return token

@@ -6,9 +6,9 @@ as cosign writes it in a payload (:func:`docker_reference`). The HTTP is :mod:`s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 
+from shim.common import strictjson
 from shim.common.errors import IntegrityError, NotFound
 from shim.images import oci
 from shim.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
@@ -48,9 +48,9 @@ class LazyBlobs(Mapping[str, bytes]):
 def _bundle_descriptors(index: bytes, digest: str, limits: Limits) -> list[str]:
     """Digests of the referrers that are Sigstore bundles (by ``artifactType``), at most ``max_bundles``."""
     try:
-        doc = json.loads(index)
-    except (ValueError, RecursionError) as e:
-        raise IntegrityError(f"referrers index for {digest} is not JSON") from e
+        doc = strictjson.loads(index, max_size=oci.MAX_MANIFEST_BYTES)
+    except strictjson.Invalid as e:
+        raise IntegrityError(f"referrers index for {digest} {e}") from e
     entries = doc.get("manifests") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise IntegrityError(f"referrers index for {digest} has no manifests list")

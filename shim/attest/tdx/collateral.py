@@ -240,8 +240,10 @@ def fetch_collateral(base_url: str, fmspc: str, ca: str, fetch: Fetcher) -> str:
     try:
         tcb_text = tcb.body.decode("utf-8")
         qe_text = qe.body.decode("utf-8")
-        tcb_sig = json.loads(tcb_text)["signature"]
-        qe_sig = json.loads(qe_text)["signature"]
+        # strict: a duplicate key would let the signed member (_raw_member takes the first) differ from
+        # the one a lax parser keeps (the last)
+        tcb_sig = strictjson.loads(tcb_text, max_size=MAX_RESPONSE)["signature"]
+        qe_sig = strictjson.loads(qe_text, max_size=MAX_RESPONSE)["signature"]
         doc: dict[str, str] = {
             "pck_crl_issuer_chain": _header(crl, "SGX-PCK-CRL-Issuer-Chain"),
             "root_ca_crl": "",

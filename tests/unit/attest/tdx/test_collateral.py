@@ -68,6 +68,7 @@ class Pccs:
         self.doc = json.loads(text)
         self.requests: list[str] = []
         self.fail: set[str] = set()
+        self.first_tcb_info: str | None = None  # a second tcbInfo member before the signed one
 
     def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
         self.requests.append(path)
@@ -81,6 +82,8 @@ class Pccs:
                 bytes.fromhex(d["pck_crl"])
         if url.path.endswith("/tdx/certification/v4/tcb") and q.get("fmspc") == ["B0C06F000000"]:
             body = '{"tcbInfo":' + d["tcb_info"] + ',"signature":"' + d["tcb_info_signature"] + '"}'
+            if self.first_tcb_info is not None:
+                body = '{"tcbInfo":' + self.first_tcb_info + "," + body[1:]
             return 200, {"TCB-Info-Issuer-Chain": urllib.parse.quote(d["tcb_info_issuer_chain"])}, body.encode()
         if url.path.endswith("/tdx/certification/v4/qe/identity"):
             body = '{"enclaveIdentity":' + d["qe_identity"] + ',"signature":"' + d["qe_identity_signature"] + '"}'
@@ -184,3 +187,14 @@ def test_unreachable_pccs() -> None:
         fetch("http://127.0.0.1:9/")
     with pytest.raises(Unavailable, match="non-http"):
         fetch("file:///etc/passwd")
+
+
+def test_refresh_refuses_a_tcb_info_given_twice(env: TdxEnv, pccs: tuple[Pccs, str]) -> None:
+    """Which of two tcbInfo members is signed and which is kept must not depend on the parser: refused."""
+    state, url = pccs
+    before = env.collateral.read_text()
+    state.first_tcb_info = '{"version": 3}'
+    with pytest.raises(Unavailable, match=r"malformed.*duplicate key 'tcbInfo'"):
+        cli.cmd_collateral_refresh(env.section(pccs_url=url), provider=Provider(env),
+                                   fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
+    assert env.collateral.read_text() == before
