@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -106,7 +106,7 @@ def explained(err: verify.MeasurementMismatch, s: settings.TdxSettings) -> verif
 
 
 def run_tdx_check(
-    section: settings.TdxSettings | Mapping[str, Any],
+    tdx: settings.TdxSettings,
     report_data: bytes,
     *,
     now: int | None = None,
@@ -117,9 +117,9 @@ def run_tdx_check(
     ``[tdx.trust_authority]`` is enabled, Intel Trust Authority appraises the same quote alike).
 
     Raises :class:`Denied` (the host fails), :class:`Unavailable` (no quote or no collateral: the gate
-    denies too), :class:`ConfigError` (bad ``[tdx]`` table, or no reference MRTD to compare with).
+    denies too), :class:`ConfigError` (no reference MRTD to compare with, or a root CA that cannot be read).
     """
-    s = settings.as_settings(section)
+    s = tdx
     if s.missing_reference:
         raise ConfigError(
             f"[tdx.reference] has no {', '.join(s.missing_reference)}: without them a TD with any "

@@ -39,10 +39,10 @@ def _read_file(path: Path, what: str, limit: int) -> bytes:
     return data
 
 
-def cmd_quote(nonce_hex: str, out: str | None, section: settings.TdxSettings | Mapping[str, Any]) -> int:
+def cmd_quote(nonce_hex: str, out: str | None, tdx: settings.TdxSettings) -> int:
     """``bacon quote tdx --nonce HEX [--out FILE]``: a TD quote over the nonce; hex on stdout without --out."""
     report_data = parse_nonce(nonce_hex)
-    s = settings.as_settings(section)
+    s = tdx
     quote = check.provider_for(s).get_quote(report_data)
     if out:
         atomicfile.write(out, quote)
@@ -75,13 +75,13 @@ def _print_appraisal(doc: Mapping[str, Any]) -> None:
 
 
 def cmd_verify(quote_path: str, collateral_path: str, at: int | None, json_out: bool,
-               section: settings.TdxSettings | Mapping[str, Any]) -> int:
+               tdx: settings.TdxSettings) -> int:
     """``bacon tdx verify --quote FILE --collateral FILE [--at UNIXTIME] [--json]``.
 
     Prints status, advisories and measurements; refuses (exit 77 through :class:`Denied`) a quote that
     does not verify or whose measurements differ from ``[tdx.reference]``.
     """
-    s = settings.as_settings(section)
+    s = tdx
     quote = _read_file(Path(quote_path), "quote", MAX_QUOTE_FILE)
     try:
         text = _read_file(Path(collateral_path), "collateral", collateral.MAX_COLLATERAL).decode("utf-8")
@@ -117,7 +117,7 @@ def cmd_verify(quote_path: str, collateral_path: str, at: int | None, json_out: 
     return 0
 
 
-def cmd_collateral_refresh(section: settings.TdxSettings | Mapping[str, Any], *,
+def cmd_collateral_refresh(tdx: settings.TdxSettings, *,
                            provider: check.QuoteProvider | None = None, fetch: collateral.Fetcher | None = None,
                            now: int | None = None) -> int:
     """``bacon tdx collateral refresh``: fetch collateral for this platform and store it atomically.
@@ -125,7 +125,7 @@ def cmd_collateral_refresh(section: settings.TdxSettings | Mapping[str, Any], *,
     The platform (FMSPC, PCK CA) is read from a fresh quote of this TD; the new collateral must verify
     that quote before it replaces the cache.
     """
-    s = settings.as_settings(section)
+    s = tdx
     quote = (provider or check.provider_for(s)).get_quote(secrets.token_bytes(REPORTDATA_SIZE))
     at = int(time.time()) if now is None else now
     text, window = refresh(s, quote, fetch or collateral.urllib_fetcher(), at)
@@ -182,22 +182,23 @@ def _is_guest_cpu() -> bool:
         return False
 
 
-def status(section: settings.TdxSettings | Mapping[str, Any]) -> dict[str, Any]:
+def status(tdx: settings.TdxSettings) -> dict[str, Any]:
     """The TDX part of ``bacon status`` (JSON-able): guest or not, provider, RTMRs against the reference.
 
-    Never raises for an absent TDX: a host without it is reported, not refused. A bad ``[tdx]`` table is
-    reported as an error string.
+    Never raises for an absent TDX: a host without it is reported, not refused. A root CA that cannot be
+    read is reported as an error string.
     """
     out: dict[str, Any] = {"guest": False, "provider": None, "configfs_root": None, "measurements": None,
                            "source": None, "error": None}
+    s = tdx
     try:
-        s = settings.as_settings(section)
+        root = s.root_ca.name
     except BaconError as e:
         out["error"] = e.message
         return out
     out["configfs_root"] = str(s.configfs_root)
     out["collateral"] = str(s.collateral)
-    out["root"] = s.root_ca.name
+    out["root"] = root
     out["not_compared"] = list(s.not_compared)
     out["missing_reference"] = list(s.missing_reference)
     out["opted_out"] = list(s.opted_out)

@@ -301,9 +301,3 @@ def parse_table(section: Mapping[str, Any]) -> TdxSettings:
         require_reference=tuple(dict.fromkeys(required)),
         timeout=_number(section, "timeout", 30.0, 0.1, 600.0),
     )
-
-
-def as_settings(value: TdxSettings | Mapping[str, Any]) -> TdxSettings:
-    """``value`` when it is already parsed (the configuration's ``cfg.tdx``), else the ``[tdx]`` table it is,
-    parsed (:func:`parse`: a tool or test that holds only a table). Raises :class:`ConfigError`."""
-    return value if isinstance(value, TdxSettings) else parse(value)

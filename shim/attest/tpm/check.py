@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from shim.admission.checks import CheckResult
 from shim.attest.tpm import attest
 from shim.attest.tpm import baseline as bl
 from shim.attest.tpm.device import Quote, open_tpm
-from shim.attest.tpm.settings import TpmSettings, as_settings, effective, format_selection
+from shim.attest.tpm.settings import TpmSettings, effective, format_selection
 from shim.common.errors import BaconError, Denied, Unavailable
 
 CHECK = "tpm"
@@ -212,14 +212,13 @@ def read_eventlog(settings: TpmSettings) -> bytes | None:
         return None
 
 
-def run_tpm_check(section: TpmSettings | Mapping[str, Any], state_dir: Path, *, nonce: bytes | None = None,
+def run_tpm_check(settings: TpmSettings, state_dir: Path, *, nonce: bytes | None = None,
                   launch_pcr: int | None = None) -> CheckResult:
     """The ``tpm`` check for the admission gate.
 
-    Raises :class:`shim.common.errors.ConfigError` (bad ``[tpm]``), :class:`Denied` (no/unsafe baseline, quote
+    ``settings``: the configuration's ``cfg.tpm``. Raises :class:`Denied` (no/unsafe baseline, quote
     fails, PCRs differ), :class:`shim.common.errors.Unavailable` (no TPM, TPM error).
     """
-    settings = as_settings(section)
     base = baseline_or_deny(state_dir, settings)
     if base.bank == settings.bank:
         # what was chosen at record time from the event log, less the launch PCR (extended after boot)

@@ -32,7 +32,6 @@ from shim.attest.tpm.device import Quote, open_tpm
 from shim.attest.tpm.settings import (
     BANKS,
     TpmSettings,
-    as_settings,
     coverage,
     default_selection,
     effective,
@@ -66,16 +65,15 @@ def _verified_quote(settings: TpmSettings, nonce: bytes) -> tuple[Quote, attest.
 
 # --- bacon baseline record -------------------------------------------------------------------------------
 
-def cmd_baseline_record(section: TpmSettings | Mapping[str, Any], state_dir: Path, exclude: Sequence[int] = ()) -> int:
+def cmd_baseline_record(settings: TpmSettings, state_dir: Path, exclude: Sequence[int] = ()) -> int:
     """Quote the PCRs (fresh nonce, verified), add the event log's replay, store the baseline. The PCRs are
     ``[tpm] pcrs`` when set; else the default and every later boot stage the event log shows was measured
     (:func:`shim.attest.tpm.settings.default_selection`), except ``exclude`` (the launch PCR).
 
-    Raises ConfigError, Unavailable (no TPM), BaconError (cannot write the state directory).
+    Raises Unavailable (no TPM), BaconError (cannot write the state directory).
     """
     from dataclasses import replace
 
-    settings = as_settings(section)
     log_bytes, log_error = None, None
     if settings.eventlog is not None:
         from shim.attest.tpm import eventlog
@@ -143,13 +141,12 @@ def read_pcrs(settings: TpmSettings, bank: str, pcrs: Sequence[int]) -> dict[int
     return within_deadline(settings, work)
 
 
-def cmd_baseline_show(section: TpmSettings | Mapping[str, Any], state_dir: Path, json_out: bool, diff: bool) -> int:
+def cmd_baseline_show(settings: TpmSettings, state_dir: Path, json_out: bool, diff: bool) -> int:
     """Show the baseline; with ``diff``, read the current PCRs and show what changed.
 
     Returns 0, or 1 when ``diff`` finds a change (like diff(1)). Raises NotFound (no baseline, exit 64),
-    IntegrityError (unsafe or corrupt baseline, exit 77), ConfigError, Unavailable (``diff`` without a TPM).
+    IntegrityError (unsafe or corrupt baseline, exit 77), Unavailable (``diff`` without a TPM).
     """
-    settings = as_settings(section)
     base = _load_baseline(state_dir)
     doc: dict[str, Any] = {"path": str(bl.path_for(state_dir)), "baseline": bl.to_json(base)}
     changes: list[bl.Change] = []
@@ -200,16 +197,16 @@ def _selection(settings: TpmSettings, pcrs: str | Sequence[int] | None) -> TpmSe
     return TpmSettings(tcti=settings.tcti, pcrs=chosen, bank=bank, ak=settings.ak, eventlog=settings.eventlog)
 
 
-def cmd_quote(section: TpmSettings | Mapping[str, Any], nonce_hex: str, pcrs: str | Sequence[int] | None,
+def cmd_quote(settings: TpmSettings, nonce_hex: str, pcrs: str | Sequence[int] | None,
               out_dir: Path | None) -> int:
     """Quote PCRs with the operator's nonce; write the files ``tpm2_checkquote`` takes, or print JSON.
 
     Files in ``out_dir``: ``quote.msg`` (TPMS_ATTEST), ``quote.sig`` (TPMT_SIGNATURE), ``ak.pub.pem`` and
     ``ak.pub`` (TPM2B_PUBLIC), ``pcrs.bin`` (values, ascending), ``quote.json`` (all of it, hex/PEM).
-    Raises UsageError, ConfigError, Unavailable.
+    Raises UsageError, Unavailable.
     """
     nonce = parse_nonce(nonce_hex)
-    settings = _selection(as_settings(section), pcrs)
+    settings = _selection(settings, pcrs)
     quote, att, fp = _verified_quote(settings, nonce)
     sig_hash = attest.parse_signature(quote.signature).hash
     order = sorted(settings.pcrs)
@@ -260,7 +257,7 @@ def secure_boot_state(efivars: Path = EFIVARS) -> str:
     return secureboot.read(efivars).state
 
 
-def status(section: TpmSettings | Mapping[str, Any], state_dir: Path, *, efivars: Path = EFIVARS,
+def status(settings: TpmSettings, state_dir: Path, *, efivars: Path = EFIVARS,
            launch_pcr: int | None = None) -> dict[str, Any]:
     """The TPM part of ``bacon status`` (JSON-able): TPM present, PCRs against the baseline, Secure Boot.
 
@@ -271,11 +268,6 @@ def status(section: TpmSettings | Mapping[str, Any], state_dir: Path, *, efivars
                            "error": None, "hint": None, "bank": None, "pcrs": [], "matches_baseline": None,
                            "baseline": {"path": str(bl.path_for(state_dir)), "recorded": False},
                            "eventlog": None}
-    try:
-        settings = as_settings(section)
-    except BaconError as e:
-        out.update(error=e.message, hint=e.hint)
-        return out
     out.update(tcti=str(settings.tcti), bank=settings.bank)
     if settings.eventlog is not None:
         out["eventlog"] = {"path": str(settings.eventlog), "readable": os.access(settings.eventlog, os.R_OK)}

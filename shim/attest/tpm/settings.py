@@ -172,12 +172,6 @@ def parse(section: Mapping[str, Any]) -> TpmSettings:
     )
 
 
-def as_settings(value: TpmSettings | Mapping[str, Any]) -> TpmSettings:
-    """``value`` when it is already parsed (the configuration's ``cfg.tpm``), else the ``[tpm]`` table it is,
-    parsed (a tool or test that holds only a table). Raises :class:`ConfigError`."""
-    return value if isinstance(value, TpmSettings) else parse(value)
-
-
 # What each PCR holds on a PC (TCG PC Client Platform Firmware Profile; the Linux TPM PCR registry for 8-14).
 BOOT_STAGES: dict[int, str] = {
     0: "firmware code", 1: "firmware configuration", 2: "option ROMs", 3: "option ROM configuration",

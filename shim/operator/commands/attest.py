@@ -48,9 +48,10 @@ def cmd_quote_tdx(args: argparse.Namespace) -> int:
 
 def cmd_tdx_verify(args: argparse.Namespace) -> int:
     from shim.attest.tdx import operations as cli
+    from shim.attest.tdx.settings import TdxSettings
 
     cfg = bconfig.load_readable()  # verifying a quote file against Intel's root needs no host configuration
-    return cli.cmd_verify(args.quote, args.collateral, args.at, args.json, cfg.tdx if cfg else {})
+    return cli.cmd_verify(args.quote, args.collateral, args.at, args.json, cfg.tdx if cfg else TdxSettings())
 
 
 def cmd_tdx_collateral_refresh(args: argparse.Namespace) -> int:

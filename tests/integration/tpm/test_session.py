@@ -91,7 +91,7 @@ def loaded(tpm: Swtpm) -> list[str]:
 @pytest.fixture
 def recorded(swtpm: Swtpm, tmp_path: Path) -> Path:
     """A baseline of ``swtpm`` in ``tmp_path``, recorded through the production path."""
-    assert cli.cmd_baseline_record(section(swtpm.tcti), tmp_path) == 0
+    assert cli.cmd_baseline_record(parse(section(swtpm.tcti)), tmp_path) == 0
     return tmp_path
 
 
@@ -99,7 +99,7 @@ def test_an_admission_quote_runs_in_a_salted_encrypted_session(swtpm: Swtpm, rec
     nonce = os.urandom(32)
     tap = faults.TpmTap()
     with tapped(swtpm, tap) as tcti:
-        result = check.run_tpm_check(section(tcti), recorded, nonce=nonce)
+        result = check.run_tpm_check(parse(section(tcti)), recorded, nonce=nonce)
     assert result.name == "tpm"
     assert result.details["nonce"] == nonce.hex()
 
@@ -142,7 +142,7 @@ def test_a_quote_changed_on_the_way_is_refused(swtpm: Swtpm, recorded: Path) -> 
     unavailable (the gate denies), and nothing is left loaded in the TPM."""
     tap = faults.TpmTap(code=CC_QUOTE, tamper=flip_last_parameter_byte(CC_QUOTE))
     with tapped(swtpm, tap) as tcti, pytest.raises(Unavailable, match="HMAC") as e:
-        check.run_tpm_check(section(tcti), recorded)
+        check.run_tpm_check(parse(section(tcti)), recorded)
     assert tap.tampered >= 1
     assert "changed it" in e.value.message
     assert e.value.exit_code == 69
@@ -172,12 +172,12 @@ def test_a_changed_pcr_is_read_in_the_session_and_denied(spare_swtpm: Swtpm, tmp
     from shim.attest.tpm.device import open_tpm
     from shim.common.errors import Denied
 
-    assert cli.cmd_baseline_record(section(spare_swtpm.tcti), tmp_path) == 0
+    assert cli.cmd_baseline_record(parse(section(spare_swtpm.tcti)), tmp_path) == 0
     with open_tpm(parse(section(spare_swtpm.tcti))) as dev:
         dev.extend(23, "sha256", b"\x23" * 32)
     tap = faults.TpmTap()
     with tapped(spare_swtpm, tap) as tcti, pytest.raises(Denied, match="PCR 23"):
-        check.run_tpm_check(section(tcti), tmp_path)
+        check.run_tpm_check(parse(section(tcti)), tmp_path)
     [read] = [c for c in tap.commands if code(c) == CC_PCR_READ]
     assert first_session(read)[1] & ATTR_AUDIT
 
@@ -205,7 +205,7 @@ def record_then_change(tpm: Swtpm, state: Path, at: int) -> None:
     """Record a baseline; when the fault is at PCR_Read, change PCR 23 so that the admission reads them."""
     from shim.attest.tpm.device import open_tpm
 
-    assert cli.cmd_baseline_record(section(tpm.tcti), state) == 0
+    assert cli.cmd_baseline_record(parse(section(tpm.tcti)), state) == 0
     if at == CC_PCR_READ:
         with open_tpm(parse(section(tpm.tcti))) as dev:
             dev.extend(23, "sha256", b"\x23" * 32)
@@ -217,7 +217,7 @@ def test_the_tpm_gone_mid_command_is_unavailable(spare_swtpm: Swtpm, tmp_path: P
     trigger = faults.TpmCommands(code=at, action=faults.CUT)
     started = time.monotonic()
     with tapped(spare_swtpm, trigger) as tcti, pytest.raises(Unavailable) as e:
-        check.run_tpm_check(section(tcti), tmp_path)
+        check.run_tpm_check(parse(section(tcti)), tmp_path)
     assert at in trigger.seen
     assert time.monotonic() - started < 5, "a cut connection is an answer, not a wait for the deadline"
     assert "TPM" in e.value.message
@@ -230,7 +230,7 @@ def test_a_tpm_that_stalls_mid_command_meets_the_deadline(spare_swtpm: Swtpm, tm
     trigger = faults.TpmCommands(code=at, action=faults.STALL)
     started = time.monotonic()
     with tapped(spare_swtpm, trigger) as tcti, pytest.raises(Unavailable, match="did not answer within 2s"):
-        check.run_tpm_check(section(tcti, timeout=2), tmp_path)
+        check.run_tpm_check(parse(section(tcti, timeout=2)), tmp_path)
     assert at in trigger.seen
     assert time.monotonic() - started < 6
 
@@ -239,12 +239,12 @@ def test_the_attestation_key_of_another_tpm_is_denied(swtpm: Swtpm, spare_swtpm:
     from shim.common.errors import Denied
 
     with pytest.raises(Denied, match="another TPM"):
-        check.run_tpm_check(section(spare_swtpm.tcti), recorded)
+        check.run_tpm_check(parse(section(spare_swtpm.tcti)), recorded)
 
 
 def test_nothing_is_left_loaded_after_quotes_and_reads(swtpm: Swtpm, recorded: Path) -> None:
     for _ in range(3):
-        check.run_tpm_check(section(swtpm.tcti), recorded)
+        check.run_tpm_check(parse(section(swtpm.tcti)), recorded)
         cli.read_pcrs(parse(section(swtpm.tcti)), "sha256", PCRS)
     assert loaded(swtpm) == []
 

@@ -21,6 +21,7 @@ import pytest
 from shim.attest.tpm import attest, check
 from shim.attest.tpm import baseline as bl
 from shim.attest.tpm import operations as cli
+from shim.attest.tpm.settings import TpmSettings, parse
 from shim.common.errors import Denied, Unavailable
 from tests.harness.swtpm import Swtpm
 
@@ -29,8 +30,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.swtpm]
 PCRS = [0, 1, 2, 3, 4, 5, 7, 23]
 
 
-def section(tpm: Swtpm, **kw: Any) -> dict[str, Any]:
-    return {"tcti": tpm.tcti, "pcrs": PCRS, "eventlog": "", **kw}
+def section(tpm: Swtpm, **kw: Any) -> TpmSettings:
+    return parse({"tcti": tpm.tcti, "pcrs": PCRS, "eventlog": "", **kw})
 
 
 def tools_env(tpm: Swtpm) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shim.attest.tdx import check
+from shim.attest.tdx import settings as tdx_settings
 from shim.common.errors import ConfigError, Denied, Unavailable
 from tests.tdx_provider import DAY, TdxEnv, chain, make_env
 
@@ -37,7 +38,7 @@ RD = check.report_data_for(b"n" * 32, "sha256:" + "ab" * 32)
 
 
 def test_admitted(env: TdxEnv) -> None:
-    r = check.run_tdx_check(env.section(), RD, now=env.now, provider=MemProvider(env))
+    r = check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=MemProvider(env))
     assert r.name == "tdx"
     assert "TEST root" in r.summary
     assert "MRTD, RTMR0, RTMR1, RTMR2, RTMR3 match" in r.summary
@@ -64,7 +65,7 @@ def test_a_differing_measurement_is_refused_by_name(env: TdxEnv, field: str) -> 
         rt[int(field[4:])] = b"\x99" * 48
         body.rtmr = (rt[0], rt[1], rt[2], rt[3])
     with pytest.raises(Denied) as e:
-        check.run_tdx_check(env.section(), RD, now=env.now, provider=MemProvider(env, body))
+        check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=MemProvider(env, body))
     label = field.upper()
     assert e.value.check == "tdx"
     assert f"{label} expected " in e.value.message
@@ -81,7 +82,8 @@ def test_rtmr_mismatch_is_explained_from_the_event_log(tmp_path: Path) -> None:
     rt = parse(cos).measurements.rtmr
     body = chain.TdBody(rtmr=rt)  # the TD measured what this log says; the reference says otherwise
     with pytest.raises(Denied) as e:
-        check.run_tdx_check(env.section(ccel=str(ccel)), RD, now=env.now, provider=MemProvider(env, body))
+        check.run_tdx_check(tdx_settings.parse(env.section(ccel=str(ccel))), RD, now=env.now,
+                            provider=MemProvider(env, body))
     msg = e.value.message
     assert "RTMR2 expected" in msg
     assert "events for RTMR2:" in msg
@@ -91,13 +93,13 @@ def test_rtmr_mismatch_is_explained_from_the_event_log(tmp_path: Path) -> None:
 def test_report_data_not_carrying_the_nonce_is_refused(env: TdxEnv) -> None:
     replay = MemProvider(env, report_data=bytes(64))
     with pytest.raises(Denied, match="REPORTDATA does not carry the nonce"):
-        check.run_tdx_check(env.section(), RD, now=env.now, provider=replay)
+        check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=replay)
 
 
 def test_expired_collateral_is_refused(env: TdxEnv) -> None:
     env.write_collateral(env.now - 40 * DAY, env.now - 10 * DAY)
     with pytest.raises(Denied, match="collateral expired") as e:
-        check.run_tdx_check(env.section(), RD, now=env.now, provider=MemProvider(env))
+        check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=MemProvider(env))
     assert e.value.hint
     assert "bacon tdx collateral refresh" in e.value.hint
 
@@ -105,12 +107,12 @@ def test_expired_collateral_is_refused(env: TdxEnv) -> None:
 def test_missing_collateral_is_unavailable(env: TdxEnv) -> None:
     env.collateral.unlink()
     with pytest.raises(Unavailable, match="no TDX collateral"):
-        check.run_tdx_check(env.section(), RD, now=env.now, provider=MemProvider(env))
+        check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=MemProvider(env))
 
 
 def test_missing_provider_is_unavailable(env: TdxEnv) -> None:
     with pytest.raises(Unavailable, match="not a TDX guest"):
-        check.run_tdx_check(env.section(configfs_root=str(env.root / "absent")), RD, now=env.now)
+        check.run_tdx_check(tdx_settings.parse(env.section(configfs_root=str(env.root / "absent"))), RD, now=env.now)
 
 
 def test_failing_provider_is_unavailable(env: TdxEnv) -> None:
@@ -119,7 +121,7 @@ def test_failing_provider_is_unavailable(env: TdxEnv) -> None:
             raise Unavailable("reading the quote failed", hint="QGS")
 
     with pytest.raises(Unavailable):
-        check.run_tdx_check(env.section(), RD, now=env.now, provider=Broken())
+        check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=Broken())
 
 
 def test_garbage_from_the_provider_is_denied(env: TdxEnv) -> None:
@@ -128,24 +130,24 @@ def test_garbage_from_the_provider_is_denied(env: TdxEnv) -> None:
             return b"\x04\x00\x02\x00\x81" + bytes(700)
 
     with pytest.raises(Denied):
-        check.run_tdx_check(env.section(), RD, now=env.now, provider=Garbage())
+        check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=Garbage())
 
 
 def test_the_real_intel_root_refuses_test_quotes(env: TdxEnv) -> None:
     sec = env.section()
     del sec["root_ca"]
     with pytest.raises(Denied, match=r"pinned root|Intel SGX Root CA"):
-        check.run_tdx_check(sec, RD, now=env.now, provider=MemProvider(env))
+        check.run_tdx_check(tdx_settings.parse(sec), RD, now=env.now, provider=MemProvider(env))
 
 
 def test_no_reference_mrtd_is_a_configuration_error(env: TdxEnv) -> None:
     sec = env.section()
     sec["reference"] = {}
     with pytest.raises(ConfigError, match="no mrtd"):
-        check.run_tdx_check(sec, RD, now=env.now, provider=MemProvider(env))
+        check.run_tdx_check(tdx_settings.parse(sec), RD, now=env.now, provider=MemProvider(env))
 
 
 def test_debug_td_is_refused(env: TdxEnv) -> None:
     body = chain.TdBody(td_attributes=chain.TD_ATTR_DEBUG)
     with pytest.raises(Denied, match="DEBUG"):
-        check.run_tdx_check(env.section(), RD, now=env.now, provider=MemProvider(env, body))
+        check.run_tdx_check(tdx_settings.parse(env.section()), RD, now=env.now, provider=MemProvider(env, body))

@@ -14,6 +14,7 @@ import pytest
 
 from shim.attest.tdx import collateral
 from shim.attest.tdx import operations as cli
+from shim.attest.tdx import settings as tdx_settings
 from shim.common.errors import Denied, Unavailable
 from tests.tdx_provider import DAY, TdxEnv, chain, make_env
 
@@ -136,8 +137,8 @@ def test_refresh_fetches_verifies_and_stores(env: TdxEnv, pccs: tuple[Pccs, str]
                                              capsys: pytest.CaptureFixture[str]) -> None:
     state, url = pccs
     env.collateral.unlink()
-    rc = cli.cmd_collateral_refresh(env.section(pccs_url=url + "/sgx/certification/v4"), provider=Provider(env),
-                                    fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
+    rc = cli.cmd_collateral_refresh(tdx_settings.parse(env.section(pccs_url=url + "/sgx/certification/v4")),
+                                    provider=Provider(env), fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
     assert rc == 0
     stored = json.loads(collateral.load(env.collateral))
     assert stored == state.doc  # byte-exact signed members, CRLs as hex
@@ -151,7 +152,7 @@ def test_refresh_refuses_collateral_that_does_not_verify(env: TdxEnv, pccs: tupl
     other = chain.make_pki(env.now)
     state.doc = json.loads(chain.make_collateral(other, env.now - DAY, env.now + DAY))
     with pytest.raises(Unavailable, match="refusing to store"):
-        cli.cmd_collateral_refresh(env.section(pccs_url=url), provider=Provider(env),
+        cli.cmd_collateral_refresh(tdx_settings.parse(env.section(pccs_url=url)), provider=Provider(env),
                                    fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
     assert env.collateral.read_text() == before
 
@@ -160,7 +161,7 @@ def test_refresh_refuses_expired_collateral(env: TdxEnv, pccs: tuple[Pccs, str])
     state, url = pccs
     state.doc = json.loads(chain.make_collateral(env.pki, env.now - 9 * DAY, env.now - DAY))
     with pytest.raises(Unavailable, match=r"refusing to store.*expired"):
-        cli.cmd_collateral_refresh(env.section(pccs_url=url), provider=Provider(env),
+        cli.cmd_collateral_refresh(tdx_settings.parse(env.section(pccs_url=url)), provider=Provider(env),
                                    fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
 
 
@@ -168,7 +169,7 @@ def test_refresh_reports_http_errors(env: TdxEnv, pccs: tuple[Pccs, str]) -> Non
     state, url = pccs
     state.fail.add("/tcb")
     with pytest.raises(Unavailable, match="HTTP 404"):
-        cli.cmd_collateral_refresh(env.section(pccs_url=url), provider=Provider(env),
+        cli.cmd_collateral_refresh(tdx_settings.parse(env.section(pccs_url=url)), provider=Provider(env),
                                    fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
 
 
@@ -177,7 +178,7 @@ def test_refresh_follows_the_root_crl_distribution_point_when_there_is_no_rootca
     state, url = pccs
     state.fail.add("/rootcacrl")
     with pytest.raises(Unavailable, match="no CRL distribution point"):
-        cli.cmd_collateral_refresh(env.section(pccs_url=url), provider=Provider(env),
+        cli.cmd_collateral_refresh(tdx_settings.parse(env.section(pccs_url=url)), provider=Provider(env),
                                    fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
 
 
@@ -195,6 +196,6 @@ def test_refresh_refuses_a_tcb_info_given_twice(env: TdxEnv, pccs: tuple[Pccs, s
     before = env.collateral.read_text()
     state.first_tcb_info = '{"version": 3}'
     with pytest.raises(Unavailable, match=r"malformed.*duplicate key 'tcbInfo'"):
-        cli.cmd_collateral_refresh(env.section(pccs_url=url), provider=Provider(env),
+        cli.cmd_collateral_refresh(tdx_settings.parse(env.section(pccs_url=url)), provider=Provider(env),
                                    fetch=collateral.urllib_fetcher(timeout=5), now=env.now)
     assert env.collateral.read_text() == before

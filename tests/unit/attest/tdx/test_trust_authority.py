@@ -52,7 +52,7 @@ def env(tmp_path: Path) -> TdxEnv:
 
 def run(env: TdxEnv, ita: ita_standin.Ita, **extra: object) -> CheckResult:
     sec = env.section(trust_authority=ita_standin.section(ita, env.root, **extra))
-    return check.run_tdx_check(sec, RD, now=env.now, provider=MemProvider(env))
+    return check.run_tdx_check(settings.parse(sec), RD, now=env.now, provider=MemProvider(env))
 
 
 def test_admitted_when_ita_appraises_the_same_quote(env: TdxEnv, ita: ita_standin.Ita) -> None:
@@ -71,8 +71,8 @@ def test_admitted_when_ita_appraises_the_same_quote(env: TdxEnv, ita: ita_standi
 
 def test_reportdata_binds_the_ita_nonce_to_the_admission(env: TdxEnv, ita: ita_standin.Ita) -> None:
     provider = MemProvider(env)
-    check.run_tdx_check(env.section(trust_authority=ita_standin.section(ita, env.root)), RD, now=env.now,
-                        provider=provider)
+    check.run_tdx_check(settings.parse(env.section(trust_authority=ita_standin.section(ita, env.root))), RD,
+                        now=env.now, provider=provider)
     vn = ita.requests[1]["body"]["verifier_nonce"]
     nonce = ta.VerifierNonce(base64.b64decode(vn["val"]), base64.b64decode(vn["iat"]), b"")
     assert provider.asked == [ta.report_data(nonce, RD)]
@@ -155,7 +155,7 @@ def test_the_local_verification_still_applies(env: TdxEnv, ita: ita_standin.Ita)
     sec = env.section(trust_authority=ita_standin.section(ita, env.root))
     sec["reference"] = {**sec["reference"], "mrtd": "77" * 48}
     with pytest.raises(Denied, match="MRTD"):
-        check.run_tdx_check(sec, RD, now=env.now, provider=MemProvider(env))
+        check.run_tdx_check(settings.parse(sec), RD, now=env.now, provider=MemProvider(env))
     assert [q["path"] for q in ita.requests] == ["/appraisal/v2/nonce"]  # no token asked for a failed quote
 
 
@@ -163,7 +163,8 @@ def test_api_key_file_readable_by_others_is_refused(env: TdxEnv, ita: ita_standi
     sec = ita_standin.section(ita, env.root)
     Path(sec["api_key_file"]).chmod(0o644)
     with pytest.raises(ConfigError, match="private to root"):
-        check.run_tdx_check(env.section(trust_authority=sec), RD, now=env.now, provider=MemProvider(env))
+        check.run_tdx_check(settings.parse(env.section(trust_authority=sec)), RD, now=env.now,
+                            provider=MemProvider(env))
 
 
 @pytest.mark.parametrize(("table", "match"), [

@@ -13,7 +13,7 @@ from shim.attest.tpm import baseline as bl
 from shim.attest.tpm import operations as cli
 from shim.attest.tpm.device import Quote
 from shim.attest.tpm.settings import parse
-from shim.common.errors import Denied, IntegrityError, NotFound, Unavailable, UsageError
+from shim.common.errors import ConfigError, Denied, IntegrityError, NotFound, Unavailable, UsageError
 from tests.unit.attest.tpm.test_attest import craft_quote, ec_key, pem
 
 VECTORS = Path(__file__).parents[3] / "vectors" / "tpm"
@@ -121,7 +121,7 @@ def test_baseline_must_cover_the_configured_pcrs_and_bank() -> None:
 
 def test_missing_baseline_is_denied_before_touching_the_tpm(tmp_path: Path) -> None:
     with pytest.raises(Denied) as e:
-        check.run_tpm_check({"tcti": "swtpm:host=127.0.0.1,port=9"}, tmp_path)
+        check.run_tpm_check(parse({"tcti": "swtpm:host=127.0.0.1,port=9"}), tmp_path)
     assert "no TPM baseline recorded" in e.value.message
     assert e.value.hint is not None
     assert "sudo bacon baseline record" in e.value.hint
@@ -130,7 +130,7 @@ def test_missing_baseline_is_denied_before_touching_the_tpm(tmp_path: Path) -> N
 def test_on_a_host_without_a_tpm_the_denial_says_so_not_record_a_baseline(tmp_path: Path) -> None:
     """`bacon baseline record` cannot work where there is no TPM: the hint must not send the operator there."""
     with pytest.raises(Denied) as e:
-        check.run_tpm_check({"tcti": "device:/nonexistent/tpm"}, tmp_path)
+        check.run_tpm_check(parse({"tcti": "device:/nonexistent/tpm"}), tmp_path)
     assert "this host has no TPM (/nonexistent/tpm does not exist)" in e.value.message
     assert e.value.hint is not None
     assert "baseline record" not in e.value.hint
@@ -140,13 +140,13 @@ def test_on_a_host_without_a_tpm_the_denial_says_so_not_record_a_baseline(tmp_pa
 def test_unsafe_baseline_is_denied(tmp_path: Path) -> None:
     bl.write(tmp_path, baseline()).chmod(0o666)
     with pytest.raises(Denied, match=r"cannot be trusted: .*writable by others"):
-        check.run_tpm_check({}, tmp_path)
+        check.run_tpm_check(parse({}), tmp_path)
 
 
 def test_no_tpm_is_unavailable(tmp_path: Path) -> None:
     bl.write(tmp_path, baseline())
     with pytest.raises(Unavailable, match="no TPM: /nonexistent/tpmrm0 does not exist") as e:
-        check.run_tpm_check({"tcti": "device:/nonexistent/tpmrm0"}, tmp_path)
+        check.run_tpm_check(parse({"tcti": "device:/nonexistent/tpmrm0"}), tmp_path)
     assert e.value.exit_code == 69
 
 
@@ -167,30 +167,30 @@ def test_secure_boot_state(tmp_path: Path) -> None:
 
 
 def test_status_without_tpm_reports_instead_of_raising(tmp_path: Path) -> None:
-    s = cli.status({"tcti": "device:/nonexistent/tpmrm0"}, tmp_path, efivars=tmp_path)
+    s = cli.status(parse({"tcti": "device:/nonexistent/tpmrm0"}), tmp_path, efivars=tmp_path)
     assert s["present"] is False
     assert s["secure_boot"] == "unknown"
     assert "no TPM" in s["error"]
     assert s["baseline"]["recorded"] is False
     assert [r["state"] for r in s["pcrs"]] == ["unknown"] * 7
     assert any("not available" in line for line in cli.format_status(s))
-    bad = cli.status({"pcrs": 3}, tmp_path, efivars=tmp_path)
-    assert "'pcrs' must be a list" in bad["error"]
+    with pytest.raises(ConfigError, match="'pcrs' must be a list"):  # refused at load: never reaches status
+        parse({"pcrs": 3})
 
 
 def test_baseline_show_without_or_with_unsafe_baseline(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="no TPM baseline recorded"):
-        cli.cmd_baseline_show({}, tmp_path, json_out=False, diff=False)
+        cli.cmd_baseline_show(parse({}), tmp_path, json_out=False, diff=False)
     bl.write(tmp_path, baseline()).chmod(0o644 | 0o020)
     with pytest.raises(IntegrityError, match="writable by others"):
-        cli.cmd_baseline_show({}, tmp_path, json_out=False, diff=False)
+        cli.cmd_baseline_show(parse({}), tmp_path, json_out=False, diff=False)
 
 
 def test_baseline_show_prints_the_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bl.write(tmp_path, baseline())
-    assert cli.cmd_baseline_show({}, tmp_path, json_out=False, diff=False) == 0
+    assert cli.cmd_baseline_show(parse({}), tmp_path, json_out=False, diff=False) == 0
     out = capsys.readouterr().out
     assert f"PCR 7      {PCRS[7].hex()}  (event log replays to it)" in out
-    assert cli.cmd_baseline_show({}, tmp_path, json_out=True, diff=False) == 0
+    assert cli.cmd_baseline_show(parse({}), tmp_path, json_out=True, diff=False) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["baseline"]["pcrs"]["7"] == PCRS[7].hex()
