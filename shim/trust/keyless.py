@@ -19,7 +19,6 @@ malformed trusted root.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from sigstore.errors import VerificationError
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier, policy
 
-from shim.common import trustedfile
+from shim.common import strictjson, trustedfile
 from shim.common.config import TrustedIdentity
 from shim.common.errors import ConfigError
 
@@ -42,6 +41,7 @@ OIDC_ISSUER_V2_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 OTHERNAME_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 MAX_SAN_CHARS = 4096
+MAX_TRUSTED_ROOT = 1 << 20  # bytes of a trusted_root.json read (as every trusted file)
 
 # sigstore logs warnings of its own (a bundle that carries a root CA …); with no handler configured Python
 # would print them to stderr, ahead of the denial line that must come first.
@@ -145,9 +145,9 @@ def _check_root_document(raw: bytes, path: Path) -> None:
     """Refuse what sigstore-python would accept only to fail later, with a message that names the file."""
     hint = "install the Sigstore trusted_root.json of the instance the signers use ([trust] trusted_root)"
     try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        raise ConfigError(f"trusted root {path} is not JSON: {e}", hint=hint) from e
+        doc = strictjson.loads(raw, max_size=MAX_TRUSTED_ROOT)
+    except strictjson.Invalid as e:
+        raise ConfigError(f"trusted root {path} {e}", hint=hint) from e
     if not isinstance(doc, dict) or doc.get("mediaType") != TRUSTED_ROOT_MEDIA_TYPE:
         got = doc.get("mediaType") if isinstance(doc, dict) else None
         raise ConfigError(f"trusted root {path} has media type {str(got)[:80]!r}, not {TRUSTED_ROOT_MEDIA_TYPE!r}",
@@ -161,7 +161,7 @@ def _check_root_document(raw: bytes, path: Path) -> None:
 def load_verifier(path: Path) -> Verifier:
     """A sigstore :class:`Verifier` over the trusted root at ``path`` (root-owned, like the
     configuration). Raises :class:`ConfigError`."""
-    raw = trustedfile.read(path, "trusted root")
+    raw = trustedfile.read(path, "trusted root", max_size=MAX_TRUSTED_ROOT)
     _check_root_document(raw, path)
     try:
         return Verifier(trusted_root=TrustedRoot.from_file(str(path)))
