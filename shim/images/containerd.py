@@ -35,6 +35,31 @@ from shim.wrapper.nerdctl_env import Target
 
 MAX_MESSAGE = 16 << 20
 DEFAULT_TIMEOUT = 10.0
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.enable_http_proxy", 0)]
+
+# Channels a ``bacon serve`` worker connected before its request came (:func:`warm_channel`), by socket
+# path: the request's :class:`Client` takes one instead of connecting then (a fresh process's first call
+# pays the channel and the HTTP/2 handshake, several ms at the runtime gate's ``create``). A worker serves
+# one request, so each channel is taken at most once; the checks on the socket still run for the caller.
+_WARM: dict[str, grpc.Channel] = {}
+
+
+def warm_channel(path: str, namespace: str = "default", timeout: float = 2.0) -> None:
+    """Connect to the containerd at ``path`` now, for the next :class:`Client` of that socket in this
+    process: a query that matches nothing makes the connection. Failures are left for that client to meet."""
+    if path in _WARM:
+        return
+    channel = grpc.insecure_channel(f"unix://{path}", options=CHANNEL_OPTIONS)
+    try:
+        request = images_pb2.ListImagesRequest(filters=["name==bacon-warm-up.invalid/none"])
+        images_pb2_grpc.ImagesStub(channel).List(request, timeout=timeout,
+                                                  metadata=(("containerd-namespace", namespace),))
+    except grpc.RpcError:
+        channel.close()
+        return
+    _WARM[path] = channel
+
+
 NAME_LABEL = "nerdctl/name"
 
 T = TypeVar("T")
@@ -107,8 +132,8 @@ class Client:
             raise NoPermission(f"you (uid {os.geteuid()}) may not use containerd's socket {path} (owner uid "
                                f"{st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})",
                                hint="run the command with sudo; containerd is running, its socket is root's")
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.enable_http_proxy", 0)]
-        self._channel = grpc.insecure_channel(f"unix://{path}", options=options)
+        warm = _WARM.pop(path, None)
+        self._channel = warm if warm is not None else grpc.insecure_channel(f"unix://{path}", options=CHANNEL_OPTIONS)
         self._metadata = (("containerd-namespace", target.namespace),)
         self._images = images_pb2_grpc.ImagesStub(self._channel)
         self._content = content_pb2_grpc.ContentStub(self._channel)

@@ -58,13 +58,13 @@ RESPAWN_PAUSE = 0.2  # seconds before replacing a worker that failed without ser
 PRELOAD = ("shim.admission.gate", "shim.admission.context", "shim.admission.finding", "shim.admission.image_checks",
            "shim.admission.plans", "shim.runtime.gate", "shim.runtime.spec", "shim.runtime.exec",
            "shim.runtime.decided", "shim.runtime.specfile", "shim.admission.profiles.enforce", "shim.images.rootfs",
-           "shim.images.containerd", "shim.trust.keys", "shim.trust.signatures", "shim.images.registry",
-           "shim.images.credentials", "shim.trust.registry_signatures",
-           "shim.trust.signing", "shim.admission.decision", "shim.admission.audit", "shim.admission.records",
-           "shim.trust.cache", "shim.images.imagewalk", "shim.common.config", "shim.wrapper.main",
-           "shim.wrapper.nerdctl_env", "shim.attest.tpm.check", "shim.attest.tpm.attest", "shim.attest.tdx.check",
-           "shim.attest.measure", "shim.attest.launchlog", "shim.attest.cel", "shim.attest.tpm.device",
-           "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
+           "shim.images.containerd", "shim.trust.keys", "shim.trust.signers", "shim.wrapper.callerfiles",
+           "shim.trust.signatures", "shim.images.registry", "shim.images.credentials",
+           "shim.trust.registry_signatures", "shim.trust.signing", "shim.admission.decision", "shim.admission.audit",
+           "shim.admission.records", "shim.trust.cache", "shim.images.imagewalk", "shim.common.config",
+           "shim.wrapper.main", "shim.wrapper.nerdctl_env", "shim.attest.tpm.check", "shim.attest.tpm.attest",
+           "shim.attest.tdx.check", "shim.attest.measure", "shim.attest.launchlog", "shim.attest.cel",
+           "shim.attest.tpm.device", "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
 
 
 def preload() -> None:
@@ -279,9 +279,12 @@ def _answer_request(conn: socket.socket, log: servicelog.Log, caller_pid: int, m
 def _warm_up() -> None:
     """Before any request: what a new process pays on its first decision, paid on the service's own
     configuration. Read-only (a containerd query that matches nothing, a blob that is not there, the
-    trusted keys); whatever fails here is left for the request to meet and report."""
+    trusted keys); whatever fails here is left for the request to meet and report. The containerd sockets a
+    request will most likely use (the runtime gate's, nerdctl's default) are left connected for it
+    (:func:`shim.images.containerd.warm_channel`)."""
     from shim.common import config
-    from shim.images.containerd import Client
+    from shim.images.containerd import Client, warm_channel
+    from shim.runtime.gate import containerd_address
     from shim.trust import keys
     from shim.wrapper.nerdctl_env import resolve
 
@@ -289,11 +292,14 @@ def _warm_up() -> None:
         cfg = config.load()
         with contextlib.suppress(Exception):
             keys.load_trusted_keys(list(cfg.trusted_keys), allowed=cfg.key_types)
-        with Client(resolve(None, None)) as client:
+        with contextlib.suppress(Exception), Client(resolve(None, None)) as client:
             with contextlib.suppress(BaconError):
                 client.list_images(["name==bacon-warm-up.invalid/none"])
             with contextlib.suppress(BaconError):
                 client.read_blob("sha256:" + "0" * 64, 1 << 10)
+        for address in {containerd_address(cfg.runtime, os.environ), resolve(None, None).address}:
+            with contextlib.suppress(Exception):
+                warm_channel(address)
         if cfg.measure.enabled:
             from shim.attest import measure
 
