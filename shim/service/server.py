@@ -64,7 +64,8 @@ PRELOAD = ("shim.admission.gate", "shim.admission.context", "shim.admission.find
            "shim.admission.records", "shim.trust.cache", "shim.images.imagewalk", "shim.common.config",
            "shim.wrapper.main", "shim.wrapper.nerdctl_env", "shim.attest.tpm.check", "shim.attest.tpm.attest",
            "shim.attest.tdx.check", "shim.attest.measure", "shim.attest.launchlog", "shim.attest.cel",
-           "shim.attest.tpm.device", "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
+           "shim.attest.tpm.device",
+           "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
 
 
 def preload() -> None:
