@@ -16,6 +16,7 @@ content that does not match its digest :class:`IntegrityError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -46,17 +47,22 @@ _WARM: dict[str, grpc.Channel] = {}
 
 def warm_channel(path: str, namespace: str = "default", timeout: float = 2.0) -> None:
     """Connect to the containerd at ``path`` now, for the next :class:`Client` of that socket in this
-    process: a query that matches nothing makes the connection. Failures are left for that client to meet."""
+    process, and make the calls a decision makes once each (a query that matches nothing, a read of a blob
+    that is not there), so that their first use is paid too. Failures are left for that client to meet."""
     if path in _WARM:
         return
     channel = grpc.insecure_channel(f"unix://{path}", options=CHANNEL_OPTIONS)
+    metadata = (("containerd-namespace", namespace),)
     try:
         request = images_pb2.ListImagesRequest(filters=["name==bacon-warm-up.invalid/none"])
-        images_pb2_grpc.ImagesStub(channel).List(request, timeout=timeout,
-                                                  metadata=(("containerd-namespace", namespace),))
+        images_pb2_grpc.ImagesStub(channel).List(request, timeout=timeout, metadata=metadata)
     except grpc.RpcError:
         channel.close()
         return
+    with contextlib.suppress(grpc.RpcError):  # not found: the streaming call's first use is what counts
+        blob = content_pb2.ReadContentRequest(digest="sha256:" + "0" * 64, offset=0, size=0)
+        for _ in content_pb2_grpc.ContentStub(channel).Read(blob, timeout=timeout, metadata=metadata):
+            pass
     _WARM[path] = channel
 
 

@@ -279,12 +279,12 @@ def _answer_request(conn: socket.socket, log: servicelog.Log, caller_pid: int, m
 
 def _warm_up() -> None:
     """Before any request: what a new process pays on its first decision, paid on the service's own
-    configuration. Read-only (a containerd query that matches nothing, a blob that is not there, the
-    trusted keys); whatever fails here is left for the request to meet and report. The containerd sockets a
-    request will most likely use (the runtime gate's, nerdctl's default) are left connected for it
-    (:func:`shim.images.containerd.warm_channel`)."""
+    configuration. Read-only (the trusted keys; on the containerd sockets a request will most likely use, the
+    runtime gate's and nerdctl's default, a query that matches nothing and a blob that is not there, their
+    channels then left connected for it: :func:`shim.images.containerd.warm_channel`); whatever fails here
+    is left for the request to meet and report."""
     from shim.common import config
-    from shim.images.containerd import Client, warm_channel
+    from shim.images.containerd import warm_channel
     from shim.runtime.gate import containerd_address
     from shim.trust import keys
     from shim.wrapper.nerdctl_env import resolve
@@ -293,11 +293,6 @@ def _warm_up() -> None:
         cfg = config.load()
         with contextlib.suppress(Exception):
             keys.load_trusted_keys(list(cfg.trusted_keys), allowed=cfg.key_types)
-        with contextlib.suppress(Exception), Client(resolve(None, None)) as client:
-            with contextlib.suppress(BaconError):
-                client.list_images(["name==bacon-warm-up.invalid/none"])
-            with contextlib.suppress(BaconError):
-                client.read_blob("sha256:" + "0" * 64, 1 << 10)
         for address in {containerd_address(cfg.runtime, os.environ), resolve(None, None).address}:
             with contextlib.suppress(Exception):
                 warm_channel(address)
