@@ -62,13 +62,12 @@ def _keep(ctx: Context, materials: Sequence[Material]) -> None:
 
 def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]:
     def run() -> CheckResult:
-        from shim.trust import keys, signatures
-        from shim.trust import signers as trustpolicy
+        from shim.trust import keys, signatures, signers
 
         trusted = keys.load_trusted_keys(list(ctx.cfg.trusted_keys), allowed=ctx.cfg.key_types)
         keyless = (signatures.KeylessTrust(ctx.cfg.identities, ctx.cfg.trusted_root)
                    if ctx.cfg.identities and ctx.cfg.trusted_root else None)
-        judge = trustpolicy.judge_for(ctx.cfg, subject.repository)  # scoped signers (docs/scopes.md)
+        judge = signers.judge_for(ctx.cfg, subject.repository)  # scoped signers (docs/scopes.md)
         # The cache only saves fetching: whatever it holds is verified again, every time.
         materials = _cached(ctx, subject)
         try:

@@ -332,13 +332,13 @@ def probe_keys(cfg: bconfig.Config) -> Item:
 
 def probe_scopes(cfg: bconfig.Config) -> Item:
     """Which trusted signers are scoped (docs/scopes.md); a warning for each that vouches for anything."""
-    from shim.trust import signers as trustpolicy
+    from shim.trust import signers
 
     lines = [f"{'any  ' if k.scope.unscoped else 'scope'} {k.name}: {k.scope.describe()}" for k in cfg.key_entries]
     lines += [f"{'any  ' if i.scope.unscoped else 'scope'} {i.signer_name}: {i.scope.describe()}"
               for i in cfg.identities]
     lines += [f"rule  {r.describe()}" for r in cfg.requirements]
-    unscoped = trustpolicy.unscoped_signers(cfg)
+    unscoped = signers.unscoped_signers(cfg)
     details = {"unscoped": unscoped, "requirements": [r.describe() for r in cfg.requirements]}
     if unscoped:
         return Item("scopes", "signer scopes", WARN,
@@ -392,12 +392,12 @@ def _unconfigured(key: str, label: str) -> Item:
 
 
 def probe_tpm(cfg: bconfig.Config | None) -> Item:
-    from shim.attest.tpm import operations as tpm_cli
+    from shim.attest.tpm import operations as tpm_operations
 
     if cfg is None:
         return _unconfigured("tpm", "TPM")
     launch_pcr = cfg.measure.pcr if cfg.measure.tpm else None
-    s = tpm_cli.status(cfg.tpm, Path(cfg.state_dir), launch_pcr=launch_pcr)
+    s = tpm_operations.status(cfg.tpm, Path(cfg.state_dir), launch_pcr=launch_pcr)
     s.pop("secure_boot", None)  # reported by its own probe
     where = f" ({s['tcti']})" if s.get("tcti") else ""
     lines = tuple(f"PCR {r['pcr']:<2} {r['state']:<11} current {(r['current'] or '-')[:16]}  "
@@ -439,11 +439,11 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
 
 def probe_tdx(cfg: bconfig.Config | None, now: int | None = None) -> Item:
     from shim.attest.tdx import collateral
-    from shim.attest.tdx import operations as tdx_cli
+    from shim.attest.tdx import operations as tdx_operations
 
     if cfg is None:
         return _unconfigured("tdx", "TDX")
-    s = tdx_cli.status(cfg.tdx)
+    s = tdx_operations.status(cfg.tdx)
     if s["provider"] != "tdx_guest":
         from shim.attest.tdx.configfs import HINT_NOT_GUEST
 

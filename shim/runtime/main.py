@@ -92,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _exec(real_runc(table), args)
         socket = configfile.service_socket(table, path)
         if socket:
-            from shim.service import wire as service_client
+            from shim.service import wire
 
-            answer = service_client.request(socket, [MARKER, *args], os.environ, os.getcwd())
+            answer = wire.request(socket, [MARKER, *args], os.environ, os.getcwd())
             if answer is not None:
                 if len(answer) == 3:
                     return _exec(answer[0], answer[1])

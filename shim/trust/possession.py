@@ -99,11 +99,11 @@ def signer_scope(cfg: Config, public: keys.PublicKey, trusted: Sequence[keys.Pub
     """The signer a signature by ``public`` will be judged as here: the ``[trust] keys`` entry whose key
     has the same key id (``trusted`` are those keys, loaded), else unscoped (a key this host does not
     trust; its signatures will not be admitted here at all)."""
-    from shim.trust import signers as trustpolicy
+    from shim.trust import signers
 
     for pub in trusted:
         if pub.key_id == public.key_id:
-            return trustpolicy.key_signer(cfg, pub)
+            return signers.key_signer(cfg, pub)
     return scopes.SignerInfo(name=public.name, shown=f"signing key {public.name} (not under [trust] keys)",
                              scope=scopes.UNSCOPED)
 

@@ -89,9 +89,9 @@ def run(args: Sequence[str]) -> int:
 def _ask_service(socket_path: str, args: Sequence[str], nerdctl: str, copies: Sequence[int] = ()) -> int | None:
     """Have the warm service (``bacon serve``) decide, and carry out its plan here; ``None`` if none listens.
     It decides exactly as :func:`plan` (classification included), so a refusal comes back as one."""
-    from shim.service import wire as service_client  # standard library only (and no socket, json)
+    from shim.service import wire  # standard library only (and no socket, json)
 
-    answer = service_client.request(socket_path, args, os.environ, os.getcwd(), inputs=copies)
+    answer = wire.request(socket_path, args, os.environ, os.getcwd(), inputs=copies)
     if answer is None:
         return None
     if len(answer) == 2:
