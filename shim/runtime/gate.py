@@ -64,6 +64,7 @@ class Where:
     bundle: Path
     namespace: str
     container_id: str
+    no_pivot: bool = False  # runc create --no-pivot: a chroot, judged by the profile
 
 
 def where(call: runtime_argv.Call, cwd: str) -> Where:
@@ -78,7 +79,8 @@ def where(call: runtime_argv.Call, cwd: str) -> Where:
     root = call.globals.get("root")
     if root is not None and Path(root).name != namespace:
         raise Denied(f"runc --root {root} is not for namespace {namespace!r} (the bundle's)", check=LAYER)
-    return Where(bundle=bundle, namespace=namespace, container_id=call.container_id)
+    return Where(bundle=bundle, namespace=namespace, container_id=call.container_id,
+                 no_pivot=call.flags.get("no-pivot") == "true")
 
 
 def read_spec(bundle: Path) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def decide_container(ctx: Any, at: Where) -> Decision:
     verdict = check_image(ctx, subject)
     verdict.raise_if_denied()
     level = verdict.level or ctx.cfg.default_level
-    profile_check(ctx.cfg, level, spec, subject.asked, subject.digest)
+    profile_check(ctx.cfg, level, spec, subject.asked, subject.digest, at)
     return Decision("admission", verdict=verdict, level=level)
 
 
@@ -172,13 +174,17 @@ def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str])
     return measure.launches(ctx.cfg, [event])
 
 
-def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, digest: str) -> None:
-    """Apply the profile of the image's level to what the OCI spec asks for (``shim.runtime.spec``)."""
+def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, digest: str,
+                  at: Where | None = None) -> None:
+    """Apply the profile of the image's level to what the OCI spec asks for (``shim.runtime.spec``), and to
+    what ``runc create`` was told beside it (``at``: the container's namespace and ID, ``--no-pivot``)."""
     from shim.admission.profiles import rules
     from shim.runtime import spec as runtime_spec
 
     settings_ = cfg.profiles.settings(level)
-    refusals = rules.refusals_of(runtime_spec.requested(spec, is_host_namespace), settings_)
+    launch = None if at is None else runtime_spec.Launch(namespace=at.namespace, container_id=at.container_id,
+                                                         no_pivot=at.no_pivot)
+    refusals = rules.refusals_of(runtime_spec.requested(spec, is_host_namespace, host_device, launch), settings_)
     if refusals:
         first = refusals[0]
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
@@ -199,6 +205,17 @@ def is_host_namespace(kind: str, path: str) -> bool:
     except OSError:
         return True
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def host_device(path: str) -> tuple[str, int, int] | None:
+    """The host's device node at ``path`` as (``b``/``c``, major, minor); None when there is none (a symbolic
+    link is followed, as runc's ``--device`` handling in containerd's clients does)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    kind = {0o060000: "b", 0o020000: "c"}.get(st.st_mode & 0o170000)
+    return None if kind is None else (kind, os.major(st.st_rdev), os.minor(st.st_rdev))
 
 
 def forget_decided(cfg: Any, at: Where) -> None:

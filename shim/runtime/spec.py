@@ -1,22 +1,34 @@
 """What an OCI runtime spec (a bundle's ``config.json``) asks for, as container profiles read it
 (:class:`shim.admission.profiles.request.Requested`), so that the runtime gate applies the same rules to a
-container whatever client wrote its spec. Pure: the one question about the host (is this namespace
-path the host's own?) is asked through a callable.
+container whatever client wrote its spec. Pure: the questions about the host (is this namespace path the
+host's own? which device is this host path?) are asked through callables.
 
-How each part of the spec is read (docs/runtime.md):
+How each part of the spec is read (docs/runtime.md, "What the spec may ask for"):
 
 - capabilities: the union of ``process.capabilities``' sets; ``SYS_ADMIN`` with nothing masked
   (``linux.maskedPaths`` empty) is what ``--privileged`` makes (every capability the host has), and is
   named so;
-- namespaces: a ``pid``, ``ipc``, ``network`` or ``uts`` namespace missing from ``linux.namespaces`` is the
-  host's; one given by ``path`` is the host's when it is the host's init's (another container's, as a
+- namespaces: a ``pid``, ``ipc``, ``network``, ``uts`` or ``mount`` namespace missing from
+  ``linux.namespaces`` is the host's (without a mount namespace runc mounts into the host's and only
+  chroots); one given by ``path`` is the host's when it is the host's init's (another container's, as a
   Kubernetes pod's containers join their sandbox's, is not). ``cgroup`` and ``user`` are not judged:
   containerd's own default spec has neither, so their absence says nothing about what was asked;
-- mounts: a bind mount is a host path (read-only with ``ro``); the kernel filesystems a runtime mounts
-  (``proc``, ``sysfs``, ``tmpfs``, ``devpts``, ``mqueue``, ``cgroup``/``cgroup2``) are not; any other
-  filesystem is refused as unknown;
-- devices: ``linux.devices`` (host device nodes), and a device cgroup rule allowing every device;
+- mounts: a bind mount is a host path (read-only with ``ro``); ``proc`` only on ``/proc`` and ``sysfs``
+  only read-only on ``/sys`` (elsewhere neither is masked: a ``proc`` on ``/hostproc`` gives the container
+  the host's ``/proc/sys/kernel/core_pattern`` to write); ``cgroup``/``cgroup2`` only read-only;
+  ``tmpfs``, ``devpts``, ``mqueue`` anywhere; any other filesystem is refused as unknown;
+- masked and read-only paths: every path containerd masks by default must be masked, every one it makes
+  read-only must be masked or read-only (``/proc/sys`` writable is the host's kernel settings);
+- devices: ``linux.devices`` (host device nodes: the host path only when the node asked for is that
+  path's own device, else its type and numbers), and every device cgroup rule that lets the container
+  read or write a device beyond containerd's defaults and the nodes it was given (with ``MKNOD``, in the
+  default set, a container makes any node its rules allow);
 - ``hooks``: host programs the runtime runs as root, refused unless ``privileged``;
+- cgroups: ``linux.cgroupsPath`` other than the one containerd gives (``/<namespace>/<id>``, kubelet's
+  ``kubepods`` ones in ``k8s.io``) could join an existing cgroup (runc 1.1 only warns); raw cgroup files
+  (``linux.resources.unified``), an Intel RDT class; ``org.systemd.property.*`` annotations (unit
+  properties set as root under the systemd cgroup driver);
+- ``linux.rootfsPropagation`` shared (the container's mounts reach the host), ``runc create --no-pivot``;
 - ``process.apparmorProfile`` ``unconfined``, ``process.selinuxLabel``, ``linux.sysctl``, ``process.user``,
   ``process.noNewPrivileges``. A spec without a seccomp profile is not refused (Kubernetes' baseline
   allows an unset one); one with ``SCMP_ACT_ALLOW`` as its default action runs unfiltered and is.
@@ -24,15 +36,41 @@ How each part of the spec is read (docs/runtime.md):
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from shim.admission.profiles.request import ALL_CAPABILITIES, Ask, Requested
 
-JUDGED_NAMESPACES = ("pid", "ipc", "network", "uts")
-KERNEL_FILESYSTEMS = frozenset({"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2"})
+JUDGED_NAMESPACES = ("pid", "ipc", "network", "uts", "mount")
+FREE_FILESYSTEMS = frozenset({"tmpfs", "devpts", "mqueue"})  # mounted anywhere, nothing of the host's in them
 CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+# containerd's default spec (oci.WithDefaultSpec, CRI's too): what it masks, and what it makes read-only
+# (CRI has /proc/asound read-only where ctr masks it: either will do).
+MASKED_PATHS = ("/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware")
+READONLY_PATHS = ("/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# Device cgroup rules containerd's default spec allows (null, zero, full, tty, random, urandom, console, ptmx,
+# the pseudo-terminals) and runc 1.1 adds (tun): (type, major, minor), None for every minor.
+DEFAULT_DEVICE_RULES = frozenset({("c", 1, 3), ("c", 1, 5), ("c", 1, 7), ("c", 1, 8), ("c", 1, 9), ("c", 5, 0),
+                                  ("c", 5, 1), ("c", 5, 2), ("c", 136, None), ("c", 10, 200)})
+DEVICE_TYPES = ("a", "b", "c", "u", "p")
+SHARED_PROPAGATION = frozenset({"shared", "rshared"})
+K8S_NAMESPACE = "k8s.io"
+
+HostDevice = Callable[[str], "tuple[str, int, int] | None"]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the gate knows about the container beside its spec: the namespace and ID containerd gave it
+    (its bundle's path) and whether ``runc create`` was given ``--no-pivot``."""
+
+    namespace: str = ""
+    container_id: str = ""
+    no_pivot: bool = False
 
 
 def _dict(value: object) -> Mapping[str, Any]:
@@ -43,9 +81,16 @@ def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], bool]) -> Requested:
+def _no_device(path: str) -> tuple[str, int, int] | None:
+    return None
+
+
+def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], bool],
+              host_device: HostDevice = _no_device, launch: Launch | None = None) -> Requested:
     """The privileges ``spec`` asks for. ``is_host_namespace(type, path)``: whether the namespace at
-    ``path`` is the host's own. What cannot be read is put in ``unknown`` (refused but under
+    ``path`` is the host's own; ``host_device(path)``: the host's device node at ``path`` as (``b``/``c``,
+    major, minor), None when there is none; ``launch``: the container's namespace and ID (None: not
+    known, its cgroup path is not judged). What cannot be read is put in ``unknown`` (refused but under
     ``privileged``)."""
     process, linux = _dict(spec.get("process")), _dict(spec.get("linux"))
     unknown: list[Ask] = []
@@ -59,38 +104,10 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
     if "SYS_ADMIN" in caps and not masked:
         privileged = Ask("privileged", "the spec (SYS_ADMIN, nothing masked: --privileged)")
 
-    host_ns: list[Ask] = []
-    present: dict[str, str] = {}
-    for ns in _list(linux.get("namespaces")):
-        entry = _dict(ns)
-        ns_type, ns_path = entry.get("type"), entry.get("path", "")
-        if not isinstance(ns_type, str) or not isinstance(ns_path, str):
-            unknown.append(Ask(f"namespace entry {ns!r} cannot be read", "linux.namespaces"))
-            continue
-        present[ns_type] = ns_path
-    for kind in JUDGED_NAMESPACES:
-        if kind not in present:
-            host_ns.append(Ask(kind, f"linux.namespaces (no {kind} namespace)"))
-        elif present[kind] and is_host_namespace(kind, present[kind]):
-            host_ns.append(Ask(kind, f"linux.namespaces ({kind} namespace {present[kind]})"))
-
-    host_paths: list[Ask] = []
-    for m in _list(spec.get("mounts")):
-        mount = _dict(m)
-        fstype, source, dest = mount.get("type", ""), mount.get("source", ""), mount.get("destination", "")
-        options = [o for o in _list(mount.get("options")) if isinstance(o, str)]
-        where = f"mounts ({dest})"
-        if fstype == "bind" or "bind" in options or "rbind" in options:
-            host_paths.append(Ask(str(source), where, read_only="ro" in options))
-        elif fstype not in KERNEL_FILESYSTEMS:
-            unknown.append(Ask(f"a {fstype or 'typeless'} mount of {source!r} on {dest!r}", where))
-
-    devices = [Ask(str(_dict(d).get("path", "")), "linux.devices") for d in _list(linux.get("devices"))]
-    for rule in _list(_dict(linux.get("resources")).get("devices")):
-        allow = _dict(rule)
-        if (allow.get("allow") is True and allow.get("type", "a") in ("a", "", None)
-                and allow.get("major") is None and allow.get("minor") is None):
-            devices.append(Ask("every host device", "linux.resources.devices (allow all)"))
+    host_ns = _host_namespaces(linux, is_host_namespace, unknown)
+    host_paths, unmasked, cgroups = _mounts(spec, unknown)
+    unmasked.extend(_unmasked_paths(linux, unknown))
+    devices = _devices(linux, host_device, unknown)
 
     for kind in HOOK_KINDS:
         for h in _list(_dict(spec.get("hooks")).get(kind)):
@@ -102,14 +119,201 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
         seccomp = Ask("unconfined", "linux.seccomp (allows every system call)")
     sysctls = [Ask(k, "linux.sysctl") for k in _dict(linux.get("sysctl"))]
 
+    cgroups.extend(_cgroups(linux, launch, unknown))
+    annotations = [Ask(k, "annotations (a systemd unit property runc sets as root)")
+                   for k in _dict(spec.get("annotations")) if isinstance(k, str) and
+                   k.lower().startswith("org.systemd.property.")]
+    propagation = linux.get("rootfsPropagation")
+    if propagation is not None and (not isinstance(propagation, str) or propagation in SHARED_PROPAGATION):
+        unknown.append(Ask(f"rootfsPropagation {propagation!r}: the container's mounts would reach the host",
+                           "linux.rootfsPropagation"))
+    if launch is not None and launch.no_pivot:
+        unknown.append(Ask("a root entered by chroot, not pivot_root (the host's root stays reachable)",
+                           "runc create --no-pivot"))
+
+    unmasked_paths = Ask("unmasked", "; ".join(unmasked)) if unmasked else None
     return Requested(
         privileged=privileged, host_namespaces=tuple(host_ns), capabilities=frozenset(caps),
         capability_sources=("process.capabilities",), host_paths=tuple(host_paths), devices=tuple(devices),
-        seccomp=seccomp, apparmor=proc.apparmor, selinux=proc.selinux,
-        unmasked_paths=Ask("unmasked", "linux.maskedPaths (empty)") if not masked else None,
+        seccomp=seccomp, apparmor=proc.apparmor, selinux=proc.selinux, unmasked_paths=unmasked_paths,
         sysctls=tuple(sysctls), user=proc.user, no_new_privileges=proc.no_new_privileges,
-        refused=tuple(refused), unknown=tuple(unknown), starts_container=True,
+        annotations=tuple(annotations), cgroups=tuple(cgroups), refused=tuple(refused), unknown=tuple(unknown),
+        starts_container=True,
     )
+
+
+def _host_namespaces(linux: Mapping[str, Any], is_host_namespace: Callable[[str, str], bool],
+                     unknown: list[Ask]) -> list[Ask]:
+    present: dict[str, str] = {}
+    for ns in _list(linux.get("namespaces")):
+        entry = _dict(ns)
+        ns_type, ns_path = entry.get("type"), entry.get("path", "")
+        if not isinstance(ns_type, str) or not isinstance(ns_path, str):
+            unknown.append(Ask(f"namespace entry {ns!r} cannot be read", "linux.namespaces"))
+            continue
+        present[ns_type] = ns_path
+    host_ns: list[Ask] = []
+    for kind in JUDGED_NAMESPACES:
+        if kind not in present:
+            host_ns.append(Ask(kind, f"linux.namespaces (no {kind} namespace)"))
+        elif present[kind] and is_host_namespace(kind, present[kind]):
+            host_ns.append(Ask(kind, f"linux.namespaces ({kind} namespace {present[kind]})"))
+    return host_ns
+
+
+def _path(value: object) -> str | None:
+    """An absolute path as written, normalized (``/proc/`` is ``/proc``); None when it is not one."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        return None
+    return posixpath.normpath(value).replace("//", "/")
+
+
+def _mounts(spec: Mapping[str, Any], unknown: list[Ask]) -> tuple[list[Ask], list[str], list[Ask]]:
+    """The host paths bound, the kernel filesystems mounted unmasked (as words for the refusal), and the
+    writable cgroup mounts."""
+    host_paths: list[Ask] = []
+    unmasked: list[str] = []
+    cgroups: list[Ask] = []
+    for m in _list(spec.get("mounts")):
+        mount = _dict(m)
+        fstype, source, dest = mount.get("type", ""), mount.get("source", ""), mount.get("destination", "")
+        options = [o for o in _list(mount.get("options")) if isinstance(o, str)]
+        where = f"mounts ({dest})"
+        read_only = "ro" in options
+        if fstype == "bind" or "bind" in options or "rbind" in options:
+            host_paths.append(Ask(str(source), where, read_only=read_only))
+        elif fstype == "proc":
+            if _path(dest) != "/proc":
+                unmasked.append(f"{where}: proc outside /proc, nothing masked in it")
+        elif fstype == "sysfs":
+            if _path(dest) != "/sys" or not read_only:
+                unmasked.append(f"{where}: sysfs " + ("outside /sys" if _path(dest) != "/sys" else "read-write"))
+        elif fstype in ("cgroup", "cgroup2"):
+            if not read_only:
+                cgroups.append(Ask(f"writable cgroups ({fstype} on {dest} read-write)", where))
+        elif fstype not in FREE_FILESYSTEMS:
+            unknown.append(Ask(f"a {fstype or 'typeless'} mount of {source!r} on {dest!r}", where))
+    return host_paths, unmasked, cgroups
+
+
+def _covered(path: str, by: set[str]) -> bool:
+    while True:
+        if path in by:
+            return True
+        if path in ("/", ""):
+            return False
+        path = posixpath.dirname(path)
+
+
+def _unmasked_paths(linux: Mapping[str, Any], unknown: list[Ask]) -> list[str]:
+    """The paths containerd keeps masked or read-only by default that this spec leaves open."""
+    paths: dict[str, set[str]] = {}
+    for key in ("maskedPaths", "readonlyPaths"):
+        value = linux.get(key)
+        if value is not None and not isinstance(value, list):
+            unknown.append(Ask(f"{key} {value!r} cannot be read", f"linux.{key}"))
+        paths[key] = {p for p in (_path(v) for v in _list(value)) if p is not None}
+    masked, read_only = paths["maskedPaths"], paths["maskedPaths"] | paths["readonlyPaths"]
+    out = []
+    for key, required, by in (("maskedPaths", MASKED_PATHS, masked), ("readonlyPaths", READONLY_PATHS, read_only)):
+        missing = [p for p in required if not _covered(p, by)]
+        if missing:
+            out.append(f"linux.{key} (no {', '.join(missing)})")
+    return out
+
+
+class _Unreadable(ValueError):
+    pass
+
+
+def _number(value: object) -> int | None:
+    """A device number as runc reads it: None (or -1) for every one. Raises :class:`_Unreadable`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Unreadable
+    return None if value == -1 else value
+
+
+def _devices(linux: Mapping[str, Any], host_device: HostDevice, unknown: list[Ask]) -> list[Ask]:
+    devices: list[Ask] = []
+    given: set[tuple[str, int | None, int | None]] = set()
+    for d in _list(linux.get("devices")):
+        dev = _dict(d)
+        path, kind = dev.get("path"), dev.get("type")
+        try:
+            major, minor = _number(dev.get("major")), _number(dev.get("minor"))
+            if not isinstance(path, str) or kind not in ("b", "c", "u", "p"):
+                raise _Unreadable
+        except _Unreadable:
+            unknown.append(Ask(f"device {d!r} cannot be read", "linux.devices"))
+            continue
+        kind = "c" if kind == "u" else kind
+        given.add((kind, major, minor))
+        if kind == "p" or host_device(path) == (kind, major, minor):
+            devices.append(Ask(path, "linux.devices"))
+        else:  # another node than the host's at that path: named by what it is
+            devices.append(Ask(f"{kind} {major}:{minor}", f"linux.devices ({path}, not the host's {path})"))
+    for rule in _list(_dict(linux.get("resources")).get("devices")):
+        r = _dict(rule)
+        allow, kind, access = r.get("allow"), r.get("type") or "a", r.get("access") or "rwm"
+        try:
+            major, minor = _number(r.get("major")), _number(r.get("minor"))
+            if (not isinstance(allow, bool) or kind not in DEVICE_TYPES or not isinstance(access, str)
+                    or not set(access) <= set("rwm")):
+                raise _Unreadable
+        except _Unreadable:
+            unknown.append(Ask(f"device cgroup rule {rule!r} cannot be read", "linux.resources.devices"))
+            continue
+        if not allow or not set(access) & set("rw"):  # a denial, or mknod only: nothing opened
+            continue
+        kind = "c" if kind == "u" else kind
+        key = (kind, major, minor)
+        if key in DEFAULT_DEVICE_RULES or key in given:
+            continue
+        if kind == "a" and major is None and minor is None:
+            devices.append(Ask("every host device", "linux.resources.devices (allow all)"))
+            continue
+        name = f"{kind} {'*' if major is None else major}:{'*' if minor is None else minor} {access}"
+        devices.append(Ask(name, "linux.resources.devices (a device cgroup rule)"))
+    return devices
+
+
+def _cgroups(linux: Mapping[str, Any], launch: Launch | None, unknown: list[Ask]) -> list[Ask]:
+    out: list[Ask] = []
+    path = linux.get("cgroupsPath")
+    if path is not None and not isinstance(path, str):
+        unknown.append(Ask(f"cgroupsPath {path!r} cannot be read", "linux.cgroupsPath"))
+    elif path and launch is not None and not containerds_cgroup(path, launch.namespace, launch.container_id):
+        out.append(Ask(f"the cgroup {path!r} (containerd's is /{launch.namespace}/{launch.container_id})",
+                       "linux.cgroupsPath"))
+    resources = _dict(linux.get("resources"))
+    if resources.get("unified"):
+        out.append(Ask("raw cgroup files (" + ", ".join(sorted(map(str, _dict(resources.get('unified'))))) + ")",
+                       "linux.resources.unified"))
+    if linux.get("intelRdt"):
+        out.append(Ask("an Intel RDT (resctrl) class", "linux.intelRdt"))
+    return out
+
+
+def containerds_cgroup(path: str, namespace: str, container_id: str) -> bool:
+    """Whether ``path`` is a cgroup containerd's clients give a new container: ``/<namespace>/<id>``
+    (containerd's default spec), ``<id>`` (under the shim's own), and in ``k8s.io`` kubelet's, under
+    ``kubepods`` (cgroupfs) or a ``kubepods`` slice (systemd). Any other could be an existing cgroup the
+    container would join (runc 1.1 only warns), its limits and its processes (``runc kill --all``) with it."""
+    if not container_id:
+        return False
+    if path in (f"/{namespace}/{container_id}", container_id):
+        return True
+    if namespace != K8S_NAMESPACE:
+        return False
+    if ":" in path:  # systemd: slice:prefix:name
+        slice_, prefix, name = [*path.split(":"), "", ""][:3]
+        return (path.count(":") == 2 and name == container_id and slice_.startswith("kubepods")
+                and slice_.endswith(".slice") and "/" not in slice_ and prefix == "cri-containerd")
+    parts = path.split("/")
+    return (path.startswith("/kubepods") and posixpath.normpath(path) == path and len(parts) >= 3
+            and parts[1].startswith("kubepods") and parts[-1] == container_id)
 
 
 def process_request(process: Mapping[str, Any], *, starts_container: bool = False) -> Requested:

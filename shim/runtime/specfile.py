@@ -27,7 +27,8 @@ FIELDS = frozenset({
     "permitted", "ambient", "apparmorProfile", "selinuxLabel", "noNewPrivileges", "linux", "namespaces", "type",
     "maskedPaths", "mounts", "source", "destination", "options", "devices", "resources", "allow", "major", "minor",
     "hooks", "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop", "seccomp",
-    "defaultAction", "sysctl",
+    "defaultAction", "sysctl", "readonlyPaths", "access", "cgroupsPath", "unified", "intelRdt", "annotations",
+    "rootfsPropagation",
 })
 
 

@@ -93,3 +93,115 @@ def test_a_malformed_spec_asks_for_nothing_it_cannot_be_refused_for() -> None:
     for s in ({}, {"process": [], "linux": "x", "mounts": {}}, {"linux": {"namespaces": [{"type": 1}]}}):
         got = refused(s)  # never raises
         assert "host-namespaces" in got or "unknown" in got
+
+
+# -- what a client other than ctr's defaults can write (a hand-written spec, containerd's API, ctr's options) --
+
+def _launch(cid: str = "default", namespace: str = "default", no_pivot: bool = False) -> runtime_spec.Launch:
+    return runtime_spec.Launch(namespace=namespace, container_id=cid, no_pivot=no_pivot)
+
+
+def judged(s: dict[str, Any], profile: str = "baseline", allow: Allowances | None = None,
+           launch: runtime_spec.Launch | None = None, host_device: Any = None) -> list[str]:
+    settings = Settings(profile=profile, level="Low", allow=allow or Allowances())
+    req = runtime_spec.requested(s, never_host, host_device or (lambda path: None), launch or _launch())
+    return [r.rule for r in rules.refusals_of(req, settings)]
+
+
+def test_ctrs_specs_as_the_gate_sees_them_with_their_container() -> None:
+    assert judged(spec("default")) == []
+    for name in ("default", "privileged", "hostnet", "mount"):
+        assert judged(spec(name), "privileged", launch=_launch(name)) == []
+
+
+def _without(key: str, path: str) -> Any:
+    return lambda s: s["linux"].__setitem__(key, [p for p in s["linux"][key] if p != path])
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    # no mount namespace: runc mounts into the host's and only chroots (SYS_CHROOT is in the default set)
+    (lambda s: s["linux"].__setitem__("namespaces", [n for n in s["linux"]["namespaces"] if n["type"] != "mount"]),
+     "host-namespaces"),
+    # a proc elsewhere than /proc is masked nowhere: the host's /proc/sys/kernel/core_pattern to write
+    (lambda s: s["mounts"].append({"type": "proc", "source": "proc", "destination": "/hostproc"}), "proc-mount"),
+    (lambda s: s["mounts"].append({"type": "proc", "source": "proc", "destination": "/proc/../hp"}), "proc-mount"),
+    (lambda s: s["mounts"].append({"type": "sysfs", "source": "sysfs", "destination": "/hs", "options": ["ro"]}),
+     "proc-mount"),
+    (lambda s: [m.__setitem__("options", ["nosuid"]) for m in s["mounts"] if m["type"] == "sysfs"], "proc-mount"),
+    (lambda s: s["mounts"].append({"type": "cgroup", "source": "cgroup", "destination": "/sys/fs/cgroup"}),
+     "cgroups"),
+    (lambda s: s["linux"].__setitem__("readonlyPaths", []), "proc-mount"),
+    (_without("readonlyPaths", "/proc/sys"), "proc-mount"),
+    (_without("maskedPaths", "/proc/kcore"), "proc-mount"),
+    (lambda s: s["linux"].__setitem__("readonlyPaths", "/proc/sys"), "unknown"),
+    # device cgroup rules beyond containerd's defaults: MKNOD (a default capability) makes the node
+    (lambda s: s["linux"]["resources"]["devices"].append({"allow": True, "type": "b", "access": "rwm"}), "devices"),
+    (lambda s: s["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 11,
+                                                          "access": "r"}), "devices"),
+    (lambda s: s["linux"]["resources"]["devices"].append({"allow": True, "type": "a", "major": -1, "minor": -1}),
+     "devices"),
+    (lambda s: s["linux"]["resources"]["devices"].append({"allow": True, "type": "x", "access": "rwm"}), "unknown"),
+    (lambda s: s["linux"]["resources"]["devices"].append({"allow": True, "type": "b", "major": "8"}), "unknown"),
+    (lambda s: s["linux"]["resources"]["devices"].append({"allow": "yes", "type": "c", "major": 1, "minor": 3}),
+     "unknown"),
+    # cgroups: another cgroup than containerd's could be an existing one (joined, limited, killed with the task)
+    (lambda s: s["linux"].__setitem__("cgroupsPath", "/system.slice"), "cgroups"),
+    (lambda s: s["linux"].__setitem__("cgroupsPath", "/default/../system.slice/default"), "cgroups"),
+    (lambda s: s["linux"].__setitem__("cgroupsPath", 7), "unknown"),
+    (lambda s: s["linux"]["resources"].__setitem__("unified", {"cgroup.procs": "1"}), "cgroups"),
+    (lambda s: s["linux"].__setitem__("intelRdt", {"closID": "x"}), "cgroups"),
+    (lambda s: s.__setitem__("annotations", {"org.systemd.property.DeviceAllow": "'/dev/sda rwm'"}), "annotations"),
+    (lambda s: s["linux"].__setitem__("rootfsPropagation", "rshared"), "unknown"),
+])
+def test_each_further_privilege_a_spec_can_ask_for_is_refused_under_baseline(change: Any, rule: str) -> None:
+    s = spec("default")
+    change(s)
+    assert rule in judged(s)
+    assert judged(s, "privileged") == []
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s["linux"]["resources"]["devices"].append({"allow": True, "type": "b", "access": "m"}),  # mknod only
+    lambda s: s["linux"]["resources"]["devices"].append({"allow": False, "type": "a", "access": "rwm"}),
+    lambda s: s["linux"].__setitem__("rootfsPropagation", "rslave"),
+    lambda s: s["linux"].__setitem__("readonlyPaths", ["/proc"]),  # a parent covers its paths
+    lambda s: s.__setitem__("annotations", {"io.kubernetes.cri.container-type": "container"}),
+    lambda s: s["linux"].__setitem__("cgroupsPath", "default"),  # under the shim's own cgroup
+    lambda s: s["mounts"].append({"type": "tmpfs", "source": "tmpfs", "destination": "/scratch"}),
+])
+def test_what_containerd_and_kubelet_write_is_not_refused(change: Any) -> None:
+    s = spec("default")
+    change(s)
+    assert judged(s) == []
+
+
+def test_kubelets_cgroups_pass_only_in_its_namespace() -> None:
+    s = spec("default")
+    cid = "0123abcd"
+    for path in (f"/kubepods/besteffort/pod1234/{cid}", f"kubepods-besteffort-pod1234.slice:cri-containerd:{cid}"):
+        s["linux"]["cgroupsPath"] = path
+        assert judged(s, launch=_launch(cid, "k8s.io")) == [], path
+        assert judged(s, launch=_launch(cid, "default")) == ["cgroups"], path
+    for path in (f"/kubepods/../system.slice/{cid}", f"system.slice:cri-containerd:{cid}", "/kubepods/other",
+                 f"kubepods.slice:session:{cid}"):
+        s["linux"]["cgroupsPath"] = path
+        assert judged(s, launch=_launch(cid, "k8s.io")) == ["cgroups"], path
+
+
+def test_a_device_node_is_allowed_by_path_only_when_it_is_that_paths_host_device() -> None:
+    s = spec("default")
+    s["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    s["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 10, "minor": 229,
+                                               "access": "rwm"})
+    fuse = Allowances(devices=frozenset({"/dev/fuse"}))
+    hosts = {"/dev/fuse": ("c", 10, 229)}
+    assert judged(s, allow=fuse, host_device=hosts.get) == []  # ctr --device /dev/fuse, allowed
+    # the same path, but the node runc would make is the host's disk
+    s["linux"]["devices"] = [{"path": "/dev/fuse", "type": "b", "major": 254, "minor": 0}]
+    s["linux"]["resources"]["devices"][-1] = {"allow": True, "type": "b", "major": 254, "minor": 0, "access": "rwm"}
+    assert judged(s, allow=fuse, host_device=hosts.get) == ["devices"]
+
+
+def test_no_pivot_is_refused_but_under_privileged() -> None:
+    assert judged(spec("default"), launch=_launch(no_pivot=True)) == ["unknown"]
+    assert judged(spec("default"), "privileged", launch=_launch(no_pivot=True)) == []

@@ -1,0 +1,155 @@
+"""What a container's OCI spec may ask for at the runtime gate, asked for by clients other than the wrapper:
+``ctr run``'s options (real containerd, real runc, the harness's signed images), a hand-written spec
+(``ctr run --config``), and a spec an API client wrote on a container of a signed image (given to the
+launcher as containerd's shim calls it). Each refused one is something the real runc would have run: a
+privileged level admits it, and the test shows what it gives the container."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shim.common.errors import EXIT_DENIED
+from tests.conftest import Signed
+from tests.integration.test_runtime_gate import Gated, assert_refused, ctr, gated  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "oci-spec"
+PRIVILEGED_LOW = '[levels.Low]\nrequire = ["signature"]\nprofile = "privileged"\n'
+
+
+@pytest.mark.parametrize(("name", "options", "words"), [
+    # a proc outside /proc: nothing masked in it, /proc/sys writable (the host's kernel.core_pattern)
+    ("procmount", ["--mount", "type=proc,src=proc,dst=/hostproc,options=rw"], "proc outside /proc"),
+    ("sysfs", ["--mount", "type=sysfs,src=sysfs,dst=/sys2,options=rw"], "sysfs"),
+    ("cgroupfs", ["--mount", "type=cgroup,src=cgroup,dst=/cg,options=rw"], "writable cgroups"),
+    # the host's mount namespace: runc would mount the container's filesystems there
+    ("hostmnt", ["--with-ns", "mount:/proc/1/ns/mnt"], "mount namespace /proc/1/ns/mnt"),
+    # an existing cgroup: joined (runc 1.1 only warns), its limits set, its processes killed with the task
+    ("cgroup", ["--cgroup", "/system.slice"], "the cgroup '/system.slice'"),
+    ("propagation", ["--rootfs-propagation", "rshared"], "rootfsPropagation 'rshared'"),
+    ("nopivot", ["--no-pivot"], "--no-pivot"),
+    ("rdt", ["--rdt-class", "bacon-test"], "Intel RDT"),
+    ("systemd", ["--annotation", "org.systemd.property.DeviceAllow=/dev/kmsg rwm"], "org.systemd.property"),
+])
+def test_ctr_run_options_the_profile_refuses(gated: Gated, signed: Signed, name: str, options: list[str],  # noqa: F811
+                                             words: str) -> None:
+    gated.configure(signed)  # Low's profile: baseline
+    cid = f"rts-{name}"
+    rc, out, err = ctr(gated, "run", "--rm", *options, signed["low"].ref, cid, "/bin/echo", "ran")
+    try:
+        assert "ran" not in out
+        line = assert_refused(gated, rc, err, "profile", cid)
+        assert words in err, err
+        assert "profile baseline (level Low)" in str(line["reason"]), line
+        assert "to allow it:" in err, err  # the hint names the configuration line
+    finally:
+        ctr(gated, "containers", "rm", cid)
+
+
+def test_a_proc_outside_proc_was_the_hosts_kernel_settings_to_write(gated: Gated, signed: Signed) -> None:  # noqa: F811
+    """What the refusal above prevents, under a level whose profile is privileged: in the container's own
+    /proc, /proc/sys is read-only; in a second proc mounted elsewhere it is writable."""
+    gated.configure(signed, runtime=PRIVILEGED_LOW)
+    # each writes the value it read back (the host's own: nothing changes)
+    script = ("v=$(cat /proc/sys/kernel/core_pattern); "
+              "echo \"$v\" 2>/dev/null >/proc/sys/kernel/core_pattern || echo masked-ro; "
+              "echo \"$v\" >/hostproc/sys/kernel/core_pattern && echo hostproc-writable")
+    rc, out, err = ctr(gated, "run", "--rm", "--mount", "type=proc,src=proc,dst=/hostproc,options=rw",
+                       signed["low"].ref, "rts-proc-priv", "/bin/sh", "-c", script)
+    assert rc == 0, err
+    assert "masked-ro" in out, out
+    assert "hostproc-writable" in out, out
+
+
+def test_a_device_is_admitted_by_its_allowance_and_refused_without(gated: Gated, signed: Signed) -> None:  # noqa: F811
+    gated.configure(signed)
+    rc, _, err = ctr(gated, "run", "--rm", "--device", "/dev/kmsg", signed["low"].ref, "rts-dev", "/bin/true")
+    assert_refused(gated, rc, err, "profile", "rts-dev")
+    assert "/dev/kmsg" in err, err
+    gated.configure(signed, runtime='[levels.Low]\nrequire = ["signature"]\n[levels.Low.allow]\n'
+                                    'devices = ["/dev/kmsg"]\n')
+    rc, out, err = ctr(gated, "run", "--rm", "--device", "/dev/kmsg", signed["low"].ref, "rts-dev2",
+                       "/bin/echo", "ran")
+    assert rc == 0, err
+    assert "ran" in out
+
+
+def test_a_hand_written_spec_names_no_image_and_is_refused(gated: Gated, signed: Signed, tmp_path: Path) -> None:  # noqa: F811
+    """``ctr run --config`` gives containerd a whole OCI spec and no image (no snapshot): nothing to admit."""
+    gated.configure(signed)
+    spec = json.loads((VECTORS / "ctr-default.json").read_text())
+    spec["process"].update(args=["/bin/echo", "ran"], terminal=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(spec))
+    rc, out, err = ctr(gated, "run", "--rm", "--config", str(config), "rts-config")
+    try:
+        assert "ran" not in out
+        assert_refused(gated, rc, err, "image", "rts-config")
+    finally:
+        ctr(gated, "containers", "rm", "rts-config")
+
+
+# -- a spec an API client wrote on a container of a signed image ----------------------------------------
+
+def _bundle(g: Gated, cid: str) -> Path:
+    return g.containerd.root.parent / "state" / "io.containerd.runtime.v2.task" / "default" / cid
+
+
+def _create_as_the_shim(g: Gated, cid: str, spec: dict[str, Any]) -> tuple[int, str]:
+    """``runc create`` as containerd's shim calls it, on a bundle holding ``spec``, for a container containerd
+    made from the signed Low image: what the shim does for an API client that sent that spec."""
+    bundle = _bundle(g, cid)
+    (bundle / "rootfs").mkdir(parents=True)
+    (bundle / "config.json").write_text(json.dumps(spec))
+    env = {**os.environ, "TTRPC_ADDRESS": f"{g.containerd.socket}.ttrpc"}
+    r = subprocess.run([str(g.launcher), "--root", "/run/containerd/runc/default", "--log", str(bundle / "log.json"),
+                        "--log-format", "json", "create", "--bundle", str(bundle), "--pid-file",
+                        str(bundle / "init.pid"), cid], cwd=bundle, env=env, capture_output=True, text=True,
+                       timeout=60)
+    log = (bundle / "log.json").read_text() if (bundle / "log.json").exists() else ""
+    return r.returncode, log + r.stderr
+
+
+def _spec(cid: str) -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads((VECTORS / "ctr-default.json").read_text())
+    spec["linux"]["cgroupsPath"] = f"/default/{cid}"
+    return spec
+
+
+@pytest.mark.parametrize(("name", "change", "words"), [
+    ("nomnt", lambda s: s["linux"].__setitem__(
+        "namespaces", [n for n in s["linux"]["namespaces"] if n["type"] != "mount"]), "no mount namespace"),
+    ("rw-procsys", lambda s: s["linux"].__setitem__("readonlyPaths", []), "/proc/irq, /proc/sys,"),
+    ("kcore", lambda s: s["linux"]["maskedPaths"].remove("/proc/kcore"), "no /proc/kcore"),
+    ("blockdevs", lambda s: s["linux"]["resources"]["devices"].append({"allow": True, "type": "b", "access": "rwm"}),
+     "b *:* rwm"),
+    ("unified", lambda s: s["linux"]["resources"].__setitem__("unified", {"cgroup.procs": "1"}), "raw cgroup files"),
+    ("foldedkey", lambda s: s["linux"].__setitem__("ReadonlyPaths", []), "are one field to runc"),
+])
+def test_a_spec_written_through_containerds_api_is_judged(gated: Gated, signed: Signed, name: str, change: Any,  # noqa: F811
+                                                          words: str) -> None:
+    gated.configure(signed)
+    cid = f"rts-api-{name}"
+    assert ctr(gated, "containers", "create", signed["low"].ref, cid)[0] == 0
+    try:
+        spec = _spec(cid)
+        change(spec)
+        rc, said = _create_as_the_shim(gated, cid, spec)
+        assert rc == EXIT_DENIED, said
+        assert "bacon: denied:" in said, said
+        assert words in said, said
+        line = gated.runtime_lines()[-1]
+        assert line["verdict"] == "denied", line
+        assert line["container"] == cid, line
+    finally:
+        import shutil
+
+        shutil.rmtree(_bundle(gated, cid), ignore_errors=True)
+        ctr(gated, "containers", "rm", cid)
