@@ -427,13 +427,28 @@ def choose(top: oci.Descriptor, matcher: MatchComparer, read_index: ReadIndex,
     raise NotFound(f"the image index {top.digest} has no manifest for the platform")
 
 
+MAX_WALK = 1000  # distinct indexes and manifests one walk may visit (a multi-platform image has tens)
+
+
 def candidates(top: oci.Descriptor, matcher: MatchComparer, read_index: ReadIndex,
                config_platform: ConfigPlatform) -> list[Choice]:
     """Every manifest the matcher accepts anywhere under ``top`` (nested indexes walked, entries of other
-    media types skipped): whatever order a host's matcher gives, the one containerd takes is among them."""
+    media types skipped): whatever order a host's matcher gives, the one containerd takes is among them.
+
+    Each digest is visited once, and a walk that meets more than :data:`MAX_WALK` distinct digests is
+    refused: an index may list the same nested index many times over, so a walk that followed every entry
+    would read ``width ** depth`` documents (1000 entries, 8 levels deep) from a few hundred bytes of
+    content. A manifest listed twice is one candidate (the first way to it)."""
     out: list[Choice] = []
+    seen: set[str] = set()
 
     def walk(d: oci.Descriptor, via: tuple[oci.Descriptor, ...]) -> None:
+        if d.digest in seen:
+            return
+        if len(seen) >= MAX_WALK:
+            raise IntegrityError(f"image index {top.digest} lists more than {MAX_WALK} distinct manifests and "
+                                 "indexes: refused rather than walked")
+        seen.add(d.digest)  # a manifest's match depends on its digest alone (entries were filtered already)
         if d.media_type in oci.MANIFEST_TYPES:
             if not via or _manifest_matches(d, matcher, config_platform):
                 out.append(Choice(d, via))

@@ -309,6 +309,44 @@ def test_nesting_is_bounded() -> None:
         Store(chain).choose(local())
 
 
+class CountingStore(Store):
+    def __init__(self, indexes: dict[int, list[dict[str, object]]], configs: dict[int, Platform] | None = None):
+        super().__init__(indexes, configs)
+        self.index_reads: list[str] = []
+
+    def read_index(self, d: oci.Descriptor) -> oci.Index:
+        self.index_reads.append(d.digest)
+        return super().read_index(d)
+
+
+def test_an_index_listing_one_nested_index_many_times_is_walked_once() -> None:
+    """Before, the walk followed every entry: 50 entries naming the same index, 5 levels deep, made
+    50**5 (312 million) reads of a few hundred bytes of content, a hang."""
+    levels = {i: [entry(i + 1, P("amd64"), IDX)] * 50 for i in range(5)}
+    levels[5] = [entry(9, P("amd64"))] * 50 + [entry(10, None)] * 50
+    store = CountingStore(levels, {10: Platform("linux", "arm64")})
+    assert store.candidates(local()) == [D[9]]
+    assert sorted(store.index_reads) == D[:6]
+    assert store.config_reads == [D[10]]  # a platform-less manifest listed 50 times: its config read once
+
+
+def test_a_manifest_listed_twice_is_one_candidate() -> None:
+    store = Store({0: [entry(1, P("amd64")), entry(2, P("amd64")), entry(1, P("amd64"))]})
+    assert store.candidates(local()) == [D[1], D[2]]
+
+
+def test_a_walk_over_too_many_distinct_documents_is_refused() -> None:
+    many = [{"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": f"sha256:{i + 1:064x}", "size": 2,
+             "platform": P("amd64")}
+            for i in range(platforms.MAX_WALK)]
+    top = oci.Descriptor(IDX, D[0], 2)
+    index = oci.parse_index(json.dumps({"manifests": many}).encode())
+    with pytest.raises(IntegrityError, match=f"more than {platforms.MAX_WALK} distinct"):
+        platforms.candidates(top, local(), lambda d: index, lambda d: pytest.fail("no config"))
+    assert len(platforms.candidates(top, local(), lambda d: oci.parse_index(json.dumps(
+        {"manifests": many[:-1]}).encode()), lambda d: pytest.fail("no config"))) == platforms.MAX_WALK - 1
+
+
 def test_a_top_level_manifest_is_taken_as_it_is() -> None:
     top = oci.Descriptor(oci.MEDIA_OCI_MANIFEST, D[1], 2)
     chosen = platforms.choose(top, local(), lambda d: pytest.fail("no index"), lambda d: pytest.fail("no config"))
