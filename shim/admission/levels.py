@@ -2,7 +2,10 @@
 
 ``High`` > ``Mid`` > ``Low``. A label must be exactly one of those strings: no case folding, no
 trimming, no Unicode normalization (``Hіgh`` with a Cyrillic ``і`` is a denial that shows the code
-points). A missing label means the configured default level (``High`` unless set).
+points). A missing label means the configured default level (``High`` unless set). A label whose *key*
+only looks like ``policy`` (``Policy``, ``POLICY``, ``ｐolicy``, ``policy `` with a space, a zero-width
+character in it) is a denial too, beside the exact key or alone: whoever wrote it meant a level, and
+which one the image has must not depend on how a reader folds keys.
 
 The system level lives in the configuration (``level``) and may be overridden by ``bacon policy set``,
 which writes ``<state_dir>/level`` atomically; every decision reads it once. While that file exists the
@@ -40,10 +43,28 @@ class ImageLevel:
     from_label: bool  # False: the label was missing and the default applied
 
 
+def _looks_like_label(key: str) -> bool:
+    """``key`` reads as ``policy`` once case, compatibility forms, spaces and invisible characters go."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", key).casefold()
+    return "".join(c for c in folded if not (c.isspace() or unicodedata.category(c) == "Cf")) == LABEL
+
+
 def image_level(labels: dict[str, str] | object, default: str) -> ImageLevel:
-    """The level of an image from its config labels. Raises :class:`Denied` for a malformed label."""
+    """The level of an image from its config labels. Raises :class:`Denied` for a malformed label, or a
+    label whose key looks like ``policy`` without being it."""
     if not isinstance(labels, dict):
         raise Denied("image config labels are not a map", check="level")
+    lookalikes = sorted(k for k in labels if isinstance(k, str) and k != LABEL and _looks_like_label(k))
+    if lookalikes:
+        shown = ", ".join(describe(k) for k in lookalikes[:5])
+        raise Denied(
+            f"the image has a label whose key looks like {LABEL!r} but is not: {shown}",
+            check="level",
+            hint="rebuild the image with exactly one policy label, LABEL policy=\"High\", \"Mid\" or \"Low\" "
+                 "(lower-case key), and sign it",
+        )
     if LABEL not in labels:
         return ImageLevel(default, from_label=False)
     value = labels[LABEL]

@@ -3,6 +3,8 @@ can push anything to a repository of the real registry, or load anything into th
 BACON read, decided through the `nerdctl` wrapper end to end, each with the control that the same path
 admits the honest variant.
 
+- ``policy`` label keys that only look like ``policy`` (``POLICY``, fullwidth, a trailing space, a
+  zero-width character), beside the real key or alone: denied, where the exact key alone decided before.
 - An index that lists one nested index many times over, several levels deep: a few kilobytes whose full
   walk is tens of thousands of documents (containerd itself follows one entry per level).
 """
@@ -21,7 +23,8 @@ from tests.harness import images as images_h
 from tests.harness import localcontent
 from tests.harness.images import Image
 from tests.harness.images import pull as ctr_pull
-from tests.integration.refusals import audit_lines, configure, wrapper
+from tests.integration.refusals import assert_refused, audit_lines, configure, wrapper
+from tests.integration.test_hostile import Forge, decide_by, raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
 
@@ -88,3 +91,46 @@ def test_an_index_listing_one_index_many_times_is_decided_quickly(gate_host: Hos
     [line] = audit_lines(gate_host.audit_log)
     assert (line["verdict"], line["level"], line["digest"]) == ("admitted", "Low", img.digest)
     assert r.forwarded[0][-1] == img.digest  # the stored index, by its digest
+
+
+# -- label keys that look like policy -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def forge(signed: Signed) -> Forge:
+    return Forge(signed.images.layout, signed.images.registry.host, signed.trusted)
+
+
+KEY_LOOKALIKES = {"upper-case": "POLICY", "capital": "Policy", "fullwidth": "\uff50olicy",
+                  "trailing-space": "policy ", "zero-width": "poli\u200bcy"}
+
+
+@pytest.fixture(scope="module")
+def key_lookalikes(forge: Forge) -> dict[str, Image]:
+    """Each beside the real ``policy=Low``, saying High."""
+    return {k: forge.variant(f"key-{k}", raw(b'"policy":"Low"', b'"policy":"Low",' + json.dumps(v).encode()
+                                             + b':"High"')) for k, v in KEY_LOOKALIKES.items()}
+
+
+@pytest.mark.parametrize("how", ["pull", "local"])
+@pytest.mark.parametrize("case", list(KEY_LOOKALIKES))
+def test_a_label_key_that_looks_like_policy_is_denied(gate_host: Host, signed: Signed,
+                                                      key_lookalikes: dict[str, Image], case: str, how: str) -> None:
+    """Before, a Low host admitted these as Low: only the exact key was read, and ``POLICY=High`` ignored."""
+    configure(gate_host, signed.trusted)
+    img = key_lookalikes[case]
+    r = decide_by(gate_host, img, how)
+    assert_refused(r, gate_host, rc=77, says="looks like 'policy' but is not", within=QUICK, check="level")
+    assert img.digest in r.first_line
+    assert repr(KEY_LOOKALIKES[case]) in r.stderr
+
+
+def test_a_lookalike_key_alone_does_not_take_the_default_level(gate_host: Host, signed: Signed, forge: Forge) -> None:
+    """With ``default_level = "Low"``, an image saying ``Policy=High`` was a Low image (no exact key)."""
+    configure(gate_host, signed.trusted, top='default_level = "Low"\n')
+    img = forge.variant("key-alone", raw(b'"policy":"Low"', b'"Policy":"High"'))
+    r = wrapper(gate_host, "pull", img.ref)
+    assert_refused(r, gate_host, rc=77, says="'Policy'", within=QUICK, check="level")
+    # The control: the exact key on the same path.
+    img = forge.variant("key-exact-low", raw(b'"policy":"Low"', b'"policy":"Low","org.example.policy":"High"'))
+    r = wrapper(gate_host, "pull", img.ref)
+    assert r.rc == 0, r.stderr
