@@ -53,6 +53,19 @@ def _exec_argv(launcher: str, work: Path, bundle: Path, cid: str, process: Path)
             str(bundle / "exec.pid"), cid]
 
 
+def _layers(socket: Path, ref: str) -> tuple[str, ...]:
+    """The chain IDs of the image's layers, which the wrapper keeps in its admission record."""
+    from shim.images import rootfs
+    from shim.images.containerd import Client
+    from shim.wrapper.nerdctl_env import Target
+
+    client = Client(Target(address=str(socket), namespace="default"))
+    try:
+        return rootfs.layer_chain(client.read_blob(client.resolve_image(ref).config_digest, 1 << 20))
+    finally:
+        client.close()
+
+
 def _runc_state(work: Path, bundle: Path, cid: str) -> None:
     """The part of runc's state.json the gate reads at exec: the container's bundle."""
     state = work / "runc-root" / "default" / cid / "state.json"
@@ -92,7 +105,8 @@ def rows(bh: BenchHost, args: Any, pair: Callable[..., Pair], row: Callable[...,
     # 2. create of a wrapper-admitted container (its record), and 3. of one ctr made (full admission):
     # with bacon serve (as packaged), then in the gate's own process (information)
     rec = records.new_record(h.state_dir, digest=img.digest, image=img.ref, level="Low",
-                             address=str(bh.containerd.socket), namespace="default")
+                             address=str(bh.containerd.socket), namespace="default",
+                             layers=_layers(bh.containerd.socket, img.ref))
     bh.containerd.ctr("containers", "create", "--label", f"{records.LABEL}={rec.token}", img.ref, "bench-rt-rec")
     bh.containerd.ctr("containers", "create", img.ref, "bench-rt-ctr")
     runtime_extra = f'[runtime]\nrunc = "/bin/true"\ncontainerd = "{bh.containerd.socket}"\n'

@@ -36,6 +36,9 @@ class Subject:
     # Other manifests of a local index that nerdctl's matcher could take on this host: each must pass too,
     # since a local image is forwarded by its index digest and nerdctl chooses again (docs/platforms.md).
     alternatives: tuple[Subject, ...] = ()
+    # The chain IDs of the layers of the manifest nerdctl runs (shim.images.rootfs.layer_chain), for the
+    # admission record; None when not known. Read from the same digest-checked config as the labels.
+    layers: Callable[[], tuple[str, ...] | None] = lambda: None
 
     @property
     def pin_digest(self) -> str:

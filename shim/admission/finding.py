@@ -26,9 +26,9 @@ def local_subject(ctx: Context, asked: str, resolved: ResolvedImage, *,
 
     def one(r: ResolvedImage, alternatives: tuple[Subject, ...] = ()) -> Subject:
         platform_digest = r.manifest.digest if r.manifest.digest != r.digest else None
-        labels = dict(r.labels)
+        labels, layers = dict(r.labels), r.layers
         return Subject(asked=asked, digest=r.digest, repository=repo, platform_digest=platform_digest,
-                       labels=lambda: labels, local=True, alternatives=alternatives)
+                       labels=lambda: labels, local=True, alternatives=alternatives, layers=lambda: layers)
 
     others: tuple[Subject, ...] = ()
     if resolved.record.target.media_type in oci.INDEX_TYPES:
@@ -78,13 +78,24 @@ def remote_subject(ctx: Context, asked: str) -> Subject:
         platform_digest = chosen.manifest.digest
         manifest_bytes = fetch(chosen.manifest)
     manifest = oci.parse_manifest(manifest_bytes)
+    read: list[bytes] = []
+
+    def config() -> bytes:  # read when the labels are first asked for (after the signature), then kept
+        if not read:
+            read.append(ctx.registry.get_blob(repo, manifest.config.digest, oci.MAX_CONFIG_BYTES))
+        return read[0]
 
     def labels() -> Mapping[str, str]:
-        raw = ctx.registry.get_blob(repo, manifest.config.digest, oci.MAX_CONFIG_BYTES)
-        return oci.parse_config(raw).labels
+        return oci.parse_config(config()).labels
+
+    def layers() -> tuple[str, ...] | None:
+        try:
+            return rootfs.layer_chain(config())
+        except IntegrityError:
+            return None
 
     return Subject(asked=asked, digest=top.digest, repository=ref.name,
-                   platform_digest=platform_digest, labels=labels, local=False)
+                   platform_digest=platform_digest, labels=labels, local=False, layers=layers)
 
 
 def find_image(ctx: Context, asked: str, pull: str) -> Subject:

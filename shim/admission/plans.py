@@ -93,7 +93,7 @@ def gate_run(ctx: Context, inv: nargv.Invocation) -> list[str]:
     rec = records.new_record(ctx.cfg.state_dir, digest=subject.pin_digest, image=inv.image, level=main.level or "",
                              address=ctx.target.address, namespace=ctx.target.namespace,
                              index_digest=subject.digest if subject.pin_digest != subject.digest else None,
-                             platform=str(ctx.platform))
+                             platform=str(ctx.platform), layers=subject.layers())
     ctx.new_records.append(rec.token)
     ctx.launches.append(Launch(main, token=rec.token))
     all_local = subject.local and all(s.local for s in mounts.values())

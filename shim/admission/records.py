@@ -1,7 +1,7 @@
 """Create-time admission records: what ``start``/``restart`` check instead of trusting names or labels.
 
 When the gate admits ``run``/``create`` it writes a record (the digest it checked, the image name, the
-level, the containerd address and namespace) under ``<state_dir>/admissions/<token>.json`` — root-only,
+level, the containerd address and namespace, the chain IDs of the checked layers) under ``<state_dir>/admissions/<token>.json`` — root-only,
 written atomically — and forwards ``--label=bacon/admission=<token>``. The token is 128 random bits
 and says nothing by itself; what counts is the record, which only root can write.
 
@@ -19,16 +19,19 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from shim.common import atomicfile, strictjson, trustedfile
 from shim.common.errors import ConfigError, Denied, IntegrityError
+from shim.images import rootfs
 
 LABEL = "bacon/admission"
-MAX_RECORD = 1 << 16  # bytes; a record is a few hundred
+MAX_RECORD = 1 << 17  # bytes; a record is a few hundred, and 75 per layer (at most rootfs.MAX_LAYERS)
 LABEL_PREFIX = "bacon/"
 _TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 CLOCK_SLACK = 5.0  # seconds a container's creation may precede its record (clock granularity)
 
 
@@ -44,6 +47,10 @@ class AdmissionRecord:
     container_id: str | None = None
     index_digest: str | None = None  # the signed index ``digest`` was chosen from, when it is a platform manifest
     platform: str | None = None  # the platform create decided for (containerd's specifier syntax)
+    # The chain IDs of the checked manifest's layers, bottom first (shim.images.rootfs.layer_chain): the runtime
+    # gate walks the container's snapshot against them. None in records written before they were kept, or
+    # when the config's layers could not be read: the gate then resolves the recorded image again.
+    layers: list[str] | None = None
 
 
 def _dir(state_dir: Path) -> Path:
@@ -57,10 +64,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def new_record(state_dir: Path, *, digest: str, image: str, level: str, address: str,
-               namespace: str, index_digest: str | None = None, platform: str | None = None) -> AdmissionRecord:
+               namespace: str, index_digest: str | None = None, platform: str | None = None,
+               layers: Sequence[str] | None = None) -> AdmissionRecord:
     rec = AdmissionRecord(token=secrets.token_hex(16), digest=digest, image=image, level=level,
                           address=address, namespace=namespace, created=time.time(), index_digest=index_digest,
-                          platform=platform)
+                          platform=platform, layers=None if layers is None else list(layers))
     save(state_dir, rec)
     return rec
 
@@ -87,9 +95,14 @@ def load(state_dir: Path, token: str) -> AdmissionRecord | None:
     except ConfigError as e:
         raise IntegrityError(f"{e.message}; refusing it") from e
     try:
-        return AdmissionRecord(**strictjson.load_object(raw, max_size=MAX_RECORD))
+        rec = AdmissionRecord(**strictjson.load_object(raw, max_size=MAX_RECORD))
     except (ValueError, TypeError) as e:  # strictjson.Invalid is a ValueError
         raise IntegrityError(f"admission record {path} is malformed: {e}") from e
+    layers = rec.layers
+    if layers is not None and not (isinstance(layers, list) and len(layers) <= rootfs.MAX_LAYERS
+                                   and all(isinstance(d, str) and _DIGEST_RE.match(d) for d in layers)):
+        raise IntegrityError(f"admission record {path} is malformed: its layers are not a list of sha256 digests")
+    return rec
 
 
 def bind(state_dir: Path, rec: AdmissionRecord, container_id: str, container_created: float | None) -> None:

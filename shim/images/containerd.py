@@ -90,6 +90,7 @@ class ResolvedImage:
     config_digest: str
     labels: Mapping[str, str]
     platform: oci.Platform
+    layers: tuple[str, ...] | None = None  # the config's layer chain IDs (rootfs.layer_chain); None: unreadable
 
     @property
     def digest(self) -> str:
@@ -112,6 +113,15 @@ def _descriptor(d: Any) -> oci.Descriptor:
     return oci.Descriptor(media_type=d.media_type, digest=d.digest, size=int(d.size),
                           annotations=dict(d.annotations))
 
+
+
+def _layer_chain(config: bytes) -> tuple[str, ...] | None:
+    """The chain IDs of a config's layers, or None when its ``rootfs`` cannot be read (whoever checks the
+    rootfs then reads the config again, and refuses)."""
+    try:
+        return rootfs.layer_chain(config)
+    except IntegrityError:
+        return None
 
 class Client:
     """A connection to one containerd socket and namespace. Use as a context manager."""
@@ -280,7 +290,7 @@ class Client:
                 hint="pass --platform to nerdctl if that is what you mean",
             )
         return ResolvedImage(record=record, manifest=chosen, config_digest=manifest.config.digest,
-                             labels=config.labels, platform=platform)
+                             labels=config.labels, platform=platform, layers=_layer_chain(cfg_raw))
 
     def resolve_image(self, name: str, platform: oci.Platform | None = None,
                       host: platforms.Host | None = None) -> ResolvedImage:

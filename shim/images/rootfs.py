@@ -9,8 +9,13 @@ is its own snapshot, then the image's chain IDs from the top to the bottom, then
 made from other content (another image's layers under a signed image's name, a retag after creation)
 has another chain and is refused. See docs/runtime.md.
 
-:func:`diff_ids`, :func:`chain_ids` and :func:`check_descends` are pure; :func:`verify` does the reads
-(the image config through the content store, the walk through the snapshots service).
+:func:`diff_ids`, :func:`chain_ids`, :func:`layer_chain` and :func:`check_descends` are pure; :func:`verify`
+and :func:`verify_chain` do the reads (the image config through the content store, the walk through the
+snapshots service).
+
+A container the nerdctl wrapper admitted carries, in its admission record, the chain IDs of the checked
+image's layers (:func:`layer_chain`, from the config the wrapper checked): the runtime gate walks the
+container's snapshot against them (:func:`verify_chain`) without resolving the image again.
 """
 
 from __future__ import annotations
@@ -97,12 +102,27 @@ def check_descends(container: str, image: str, walk: Sequence[Snapshot], chain: 
         raise refuse(f"its chain continues below the image's bottom layer ({last.parent})")
 
 
+def layer_chain(config: bytes) -> tuple[str, ...]:
+    """The chain IDs of an image config's layers, bottom first. Raises :class:`IntegrityError`."""
+    return chain_ids(diff_ids(config))
+
+
 def verify(client: Client, container: ContainerRecord, resolved: ResolvedImage) -> None:
     """Check that ``container``'s rootfs descends from ``resolved``'s layers (raises :class:`Denied`)."""
+    _require_snapshot(container)
+    config = client.read_blob(resolved.config_digest, oci.MAX_CONFIG_BYTES)
+    verify_chain(client, container, layer_chain(config), container.image)
+
+
+def verify_chain(client: Client, container: ContainerRecord, chain: Sequence[str], image: str) -> None:
+    """Check that ``container``'s rootfs descends from the layers whose chain IDs are ``chain`` (bottom first;
+    ``image`` names them in a refusal). Raises :class:`Denied`."""
+    _require_snapshot(container)
+    walk = client.snapshot_chain(container.snapshotter, container.snapshot_key, limit=len(chain) + 2)
+    check_descends(container.id, image, walk, chain)
+
+
+def _require_snapshot(container: ContainerRecord) -> None:
     if not container.snapshot_key or not container.snapshotter:
         raise Denied(f"container {container.id[:12]} has no rootfs snapshot to check", check="rootfs",
                      image=container.image, hint="create the container from an image (nerdctl run through the wrapper)")
-    config = client.read_blob(resolved.config_digest, oci.MAX_CONFIG_BYTES)
-    chain = chain_ids(diff_ids(config))
-    walk = client.snapshot_chain(container.snapshotter, container.snapshot_key, limit=len(chain) + 2)
-    check_descends(container.id, container.image, walk, chain)

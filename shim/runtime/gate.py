@@ -125,6 +125,7 @@ def decide_container(ctx: Any, at: Where) -> Decision:
     from shim.admission import records
     from shim.admission.finding import record_subject, unrecorded_subject
     from shim.admission.image_checks import check_image
+    from shim.images import rootfs
 
     spec = read_spec(at.bundle)
     check_spec(spec, at.bundle)
@@ -143,7 +144,10 @@ def decide_container(ctx: Any, at: Where) -> Decision:
         # the image the record names (its rootfs descends from those layers) before it claims the record.
         # (This one check also covers a name moved between the wrapper's check and nerdctl's lookup, which
         # would put other content under the record: shim.admission.finding.pinned.)
-        record_subject(ctx, rec, container)
+        if rec.layers is not None:  # the checked layers' chain IDs, kept by the wrapper: no image to resolve
+            rootfs.verify_chain(ctx.containerd, container, rec.layers, rec.image)
+        else:  # a record from before the chain ID was kept: resolve the recorded image again
+            record_subject(ctx, rec, container)
         records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
         check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
         return Decision("record", rec.image, rec.digest, (check,), level=rec.level or ctx.cfg.default_level)

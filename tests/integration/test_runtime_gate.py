@@ -298,3 +298,94 @@ def test_a_copied_label_on_other_content_is_refused_even_before_the_admitted_con
     finally:
         ctr(gated, "tasks", "rm", "-f", victim)
         ctr(gated, "containers", "rm", victim, "rt-thief")
+
+
+def _wrapper_create(g: Gated, name: str, ref: str) -> tuple[str, str]:
+    """``nerdctl create`` through the wrapper: the container's ID and its admission record's token."""
+    import subprocess
+
+    h = g.host
+    r = subprocess.run([*h.wrapper, "create", "--name", name, ref], env=h.env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip().splitlines()[-1]
+    return cid, json.loads(ctr(g, "containers", "info", cid)[1])["Labels"]["bacon/admission"]
+
+
+def _record_path(g: Gated, token: str) -> Path:
+    return g.host.state_dir / "admissions" / f"{token}.json"
+
+
+def test_the_wrapper_keeps_the_checked_layers_in_its_record(gated: Gated, signed: Signed) -> None:
+    from shim.images import rootfs
+    from shim.images.containerd import Client
+    from shim.wrapper.nerdctl_env import Target
+
+    gated.configure(signed)
+    cid, token = _wrapper_create(gated, "rt-layers", signed["low"].ref)
+    try:
+        client = Client(Target(address=str(gated.containerd.socket), namespace="default"))
+        try:
+            config = client.read_blob(client.resolve_image(signed["low"].ref).config_digest, 1 << 20)
+        finally:
+            client.close()
+        kept = json.loads(_record_path(gated, token).read_text())["layers"]
+        assert kept == list(rootfs.layer_chain(config))
+        assert kept, "the image has layers"
+    finally:
+        ctr(gated, "containers", "rm", cid)
+
+
+def test_a_wrapper_admitted_container_is_checked_on_its_kept_layers_without_its_image(
+        gated: Gated, signed: Signed) -> None:
+    """The record's layers are what the gate checks: the image need not be resolved again (here it is gone,
+    which the gate used to refuse), and the container still passes only on those layers."""
+    gated.configure(signed)
+    cid, _ = _wrapper_create(gated, "rt-noimage", signed["low"].ref)
+    try:
+        ctr(gated, "images", "rm", signed["low"].ref)
+        rc, _, err = ctr(gated, "tasks", "start", cid)
+        assert rc == 0, err
+        line = gated.runtime_lines()[-1]
+        assert (line["verdict"], line["how"], line["container"]) == ("admitted", "record", cid), line
+    finally:
+        ctr(gated, "tasks", "rm", "-f", cid)
+        ctr(gated, "containers", "rm", cid)
+        images_h.pull(gated.containerd, signed["low"])
+
+
+def test_kept_layers_of_other_content_refuse_the_container(gated: Gated, signed: Signed) -> None:
+    """A record (root's) whose layers are not the container's: refused on the rootfs, whatever it names."""
+    gated.configure(signed)
+    cid, token = _wrapper_create(gated, "rt-otherlayers", signed["low"].ref)
+    path = _record_path(gated, token)
+    rec = json.loads(path.read_text())
+    rec["layers"] = [*rec["layers"], "sha256:" + "e" * 64]  # one layer more than the container has
+    path.write_text(json.dumps(rec))
+    try:
+        rc, _, err = ctr(gated, "tasks", "start", cid)
+        assert_refused(gated, rc, err, "rootfs", cid)
+    finally:
+        ctr(gated, "containers", "rm", cid)
+
+
+def test_a_record_from_before_the_layers_were_kept_resolves_the_image_again(gated: Gated, signed: Signed) -> None:
+    gated.configure(signed)
+    cid, token = _wrapper_create(gated, "rt-oldrec", signed["low"].ref)
+    path = _record_path(gated, token)
+    rec = json.loads(path.read_text())
+    del rec["layers"]
+    path.write_text(json.dumps(rec))
+    try:
+        # On other content, the old record is refused on the rootfs of the image it names ...
+        ctr(gated, "containers", "create", "--label", f"bacon/admission={token}", gated.otherfs.ref, "rt-oldthief")
+        rc, _, err = ctr(gated, "tasks", "start", "rt-oldthief")
+        assert_refused(gated, rc, err, "rootfs", "rt-oldthief")
+        # ... and the container the wrapper admitted runs on it.
+        rc, _, err = ctr(gated, "tasks", "start", cid)
+        assert rc == 0, err
+        line = gated.runtime_lines()[-1]
+        assert (line["verdict"], line["how"], line["container"]) == ("admitted", "record", cid), line
+    finally:
+        ctr(gated, "tasks", "rm", "-f", cid)
+        ctr(gated, "containers", "rm", cid, "rt-oldthief")

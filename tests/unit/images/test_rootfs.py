@@ -79,3 +79,10 @@ def test_any_other_walk_is_refused(case: str) -> None:
         rootfs.check_descends("c1", "img", w, chain)
     assert e.value.check == "rootfs"
     assert "does not descend from the layers of img" in e.value.message
+
+
+def test_the_layer_chain_of_a_config_is_its_chain_ids() -> None:
+    assert rootfs.layer_chain(config({"type": "layers", "diff_ids": [A, B]})) == rootfs.chain_ids([A, B])
+    assert rootfs.layer_chain(config({"type": "layers", "diff_ids": []})) == ()
+    with pytest.raises(IntegrityError):
+        rootfs.layer_chain(config({"type": "other", "diff_ids": [A]}))
