@@ -1,9 +1,10 @@
 """Create-time admission records: what ``start``/``restart`` check instead of trusting names or labels.
 
 When the gate admits ``run``/``create`` it writes a record (the digest it checked, the image name, the
-level, the containerd address and namespace, the chain IDs of the checked layers) under ``<state_dir>/admissions/<token>.json`` — root-only,
-written atomically — and forwards ``--label=bacon/admission=<token>``. The token is 128 random bits
-and says nothing by itself; what counts is the record, which only root can write.
+level, the containerd address and namespace, the chain IDs of the checked layers) under
+``<state_dir>/admissions/<token>.json`` — root-only, written atomically — and forwards
+``--label=bacon/admission=<token>``. The token is 128 random bits and says nothing by itself; what counts
+is the record, which only root can write.
 
 At ``start``, the container's ``bacon/admission`` label leads to the record. The first start binds the
 record to that container's id (only a container created after the record may claim it); later starts

@@ -17,6 +17,7 @@ content that does not match its digest :class:`IntegrityError`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -151,11 +152,28 @@ class Client:
         warm = _WARM.pop(path, None)
         self._channel = warm if warm is not None else grpc.insecure_channel(f"unix://{path}", options=CHANNEL_OPTIONS)
         self._metadata = (("containerd-namespace", target.namespace),)
-        self._images = images_pb2_grpc.ImagesStub(self._channel)
-        self._content = content_pb2_grpc.ContentStub(self._channel)
-        self._containers = containers_pb2_grpc.ContainersStub(self._channel)
-        self._version = version_pb2_grpc.VersionStub(self._channel)
-        self._snapshots = snapshots_pb2_grpc.SnapshotsStub(self._channel)
+
+    # Each service's stub is made when first used: making one registers every method of the service with
+    # the channel, and a decision (the runtime gate's create) may use two of the five services.
+    @functools.cached_property
+    def _images(self) -> images_pb2_grpc.ImagesStub:
+        return images_pb2_grpc.ImagesStub(self._channel)
+
+    @functools.cached_property
+    def _content(self) -> content_pb2_grpc.ContentStub:
+        return content_pb2_grpc.ContentStub(self._channel)
+
+    @functools.cached_property
+    def _containers(self) -> containers_pb2_grpc.ContainersStub:
+        return containers_pb2_grpc.ContainersStub(self._channel)
+
+    @functools.cached_property
+    def _version(self) -> version_pb2_grpc.VersionStub:
+        return version_pb2_grpc.VersionStub(self._channel)
+
+    @functools.cached_property
+    def _snapshots(self) -> snapshots_pb2_grpc.SnapshotsStub:
+        return snapshots_pb2_grpc.SnapshotsStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
