@@ -136,7 +136,8 @@ def level_rows(cfg: bconfig.Config | None, system_level: str | None, items: Sequ
     rows = []
     for lvl in reversed(bconfig.LEVELS):
         requires = tuple(bconfig.require_for(cfg, lvl))
-        missing = tuple(c for c in requires if state.get(CHECK_ITEMS.get(c, c)) != OK)
+        # a warning is met (the check passes; e.g. a TPM baseline that does not pin the EK yet)
+        missing = tuple(c for c in requires if state.get(CHECK_ITEMS.get(c, c)) not in (OK, WARN))
         admitted = system_level is not None and bconfig.LEVELS.index(lvl) <= bconfig.LEVELS.index(system_level)
         rows.append(LevelRow(lvl, requires, admitted, not missing, missing, cfg.profiles.profile(lvl)))
     return tuple(rows)
@@ -415,6 +416,8 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
                   "(else list them there and re-record)",)
     lines += (f"attestation key: {s['ak_trust']}",)
     base = s["baseline"]
+    if base.get("recorded"):
+        lines += (f"endorsement key: {'pinned ' if base['ek_pinned'] else ''}{base['ek']}",)
     if not s["present"]:
         return Item("tpm", "TPM", FAIL, f"not available{where}: {s['error']}", s.get("hint") or
                     "enable the TPM in firmware, or set [tpm] tcti", "tpm", details=s)
@@ -433,8 +436,18 @@ def probe_tpm(cfg: bconfig.Config | None) -> Item:
                     f"recorded {base.get('recorded_at')}",
                     "`bacon baseline show --diff` explains; if this boot is trusted: sudo bacon baseline record",
                     "tpm", lines=lines, details=s)
-    return Item("tpm", "TPM", OK, f"present{where}: PCRs {s['bank']}:{','.join(str(r['pcr']) for r in s['pcrs'])} "
-                f"match the baseline recorded {base.get('recorded_at')}", requirement="tpm", lines=lines, details=s)
+    matched = (f"present{where}: PCRs {s['bank']}:{','.join(str(r['pcr']) for r in s['pcrs'])} "
+               f"match the baseline recorded {base.get('recorded_at')}")
+    if not base["ek_pinned"]:  # a baseline recorded before EKs were pinned (docs/tpm.md)
+        from shim.attest.tpm.ek import UNPINNED, UNPINNED_HINT
+
+        denies = base.get("unpinned_ek") == "deny"
+        return Item("tpm", "TPM", FAIL if denies else WARN,
+                    f"{matched}, but {UNPINNED}" + (" ([tpm] unpinned_ek = \"deny\": admissions are denied)"
+                                                     if denies else ""),
+                    "on a known-good boot: sudo bacon baseline record" if denies else UNPINNED_HINT, "tpm",
+                    lines=lines, details=s)
+    return Item("tpm", "TPM", OK, matched, requirement="tpm", lines=lines, details=s)
 
 
 def probe_tdx(cfg: bconfig.Config | None, now: int | None = None) -> Item:

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -90,6 +92,115 @@ def test_mid_image_through_bacon_serve_quotes_with_the_library_it_loaded_once(ga
         assert served.requests() == 3  # decided by the service, not by the wrapper alone
     finally:
         served.stop()
+
+
+UNPINNED = "EK not pinned; re-record the baseline to pin it"
+
+
+def _record_on(host: Host, signed: Signed, tpm: swtpm_h.Swtpm) -> None:
+    """`bacon baseline record` on ``tpm`` through a configuration of its own (same state directory), while
+    the host's configuration keeps naming its TPM."""
+    other = host.root / "etc" / "record-on.toml"
+    other.write_text(re.sub(r'(?m)^tcti = ".*"$', f'tcti = "{tpm.tcti}"', host.config.read_text()))
+    other.chmod(0o644)
+    r = subprocess.run([*host.bacon, "baseline", "record"], env=host.env(BACON_CONFIG=str(other)),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def _tpm_check(host: Host) -> dict[str, object]:
+    line = json.loads(host.audit_log.read_text().splitlines()[-1])
+    [tpm_check] = [c for c in line["checks"] if c["check"] == "tpm"]
+    return dict(tpm_check)
+
+
+@pytest.mark.swtpm
+def test_mid_image_on_a_tpm_whose_ek_is_not_the_pinned_one_is_denied_wrapper_and_served(
+        gate_host: Host, signed: Signed, tpm: swtpm_h.Swtpm, tmp_path: Path) -> None:
+    """The baseline pins the EK at `bacon baseline record`; a TPM presenting another EK (here another swtpm
+    with the same boot PCRs) is denied at each admission, by the wrapper alone and by a `bacon serve`
+    worker (which pre-loads tpm2-pytss, never the pin: it reads the baseline and compares per request)."""
+    from tests.integration.test_service import Served
+
+    other = swtpm_h.start(tmp_path, "swtpm-other")
+    served = Served(gate_host)
+    try:
+        trusted_config(gate_host, signed.trusted, level="Mid",
+                       extra=f'[service]\nsocket = "{served.socket}"\n[tpm]\ntcti = "{tpm.tcti}"\n'
+                             'pcrs = [0, 7]\neventlog = ""\ntimeout = 10\n')
+        mid = signed["mid"]
+        assert bacon(gate_host, "baseline", "record").returncode == 0
+        r = nerdctl(gate_host, "run", "--rm", mid.ref)
+        assert r.rc == 0, r.stderr
+        assert _tpm_check(gate_host)["ek_pinned"] is True
+
+        _record_on(gate_host, signed, other)  # the baseline now pins the other TPM's EK
+        r = nerdctl(gate_host, "run", "--rm", mid.ref)
+        assert_denied(r, mid.ref, "tpm", mid.digest)
+        assert "presents endorsement key" in r.first_line
+        assert "bacon baseline record" in r.stderr
+        denied = json.loads(gate_host.audit_log.read_text().splitlines()[-1])
+        assert denied["verdict"] == "denied"
+        assert "presents endorsement key" in json.dumps(denied)
+
+        served.start()
+        try:
+            r = nerdctl(gate_host, "run", "--rm", mid.ref)
+            assert_denied(r, mid.ref, "tpm", mid.digest)
+            assert "presents endorsement key" in r.first_line
+            assert bacon(gate_host, "baseline", "record").returncode == 0  # the hint: re-record on this TPM
+            r = nerdctl(gate_host, "run", "--rm", mid.ref)
+            assert r.rc == 0, r.stderr
+            _record_on(gate_host, signed, other)  # the next worker reads the pin again
+            r = nerdctl(gate_host, "run", "--rm", mid.ref)
+            assert_denied(r, mid.ref, "tpm", mid.digest)
+            assert served.requests() == 3
+        finally:
+            served.stop()
+    finally:
+        other.stop()
+
+
+@pytest.mark.swtpm
+def test_mid_image_under_a_baseline_recorded_before_the_ek_pin(gate_host: Host, signed: Signed,
+                                                               tpm: swtpm_h.Swtpm) -> None:
+    """An older baseline (no "ek") keeps admitting, and says so in the audit, `bacon status` and `bacon
+    doctor`; `[tpm] unpinned_ek = "deny"` refuses it; a malformed "ek" is never taken for an older baseline."""
+    section = f'[tpm]\ntcti = "{tpm.tcti}"\npcrs = [0, 7]\neventlog = ""\ntimeout = 10\n'
+    trusted_config(gate_host, signed.trusted, level="Mid", extra=section)
+    mid = signed["mid"]
+    assert bacon(gate_host, "baseline", "record").returncode == 0
+    path = gate_host.state_dir / "tpm-baseline.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in doc.items() if k != "ek"}))
+
+    r = nerdctl(gate_host, "run", "--rm", mid.ref)
+    assert r.rc == 0, r.stderr
+    tpm_check = _tpm_check(gate_host)
+    assert tpm_check["ek"] == UNPINNED
+    assert tpm_check["ek_pinned"] is False
+    st = bacon(gate_host, "status")
+    assert st.returncode == 0, st.stdout + st.stderr  # a warning, not a missing requirement
+    assert UNPINNED in st.stdout
+    assert "warn" in st.stdout
+    assert "requirements met" in st.stdout
+    doctor = bacon(gate_host, "doctor")
+    assert doctor.returncode == 0
+    assert UNPINNED in doctor.stdout
+
+    trusted_config(gate_host, signed.trusted, level="Mid", extra=section + 'unpinned_ek = "deny"\n')
+    r = nerdctl(gate_host, "run", "--rm", mid.ref)
+    assert_denied(r, mid.ref, "tpm", mid.digest)
+    assert UNPINNED in r.first_line
+    assert bacon(gate_host, "status").returncode == 1
+
+    path.write_text(json.dumps({**doc, "ek": None}))
+    r = nerdctl(gate_host, "run", "--rm", mid.ref)
+    assert_denied(r, mid.ref, "tpm", mid.digest)
+    assert "endorsement key is malformed" in r.first_line
+    show = bacon(gate_host, "baseline", "show")
+    assert show.returncode == 77
+    assert "endorsement key is malformed" in show.stderr
 
 
 @pytest.mark.swtpm

@@ -4,12 +4,18 @@ Stored as JSON at ``<state_dir>/tpm-baseline.json``::
 
     {"version": 1, "bank": "sha256", "pcrs": {"0": "<hex>", …}, "recorded_at": "…Z", "tcti": "…",
      "ak": {"fingerprint": "sha256:…", "pem": "-----BEGIN PUBLIC KEY-----…"},
+     "ek": {"name": "000b…", "public": "<TPMT_PUBLIC hex>", "pem": "-----BEGIN PUBLIC KEY-----…"},
      "eventlog": {"path": "…", "replay_matches": {"0": true, …},
                   "events": {"0": [[<event type>, "<digest hex>", "<description>"], …], …}}   # or {"path", "error"}
     }
 
 The AK's public key is pinned: the AK is derived from the TPM's endorsement seed, so a quote by another
 key means another TPM (or a cleared one), and is denied rather than trusted on first use at every check.
+The endorsement key the record's session was salted to is pinned too (:mod:`shim.attest.tpm.ek`): every
+later session is salted only to that EK. A baseline recorded before EKs were pinned has no ``ek``: it
+loads with ``ek`` None (the check reports it, ``[tpm] unpinned_ek`` decides whether it admits); an ``ek``
+that is there but malformed (``null``, a name that is not its public area's digest) makes the whole
+baseline unusable, never an unpinned one.
 
 Written atomically (temporary file in the same directory, fsync, ``os.replace``, fsync of the directory),
 mode 0600. Read with ``O_NOFOLLOW`` and refused when it is a symlink, not a regular file, owned by someone
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim.attest.tpm import ek as ek_pin
 from shim.attest.tpm.settings import BANKS, PCR_COUNT
 from shim.common import atomicfile, strictjson
 from shim.common.errors import ConfigError
@@ -63,6 +70,7 @@ class Baseline:
     ak_fingerprint: str
     ak_pem: str
     eventlog: EventLogRecord | None = None
+    ek: ek_pin.EkIdentity | None = None  # None: recorded before EKs were pinned
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ def to_json(b: Baseline) -> dict[str, Any]:
         "ak": {"fingerprint": b.ak_fingerprint, "pem": b.ak_pem},
         "eventlog": None,
     }
+    if b.ek is not None:
+        doc["ek"] = ek_pin.to_json(b.ek)
     if b.eventlog is not None:
         el: dict[str, Any] = {"path": b.eventlog.path}
         if b.eventlog.error is not None:
@@ -171,8 +181,14 @@ def from_json(doc: object) -> Baseline:
     recorded_at, tcti = doc.get("recorded_at"), doc.get("tcti")
     if not isinstance(recorded_at, str) or not isinstance(tcti, str):
         raise BaselineError("baseline lacks 'recorded_at' or 'tcti'")
+    ek: ek_pin.EkIdentity | None = None
+    if "ek" in doc:  # absent: recorded before EKs were pinned; present, it must be well-formed
+        try:
+            ek = ek_pin.from_json(doc["ek"])
+        except ek_pin.EkError as e:
+            raise BaselineError(f"baseline's endorsement key is malformed: {e}") from e
     return Baseline(bank=str(bank), pcrs=pcrs, recorded_at=recorded_at, tcti=tcti, ak_fingerprint=ak["fingerprint"],
-                    ak_pem=ak["pem"], eventlog=_eventlog_from_json(doc.get("eventlog")))
+                    ak_pem=ak["pem"], eventlog=_eventlog_from_json(doc.get("eventlog")), ek=ek)
 
 
 def load(state_dir: Path) -> Baseline | None:
@@ -206,7 +222,8 @@ def write(state_dir: Path, baseline: Baseline) -> Path:
 
 
 def build(*, bank: str, pcrs: Mapping[int, bytes], recorded_at: str, tcti: str, ak_fingerprint: str, ak_pem: str,
-          eventlog_path: Path | None, eventlog_bytes: bytes | None, eventlog_error: str | None = None) -> Baseline:
+          eventlog_path: Path | None, eventlog_bytes: bytes | None, eventlog_error: str | None = None,
+          ek: ek_pin.EkIdentity | None = None) -> Baseline:
     """A baseline from verified PCR values and, when there is one, the event log (pure).
 
     The log's replay is compared with each recorded PCR, and the events behind each recorded PCR are kept
@@ -233,4 +250,4 @@ def build(*, bank: str, pcrs: Mapping[int, bytes], recorded_at: str, tcti: str, 
                     measured=tuple(sorted(eventlog.measured_pcrs(log))),
                 )
     return Baseline(bank=bank, pcrs=dict(pcrs), recorded_at=recorded_at, tcti=tcti, ak_fingerprint=ak_fingerprint,
-                    ak_pem=ak_pem, eventlog=record)
+                    ak_pem=ak_pem, eventlog=record, ek=ek)

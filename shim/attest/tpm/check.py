@@ -4,6 +4,9 @@
 pure over data, so every rule is tested without a TPM:
 
 - no baseline, or one that does not cover the configured bank and PCRs → denied ("run bacon baseline record");
+- the TPM presents another endorsement key than the baseline pinned → denied, before any session is salted
+  to it (:mod:`shim.attest.tpm.ek`); a baseline recorded before EKs were pinned admits with "EK not pinned"
+  in the check's summary and details, or is denied under ``[tpm] unpinned_ek = "deny"``;
 - the quote is signed by another AK than the baseline's (another or a cleared TPM) → denied;
 - the quote fails verification (signature, magic, type, nonce, PCR selection, PCR digest) → denied;
 - any PCR differs from the baseline → denied, naming each PCR (old → new) and, where the kernel exposes an
@@ -21,6 +24,7 @@ from typing import TypeVar
 from shim.admission.checks import CheckResult
 from shim.attest.tpm import attest
 from shim.attest.tpm import baseline as bl
+from shim.attest.tpm import ek as ek_pin
 from shim.attest.tpm.device import Quote, open_tpm
 from shim.attest.tpm.settings import TpmSettings, effective, format_selection
 from shim.common.errors import BaconError, Denied, Unavailable
@@ -81,6 +85,13 @@ def covers(settings: TpmSettings, base: bl.Baseline) -> None:
                       hint="the [tpm] pcrs changed since recording; run `bacon baseline record`")
 
 
+def pinned(settings: TpmSettings, base: bl.Baseline) -> None:
+    """Deny a baseline that does not pin the endorsement key when ``[tpm] unpinned_ek = "deny"``."""
+    if base.ek is None and settings.unpinned_ek == "deny":
+        raise _denied(f"{ek_pin.UNPINNED} (baseline of {base.recorded_at}; [tpm] unpinned_ek = \"deny\")",
+                      hint="on a known-good boot: sudo bacon baseline record")
+
+
 def verify(settings: TpmSettings, quote: Quote, nonce: bytes) -> tuple[attest.Attest, str]:
     """Verify ``quote`` for ``nonce`` and the configured PCRs; return it parsed and its AK fingerprint.
     Raises :class:`attest.QuoteError`."""
@@ -122,6 +133,11 @@ def judge_quote(settings: TpmSettings, base: bl.Baseline, quote: Quote, nonce: b
                 log_bytes: bytes | None = None) -> CheckResult:
     """The decision. Returns a passing :class:`CheckResult` or raises :class:`Denied`."""
     covers(settings, base)
+    pinned(settings, base)
+    try:
+        ek_pin.judge(base.ek, quote.ek.name if quote.ek is not None else None, str(settings.tcti))
+    except ek_pin.EkMismatch as e:
+        raise _denied(e.message, hint=e.hint) from e
     try:
         key = attest.load_public_key(quote.ak_pem)
     except attest.QuoteError as e:
@@ -143,10 +159,11 @@ def judge_quote(settings: TpmSettings, base: bl.Baseline, quote: Quote, nonce: b
         lines = explain(settings, base, changes, log_bytes)
         hint = RECORD_HINT + ("\n" + "\n".join(lines) if lines else "")
         raise _denied("; ".join(c.describe() for c in changes) + f" (baseline of {base.recorded_at})", hint=hint)
+    ek_note = f", EK {base.ek.short}" if base.ek is not None else f"; {ek_pin.UNPINNED}"
     return CheckResult(
         name=CHECK,
         summary=f"PCRs {settings.selection} match the baseline of {base.recorded_at} "
-                f"(fresh quote by AK {_short(fp)})",
+                f"(fresh quote by AK {_short(fp)}{ek_note})",
         details={
             "tcti": str(settings.tcti),
             "bank": settings.bank,
@@ -156,18 +173,22 @@ def judge_quote(settings: TpmSettings, base: bl.Baseline, quote: Quote, nonce: b
             "baseline_recorded_at": base.recorded_at,
             "reset_count": att.reset_count,
             "restart_count": att.restart_count,
+            **ek_pin.describe(base.ek),
         },
     )
 
 
-def fresh_quote(settings: TpmSettings, nonce: bytes, expected: Mapping[int, bytes] | None = None) -> Quote:
+def fresh_quote(settings: TpmSettings, nonce: bytes, expected: Mapping[int, bytes] | None = None,
+                ek: ek_pin.EkIdentity | None = None) -> Quote:
     """Quote the configured PCRs with ``nonce``; re-quote once when a PCR moved between quote and read.
+    With ``ek`` (the baseline's), the session is salted only to that endorsement key
+    (:class:`shim.attest.tpm.ek.EkMismatch` otherwise, before anything is quoted).
 
     With ``expected`` (the baseline's values): when the quote verifies with them (its signed PCR digest is
     their digest), they are the quote's values and the PCRs are not read again (a command in the TPM's
     session costs milliseconds, and the values read are only ever bound to the quote by that digest);
     otherwise the PCRs are read, to say which one changed."""
-    with open_tpm(settings) as dev:
+    with open_tpm(settings, ek) as dev:
         if expected is not None and all(p in expected for p in settings.pcrs):
             from dataclasses import replace
 
@@ -224,10 +245,14 @@ def run_tpm_check(settings: TpmSettings, state_dir: Path, *, nonce: bytes | None
         # what was chosen at record time from the event log, less the launch PCR (extended after boot)
         settings = effective(settings, list(base.pcrs), exclude=() if launch_pcr is None else (launch_pcr,))
     covers(settings, base)
+    pinned(settings, base)
     if nonce is None:
         nonce = os.urandom(NONCE_SIZE)
     if not 0 < len(nonce) <= MAX_NONCE_SIZE:
         raise BaconError(f"TPM nonce must be 1..{MAX_NONCE_SIZE} bytes, got {len(nonce)}")
-    quote = within_deadline(settings, lambda: fresh_quote(settings, nonce, base.pcrs))
+    try:
+        quote = within_deadline(settings, lambda: fresh_quote(settings, nonce, base.pcrs, base.ek))
+    except ek_pin.EkMismatch as e:  # the TPM's answer to the EK's creation: nothing after it was trusted
+        raise _denied(e.message, hint=e.hint) from e
     changed = bl.diff(base.pcrs, quote.pcrs, settings.pcrs)
     return judge_quote(settings, base, quote, nonce, read_eventlog(settings) if changed else None)

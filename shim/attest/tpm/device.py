@@ -10,7 +10,9 @@ the TPM that holds that EK; ESAPI then checks the TPM's HMAC on every response i
 uses parameter encryption (AES-128-CFB both ways: the nonce sent, the attest structure returned);
 ``TPM2_PCR_Read`` has no parameter that can be encrypted, so its session is an audit session (the response
 is HMAC'd: the PCR values cannot be changed on the way). The session is started on the first command that
-needs it.
+needs it. With the EK the baseline pinned (:func:`open_tpm`'s ``ek``), the EK's name is compared with the
+pinned one before the salt is encrypted to it (:mod:`shim.attest.tpm.ek`): a party that answers in the
+TPM's place with its own EK is refused there, instead of being handed the session key.
 
 Two commands use the empty password instead, because the session adds nothing to what is checked anyway
 and each command in it costs about 2.5 ms of CPU in tss2-esys: creating the AK (its public key is pinned
@@ -42,8 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shim.attest.tpm import ek as ek_pin
 from shim.attest.tpm.settings import Tcti, TpmSettings, format_selection
-from shim.common.errors import Unavailable, missing_extra
+from shim.common.errors import BaconError, Unavailable, missing_extra
 
 PCR_BATCH = 8  # TPM2_PCR_Read returns at most 8 digests per call
 AK_TEMPLATES = {"ecc256": "ecc256:ecdsa-sha256:null", "rsa2048": "rsa2048:rsassa-sha256:null"}
@@ -55,13 +58,15 @@ TSS_HINT = ("install the tss2 libraries and BACON's 'tpm' extra: apt-get install
 @dataclass(frozen=True)
 class Quote:
     """What the TPM gave: the ``TPMS_ATTEST`` bytes, the marshalled ``TPMT_SIGNATURE``, the AK's public key
-    (PEM and marshalled ``TPM2B_PUBLIC``), and the PCR values read right after quoting."""
+    (PEM and marshalled ``TPM2B_PUBLIC``), the PCR values read right after quoting, and the endorsement key
+    the quote's session was salted to (None: not known, e.g. a quote built by hand)."""
 
     message: bytes
     signature: bytes
     ak_pem: bytes
     ak_tss: bytes
     pcrs: dict[int, bytes]
+    ek: ek_pin.EkIdentity | None = None
 
 
 def load_tss() -> Any:
@@ -99,20 +104,28 @@ def _unavailable(tcti: Tcti, what: str, e: BaseException) -> Unavailable:
 
 
 class Device:
-    """An open ESAPI context over one TCTI, with its salted session. Use :func:`open_tpm`."""
+    """An open ESAPI context over one TCTI, with its salted session. Use :func:`open_tpm`.
 
-    def __init__(self, esapi: Any, tcti: Tcti, connection: Any = None) -> None:
+    ``pinned_ek``: the endorsement key the baseline pinned; the session is then started only when the TPM
+    presents that EK (:class:`shim.attest.tpm.ek.EkMismatch` otherwise, before the salt is sent). ``ek``:
+    the EK the session is salted to, once it is started."""
+
+    def __init__(self, esapi: Any, tcti: Tcti, connection: Any = None,
+                 pinned_ek: ek_pin.EkIdentity | None = None) -> None:
         self._e = esapi
         self.tcti = tcti
         self._connection = connection  # the TCTI, for flushing after the context failed (:meth:`close`)
         self._tss = load_tss()
         self._session: Any = None
+        self.pinned_ek = pinned_ek
+        self.ek: ek_pin.EkIdentity | None = None
         self._stranded: list[int] = []  # TPM handles a failed flush left loaded
 
     # --- the session -----------------------------------------------------------------------------------
 
     def _start_session(self) -> Any:
-        """Create the EK and start the HMAC session salted to it (once per device)."""
+        """Create the EK, compare it with the pinned one, and start the HMAC session salted to it (once per
+        device). Raises :class:`shim.attest.tpm.ek.EkMismatch` (another EK than the pinned one)."""
         if self._session is not None:
             return self._session
         c, t = self._tss.constants, self._tss.types
@@ -121,8 +134,15 @@ class Device:
             raise self._tss.utils.NoSuchIndex(index)
 
         _cert, template = self._tss.utils.create_ek_template(EK_TEMPLATE, no_nv)
-        ek, *_ = self._e.create_primary(t.TPM2B_SENSITIVE_CREATE(), template, c.ESYS_TR.ENDORSEMENT)
+        ek, ek_public, *_ = self._e.create_primary(t.TPM2B_SENSITIVE_CREATE(), template, c.ESYS_TR.ENDORSEMENT)
         try:
+            # ESAPI encrypts the salt to this public area (it keeps the one the answer carried, after checking
+            # the answer's name against it): its name is what is compared, before the salt is sent
+            public = bytes(ek_public.publicArea.marshal())
+            name = ek_pin.name_of(public)
+            ek_pin.judge(self.pinned_ek, name, str(self.tcti))
+            # the same name is the same public area: the pinned record stands for it (no PEM to make, ~0.25 ms)
+            self.ek = self.pinned_ek or ek_pin.identity(public, bytes(ek_public.to_pem()).decode())
             sym = t.TPMT_SYM_DEF(algorithm=c.TPM2_ALG.AES)
             sym.keyBits.aes = 128
             sym.mode.aes = c.TPM2_ALG.CFB
@@ -200,7 +220,7 @@ class Device:
                     raise Unavailable(f"TPM ({self.tcti}) returned {len(digests)} values for PCRs {got}, "
                                       f"asked {batch}", hint=_hint(self.tcti))
                 out.update(zip(got, (bytes(d) for d in digests), strict=True))
-        except Unavailable:
+        except BaconError:  # Unavailable, or ek.EkMismatch
             raise
         except Exception as e:
             raise _unavailable(self.tcti, f"reading PCRs {format_selection(bank, wanted)}", e) from e
@@ -231,6 +251,8 @@ class Device:
             attest, sig = self._e.quote(handle, format_selection(bank, pcrs), t.TPM2B_DATA(nonce),
                                         session1=self._using("DECRYPT", "ENCRYPT"))
             message, signature = bytes(attest), bytes(sig.marshal())
+        except BaconError:  # the EK is not the pinned one (ek.EkMismatch), or an answer already explained
+            raise
         except Exception as e:  # wrapped at the boundary
             err = _unavailable(self.tcti, what, e)
             if handle is None and "auth" in str(e).lower() and getattr(e, "rc", None) != ESYS_RC_RSP_AUTH_FAILED:
@@ -240,7 +262,7 @@ class Device:
             if handle is not None:  # best effort; the quote result already stands or fails
                 self._flush(handle)
         values = self.read_pcrs(bank, pcrs) if read else {}
-        return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values)
+        return Quote(message=message, signature=signature, ak_pem=ak_pem, ak_tss=ak_tss, pcrs=values, ek=self.ek)
 
 
 def selected(bank: str, sel_out: Any) -> list[int]:
@@ -274,8 +296,9 @@ def _precheck(tcti: Tcti) -> None:
 
 
 @contextmanager
-def open_tpm(settings: TpmSettings) -> Iterator[Device]:
-    """Open the TPM named by ``settings.tcti``. Raises :class:`Unavailable` when it cannot be reached."""
+def open_tpm(settings: TpmSettings, ek: ek_pin.EkIdentity | None = None) -> Iterator[Device]:
+    """Open the TPM named by ``settings.tcti``; with ``ek`` (the baseline's pinned endorsement key), its
+    session is salted only to that EK. Raises :class:`Unavailable` when it cannot be reached."""
     tcti = settings.tcti
     _precheck(tcti)
     tss = load_tss()
@@ -287,7 +310,7 @@ def open_tpm(settings: TpmSettings) -> Iterator[Device]:
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM):
             msg = "permission denied"
         raise Unavailable(f"cannot reach the TPM at {tcti}: {msg}", hint=_hint(tcti)) from e
-    dev = Device(esapi, tcti, connection)
+    dev = Device(esapi, tcti, connection, pinned_ek=ek)
     try:
         yield dev
     finally:

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from shim.attest import secureboot
 from shim.attest.nonce import parse_hex
 from shim.attest.tpm import attest
 from shim.attest.tpm import baseline as bl
+from shim.attest.tpm import ek as ek_pin
 from shim.attest.tpm.check import (
     MAX_NONCE_SIZE,
     NONCE_SIZE,
@@ -72,8 +74,6 @@ def cmd_baseline_record(settings: TpmSettings, state_dir: Path, exclude: Sequenc
 
     Raises Unavailable (no TPM), BaconError (cannot write the state directory).
     """
-    from dataclasses import replace
-
     log_bytes, log_error = None, None
     if settings.eventlog is not None:
         from shim.attest.tpm import eventlog
@@ -85,9 +85,14 @@ def cmd_baseline_record(settings: TpmSettings, state_dir: Path, exclude: Sequenc
     if not settings.pcrs_configured:
         settings = replace(settings, pcrs=default_selection(_measured_in(log_bytes), exclude))
     quote, _att, fp = _verified_quote(settings, os.urandom(NONCE_SIZE))
+    if quote.ek is None:  # the device always says which EK its session was salted to
+        raise Unavailable(f"the TPM ({settings.tcti}) quote came without the endorsement key it was salted to",
+                          hint="retry; if it persists, report it: a baseline is never recorded without its EK")
+    # the AK is pinned from a quote its session authorized: the TPM that holds this EK used that AK
     base = bl.build(bank=settings.bank, pcrs={p: quote.pcrs[p] for p in settings.pcrs}, recorded_at=_now(),
                     tcti=str(settings.tcti), ak_fingerprint=fp, ak_pem=quote.ak_pem.decode(),
-                    eventlog_path=settings.eventlog, eventlog_bytes=log_bytes, eventlog_error=log_error)
+                    eventlog_path=settings.eventlog, eventlog_bytes=log_bytes, eventlog_error=log_error,
+                    ek=quote.ek)
     try:
         path = bl.write(state_dir, base)
     except OSError as e:
@@ -103,7 +108,7 @@ def cmd_baseline_record(settings: TpmSettings, state_dir: Path, exclude: Sequenc
 
 def _baseline_lines(base: bl.Baseline) -> list[str]:
     lines = [f"recorded   {base.recorded_at} via {base.tcti}", f"AK         {base.ak_fingerprint}",
-             f"bank       {base.bank}"]
+             f"EK         {base.ek.name if base.ek is not None else ek_pin.UNPINNED}", f"bank       {base.bank}"]
     el = base.eventlog
     for p, v in sorted(base.pcrs.items()):
         note = ""
@@ -131,11 +136,14 @@ def _load_baseline(state_dir: Path) -> bl.Baseline:
     return base
 
 
-def read_pcrs(settings: TpmSettings, bank: str, pcrs: Sequence[int]) -> dict[int, bytes]:
+def read_pcrs(settings: TpmSettings, bank: str, pcrs: Sequence[int],
+              ek: ek_pin.EkIdentity | None = None) -> dict[int, bytes]:
     """The current values of ``pcrs``, within ``[tpm] timeout`` (a TPM that stops answering, or answers a
-    byte at a time, must not hold any command longer than an admission would wait)."""
+    byte at a time, must not hold any command longer than an admission would wait); with ``ek`` (the
+    baseline's), read only in a session salted to that endorsement key
+    (:class:`shim.attest.tpm.ek.EkMismatch` otherwise)."""
     def work() -> dict[int, bytes]:
-        with open_tpm(settings) as dev:
+        with open_tpm(settings, ek) as dev:
             return dev.read_pcrs(bank, pcrs)
 
     return within_deadline(settings, work)
@@ -145,7 +153,8 @@ def cmd_baseline_show(settings: TpmSettings, state_dir: Path, json_out: bool, di
     """Show the baseline; with ``diff``, read the current PCRs and show what changed.
 
     Returns 0, or 1 when ``diff`` finds a change (like diff(1)). Raises NotFound (no baseline, exit 64),
-    IntegrityError (unsafe or corrupt baseline, exit 77), Unavailable (``diff`` without a TPM).
+    IntegrityError (unsafe or corrupt baseline, or ``diff`` meets another endorsement key than the
+    baseline's, exit 77), Unavailable (``diff`` without a TPM).
     """
     base = _load_baseline(state_dir)
     doc: dict[str, Any] = {"path": str(bl.path_for(state_dir)), "baseline": bl.to_json(base)}
@@ -153,7 +162,7 @@ def cmd_baseline_show(settings: TpmSettings, state_dir: Path, json_out: bool, di
     lines: list[str] = []
     if diff:
         pcrs = sorted(set(settings.pcrs) | set(base.pcrs))
-        current = read_pcrs(settings, base.bank, pcrs)
+        current = read_pcrs(settings, base.bank, pcrs, base.ek)
         changes = bl.diff(base.pcrs, current, pcrs)
         lines = explain(settings, base, changes, read_eventlog(settings)) if changes else []
         doc["diff"] = [{"pcr": c.pcr, "baseline": c.old.hex() if c.old else None,
@@ -194,7 +203,7 @@ def _selection(settings: TpmSettings, pcrs: str | Sequence[int] | None) -> TpmSe
         if bank not in BANKS:
             raise UsageError(f"--pcrs names an unknown bank {bank!r}", hint=f"use one of {', '.join(BANKS)}")
     chosen = parse_pcrs(pcrs if isinstance(pcrs, str) else list(pcrs), "--pcrs", UsageError)
-    return TpmSettings(tcti=settings.tcti, pcrs=chosen, bank=bank, ak=settings.ak, eventlog=settings.eventlog)
+    return replace(settings, pcrs=chosen, bank=bank)
 
 
 def cmd_quote(settings: TpmSettings, nonce_hex: str, pcrs: str | Sequence[int] | None,
@@ -277,13 +286,16 @@ def status(settings: TpmSettings, state_dir: Path, *, efivars: Path = EFIVARS,
     except bl.BaselineError as e:
         out["baseline"]["error"] = str(e)
     if base is not None:
-        out["baseline"].update(recorded=True, recorded_at=base.recorded_at, bank=base.bank, ak=base.ak_fingerprint)
+        out["baseline"].update(recorded=True, recorded_at=base.recorded_at, bank=base.bank, ak=base.ak_fingerprint,
+                               unpinned_ek=settings.unpinned_ek, **ek_pin.describe(base.ek))
         if base.bank == settings.bank:
             settings = effective(settings, list(base.pcrs), exclude=() if launch_pcr is None else (launch_pcr,))
     current: dict[int, bytes] = {}
     try:
-        current = read_pcrs(settings, settings.bank, settings.pcrs)
+        current = read_pcrs(settings, settings.bank, settings.pcrs, base.ek if base is not None else None)
         out["present"] = True
+    except ek_pin.EkMismatch as e:  # a TPM answered, with another EK: its PCR values are not read
+        out.update(present=True, error=e.message, hint=e.hint, ek_mismatch=True)
     except BaconError as e:
         out["present"] = "did not answer within" in e.message  # there, but stalled
         out.update(error=e.message, hint=e.hint)
@@ -302,9 +314,11 @@ def status(settings: TpmSettings, state_dir: Path, *, efivars: Path = EFIVARS,
     return out
 
 
-AK_TRUST = ("pinned at `bacon baseline record` (trust on first use): a quote proves the PCRs come from the same "
-            "TPM key that was there then; it does not prove that key lives in a genuine TPM (it is not tied to the "
-            "TPM's endorsement key or its certificate), so the baseline must be recorded on a host you trust")
+AK_TRUST = ("pinned at `bacon baseline record` (trust on first use), with the endorsement key its quote's session "
+            "was salted to: a quote proves the PCRs come from the same TPM key that was there then, used by the TPM "
+            "that holds the pinned endorsement key; it does not prove that TPM is genuine (neither key is checked "
+            "against the TPM maker's endorsement key certificate), so the baseline must be recorded on a host you "
+            "trust")
 
 
 def _measured_pcrs(settings: TpmSettings) -> set[int] | None:
@@ -337,6 +351,7 @@ def format_status(s: Mapping[str, Any]) -> list[str]:
         lines.append(f"baseline     unusable: {b['error']}")
     elif b["recorded"]:
         lines.append(f"baseline     recorded {b['recorded_at']} ({b['path']})")
+        lines.append(f"EK           {'pinned ' if b['ek_pinned'] else ''}{b['ek']}")
     else:
         lines.append(f"baseline     none ({b['path']}); run `bacon baseline record`")
     for r in s["pcrs"]:

@@ -10,6 +10,7 @@ bank = "sha256"                 # sha256 | sha384 | sha512 (SHA-1 is refused)
 ak = "ecc256"                   # the attestation key: ecc256 (ECDSA P-256) | rsa2048 (RSASSA)
 eventlog = "/sys/kernel/security/tpm0/binary_bios_measurements"   # "" = do not use an event log
 timeout = 30                    # seconds an admission waits for a quote before it is denied
+unpinned_ek = "warn"            # a baseline recorded before the EK was pinned: "warn" (admit, report it) | "deny"
 ```
 
 Standard library only: the admission path parses this before it decides whether it needs the TPM.
@@ -34,7 +35,8 @@ PCR_COUNT = 24
 BANKS: Mapping[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}  # name -> digest size
 AK_KINDS = ("ecc256", "rsa2048")
 TCTI_NAMES = ("device", "tabrmd", "swtpm", "mssim")
-KNOWN_KEYS = frozenset({"tcti", "pcrs", "bank", "ak", "eventlog", "timeout"})
+KNOWN_KEYS = frozenset({"tcti", "pcrs", "bank", "ak", "eventlog", "timeout", "unpinned_ek"})
+UNPINNED_EK = ("warn", "deny")  # docs/tpm.md, "The endorsement key pin", says why "warn" is the default
 DEFAULT_TIMEOUT = 30.0  # seconds an admission waits for the TPM's quote (a TPM can stall for good)
 MAX_TIMEOUT = 600.0
 
@@ -59,6 +61,7 @@ class TpmSettings:
     eventlog: Path | None = DEFAULT_EVENTLOG
     timeout: float = DEFAULT_TIMEOUT
     pcrs_configured: bool = False  # [tpm] pcrs set: exactly these; else the default widened by the event log
+    unpinned_ek: str = "warn"  # a baseline without the EK: "warn" (admit, reported) or "deny"
 
     @property
     def digest_size(self) -> int:
@@ -157,6 +160,10 @@ def parse(section: Mapping[str, Any]) -> TpmSettings:
     timeout = section.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
         raise ConfigError(f"{WHERE} 'timeout' must be a number of seconds in (0, {MAX_TIMEOUT:g}], got {timeout!r}")
+    unpinned_ek = section.get("unpinned_ek", "warn")
+    if unpinned_ek not in UNPINNED_EK:
+        raise ConfigError(f"{WHERE} 'unpinned_ek' must be \"warn\" or \"deny\", got {unpinned_ek!r}",
+                          hint="\"deny\" refuses admissions while the baseline does not pin the TPM's endorsement key")
     pcrs = section.get("pcrs", list(DEFAULT_PCRS))
     if not isinstance(pcrs, list):
         raise ConfigError(f"{WHERE} 'pcrs' must be a list of numbers 0..{PCR_COUNT - 1}, got {pcrs!r}",
@@ -169,6 +176,7 @@ def parse(section: Mapping[str, Any]) -> TpmSettings:
         eventlog=eventlog,
         timeout=float(timeout),
         pcrs_configured="pcrs" in section,
+        unpinned_ek=str(unpinned_ek),
     )
 
 

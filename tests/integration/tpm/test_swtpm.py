@@ -128,6 +128,20 @@ def test_stopped_swtpm_is_unavailable(spare_swtpm: Swtpm, tmp_path: Path) -> Non
 
 def test_another_tpm_is_denied(swtpm: Swtpm, spare_swtpm: Swtpm, tmp_path: Path) -> None:
     assert cli.cmd_baseline_record(section(swtpm, pcrs=[17]), tmp_path) == 0  # same value on both: all FF
+    with pytest.raises(Denied, match=r"presents endorsement key .* the baseline pinned .* another TPM"):
+        check.run_tpm_check(section(spare_swtpm, pcrs=[17]), tmp_path)
+
+
+def test_another_tpm_under_a_baseline_without_the_ek_is_denied_by_its_ak(swtpm: Swtpm, spare_swtpm: Swtpm,
+                                                                          tmp_path: Path) -> None:
+    """A baseline recorded before the EK was pinned: the AK pin still tells another TPM."""
+    import json
+
+    assert cli.cmd_baseline_record(section(swtpm, pcrs=[17]), tmp_path) == 0
+    path = tmp_path / "tpm-baseline.json"
+    doc = json.loads(path.read_text())
+    del doc["ek"]
+    path.write_text(json.dumps(doc))
     with pytest.raises(Denied, match=r"signed by attestation key .* another TPM"):
         check.run_tpm_check(section(spare_swtpm, pcrs=[17]), tmp_path)
 

@@ -119,3 +119,52 @@ def test_build_records_eventlog_errors() -> None:
     base = sample(eventlog_path=Path("/bad"), eventlog_bytes=b"\x00" * 40)
     assert base.eventlog is not None
     assert base.eventlog.error is not None
+
+
+# --- the endorsement key pin --------------------------------------------------------------------------------
+
+EK_KEYS = json.loads((VECTORS / "ek-swtpm.json").read_text())["keys"]
+
+
+def real_ek(i: int = 0) -> object:
+    from shim.attest.tpm import ek
+
+    return ek.identity(bytes.fromhex(EK_KEYS[i]["public"]), EK_KEYS[i]["pem"])
+
+
+def test_the_ek_is_recorded_and_read_back(tmp_path: Path) -> None:
+    base = sample(ek=real_ek())
+    bl.write(tmp_path, base)
+    doc = json.loads((tmp_path / "tpm-baseline.json").read_text())
+    assert doc["ek"]["name"] == EK_KEYS[0]["name"]
+    assert doc["ek"]["public"] == EK_KEYS[0]["public"]
+    loaded = bl.load(tmp_path)
+    assert loaded == base
+    assert loaded is not None
+    assert loaded.ek == real_ek()
+
+
+def test_a_baseline_recorded_before_ek_pins_loads_unpinned(tmp_path: Path) -> None:
+    """The file an older BACON wrote (no 'ek' key at all) keeps loading; the check reports it."""
+    doc = bl.to_json(sample())
+    assert "ek" not in doc
+    (tmp_path / "tpm-baseline.json").write_text(json.dumps(doc))
+    (tmp_path / "tpm-baseline.json").chmod(0o600)
+    loaded = bl.load(tmp_path)
+    assert loaded is not None
+    assert loaded.ek is None
+
+
+@pytest.mark.parametrize("ek_value", [
+    None,  # "ek": null is not "no ek": a pin removed by hand is refused, not read as an old baseline
+    {},
+    "000b" + "00" * 32,
+    {"name": EK_KEYS[1]["name"], "public": EK_KEYS[0]["public"], "pem": EK_KEYS[0]["pem"]},
+    {"name": EK_KEYS[0]["name"], "public": EK_KEYS[0]["public"][:-2], "pem": EK_KEYS[0]["pem"]},
+])
+def test_a_malformed_ek_makes_the_baseline_unusable(tmp_path: Path, ek_value: object) -> None:
+    doc = {**bl.to_json(sample(ek=real_ek())), "ek": ek_value}
+    (tmp_path / "tpm-baseline.json").write_text(json.dumps(doc))
+    (tmp_path / "tpm-baseline.json").chmod(0o600)
+    with pytest.raises(bl.BaselineError, match="endorsement key is malformed"):
+        bl.load(tmp_path)

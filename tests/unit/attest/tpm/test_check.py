@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from shim.attest.tpm import attest, check, eventlog
 from shim.attest.tpm import baseline as bl
+from shim.attest.tpm import ek as ek_pin
 from shim.attest.tpm import operations as cli
 from shim.attest.tpm.device import Quote
 from shim.attest.tpm.settings import parse
@@ -194,3 +196,91 @@ def test_baseline_show_prints_the_baseline(tmp_path: Path, capsys: pytest.Captur
     assert cli.cmd_baseline_show(parse({}), tmp_path, json_out=True, diff=False) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["baseline"]["pcrs"]["7"] == PCRS[7].hex()
+
+
+# --- the endorsement key pin --------------------------------------------------------------------------------
+
+EK_KEYS = json.loads((VECTORS / "ek-swtpm.json").read_text())["keys"]
+
+
+def ek_of(i: int) -> ek_pin.EkIdentity:
+    return ek_pin.identity(bytes.fromhex(EK_KEYS[i]["public"]), EK_KEYS[i]["pem"])
+
+
+def pinned_baseline(i: int = 0) -> bl.Baseline:
+    return replace(baseline(), ek=ek_of(i))
+
+
+def test_a_quote_in_a_session_salted_to_the_pinned_ek_passes_and_says_so() -> None:
+    r = check.judge_quote(SETTINGS, pinned_baseline(), replace(quote(), ek=ek_of(0)), NONCE)
+    assert r.details["ek_pinned"] is True
+    assert r.details["ek"] == EK_KEYS[0]["name"]
+    assert f"EK {ek_of(0).short}" in r.summary
+
+
+def test_a_quote_in_a_session_salted_to_another_ek_is_denied() -> None:
+    with pytest.raises(Denied) as e:
+        check.judge_quote(SETTINGS, pinned_baseline(0), replace(quote(), ek=ek_of(1)), NONCE)
+    assert e.value.check == "tpm"
+    assert e.value.exit_code == 77
+    assert "presents endorsement key" in e.value.message
+    assert e.value.hint is not None
+    assert "sudo bacon baseline record" in e.value.hint
+
+
+def test_a_quote_without_its_ek_under_a_pin_is_denied() -> None:
+    with pytest.raises(Denied, match="presented no endorsement key"):
+        check.judge_quote(SETTINGS, pinned_baseline(), quote(), NONCE)
+
+
+def test_an_unpinned_baseline_admits_and_reports_it_by_default() -> None:
+    r = check.judge_quote(SETTINGS, baseline(), replace(quote(), ek=ek_of(1)), NONCE)
+    assert r.details["ek_pinned"] is False
+    assert r.details["ek"] == "EK not pinned; re-record the baseline to pin it"
+    assert "EK not pinned; re-record the baseline to pin it" in r.summary
+
+
+def test_an_unpinned_baseline_is_denied_when_the_configuration_says_so(tmp_path: Path) -> None:
+    strict = parse({"tcti": "swtpm:host=127.0.0.1,port=9", "unpinned_ek": "deny"})
+    with pytest.raises(Denied, match=r"EK not pinned; re-record the baseline to pin it .*unpinned_ek") as e:
+        check.judge_quote(strict, baseline(), replace(quote(), ek=ek_of(0)), NONCE)
+    assert e.value.hint is not None
+    assert "bacon baseline record" in e.value.hint
+    bl.write(tmp_path, baseline())  # and before the TPM is asked anything (nothing listens on port 9)
+    with pytest.raises(Denied, match="EK not pinned"):
+        check.run_tpm_check(strict, tmp_path)
+    assert check.judge_quote(strict, pinned_baseline(), replace(quote(), ek=ek_of(0)), NONCE).details["ek_pinned"]
+
+
+@pytest.mark.parametrize("value", ["allow", "", True, 1, ["deny"]])
+def test_unpinned_ek_setting_is_checked(value: object) -> None:
+    with pytest.raises(ConfigError, match="unpinned_ek") as e:
+        parse({"unpinned_ek": value})
+    assert e.value.exit_code == 78
+    assert parse({}).unpinned_ek == "warn"
+    assert parse({"unpinned_ek": "deny"}).unpinned_ek == "deny"
+
+
+def test_a_malformed_ek_in_the_baseline_is_denied_before_touching_the_tpm(tmp_path: Path) -> None:
+    doc = {**bl.to_json(pinned_baseline()), "ek": None}
+    path = bl.path_for(tmp_path)
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    with pytest.raises(Denied) as e:
+        check.run_tpm_check(parse({"tcti": "swtpm:host=127.0.0.1,port=9"}), tmp_path)
+    assert e.value.exit_code == 77
+    assert "endorsement key is malformed" in e.value.message
+    assert e.value.hint is not None
+    assert "bacon baseline record" in e.value.hint
+    with pytest.raises(IntegrityError, match="endorsement key is malformed"):
+        cli.cmd_baseline_show(SETTINGS, tmp_path, json_out=False, diff=False)
+
+
+def test_baseline_show_names_the_pinned_ek_or_says_it_is_not(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bl.write(tmp_path, pinned_baseline())
+    cli.cmd_baseline_show(SETTINGS, tmp_path, json_out=False, diff=False)
+    assert f"EK         {EK_KEYS[0]['name']}" in capsys.readouterr().out
+    bl.write(tmp_path, baseline())
+    cli.cmd_baseline_show(SETTINGS, tmp_path, json_out=False, diff=False)
+    assert "EK         EK not pinned; re-record the baseline to pin it" in capsys.readouterr().out
