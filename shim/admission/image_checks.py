@@ -79,7 +79,10 @@ def signature_check(ctx: Context, subject: Subject) -> Callable[[], CheckResult]
         if verified is None:
             materials = _fetched(ctx, subject)
             verified = signatures.verify(materials, trusted, keyless=keyless, judge=judge)
-            _keep(ctx, materials)  # what came from the cache is already kept: no rewrite (and fsync) per run
+            # What verified, not all that was fetched (up to the limits' totals of a hostile repository's
+            # bytes, read back at every later decision); what came from the cache is kept already.
+            kept = signatures.evidence_of(materials, verified)
+            _keep(ctx, [kept] if kept is not None else [])
         return verified.check_result()
 
     return run

@@ -24,18 +24,22 @@ def docker_reference(repo: Repository) -> str:
 
 class LazyBlobs(Mapping[str, bytes]):
     """Payload blobs fetched from the registry when first asked for, each checked against its digest and
-    bounded; iterating yields only those fetched so far (what the cache keeps)."""
+    bounded (``max_bytes`` each, ``max_total`` all together, whatever sizes the manifest declares: a blob
+    over what is left is :class:`IntegrityError`); iterating yields only those fetched so far."""
 
-    def __init__(self, client: Client, repo: Repository, max_bytes: int) -> None:
+    def __init__(self, client: Client, repo: Repository, max_bytes: int, max_total: int | None = None) -> None:
         self._client, self._repo, self._max = client, repo, max_bytes
+        self._left = max_bytes if max_total is None else max_total
         self._got: dict[str, bytes] = {}
 
     def __getitem__(self, digest: str) -> bytes:
         if digest not in self._got:
             try:
-                self._got[digest] = self._client.get_blob(self._repo, digest, self._max)
+                data = self._client.get_blob(self._repo, digest, min(self._max, self._left))
             except NotFound as e:
                 raise KeyError(digest) from e
+            self._left -= len(data)
+            self._got[digest] = data
         return self._got[digest]
 
     def __iter__(self) -> Iterator[str]:
@@ -70,6 +74,7 @@ def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limi
     Malformed referrers are skipped (another image's signature cannot block this one); the classic
     manifest is returned raw for the verifier to judge. Raises :class:`Unavailable`."""
     bundles: list[bytes] = []
+    spent = 0  # bundle bytes fetched, against limits.max_bundle_total (a bundle is a few kilobytes)
     index = client.referrers(repo, digest)
     if index is not None:
         for ref in _bundle_descriptors(index, digest, limits):
@@ -78,9 +83,11 @@ def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limi
                 if m.subject is None or m.subject.digest != digest or not m.layers:
                     continue
                 layer = m.layers[0]
-                if layer.media_type not in BUNDLE_MEDIA_TYPES or layer.size > limits.max_bundle_bytes:
+                if (layer.media_type not in BUNDLE_MEDIA_TYPES or layer.size > limits.max_bundle_bytes
+                        or spent + layer.size > limits.max_bundle_total):
                     continue
-                bundles.append(client.get_blob(repo, layer.digest, limits.max_bundle_bytes))
+                spent += layer.size
+                bundles.append(client.get_blob(repo, layer.digest, layer.size))  # no more than it declares
             except (NotFound, IntegrityError):
                 continue
     try:
@@ -88,4 +95,4 @@ def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limi
     except NotFound:
         classic = None
     return Material(digest=digest, classic_manifest=classic, bundles=tuple(bundles),
-                    blobs=LazyBlobs(client, repo, limits.max_payload_bytes))
+                    blobs=LazyBlobs(client, repo, limits.max_payload_bytes, limits.max_payload_total))

@@ -68,11 +68,16 @@ RESIGN_HINT = ("re-sign it in the bundle format (cosign sign --new-bundle-format
 @dataclass(frozen=True)
 class Limits:
     """Bounds on untrusted signature material. cosign allows 1000 layers and 128 MiB payloads; a
-    simple-signing payload is a few hundred bytes, so ours is far smaller."""
+    simple-signing payload is a few hundred bytes and a bundle a few kilobytes, so ours are far smaller,
+    each and in total: a signature manifest of 1000 layers of 64 KiB each would be 64 MiB to fetch and
+    hold (``max_payload_total``; the smallest payloads are tried first, so padding the manifest with
+    large layers does not hide a real signature)."""
 
     max_layers: int = 1000
     max_payload_bytes: int = 64 << 10
+    max_payload_total: int = 1 << 20
     max_bundle_bytes: int = 1 << 20
+    max_bundle_total: int = 2 << 20
     max_bundles: int = 32
     max_dsse_signatures: int = 16
     max_subjects: int = 1000
@@ -151,14 +156,16 @@ class KeylessTrust:
 class Verified:
     """Which digest was signed, in which format, by whom: a trusted key, or a keyless signer (the
     certificate's identity and OIDC issuer); the signature's annotations (a classic payload's
-    ``optional``: cosign's ``-a``, BACON's provenance); and, once policy judged it, the signer's
-    configured name and scope (``info``)."""
+    ``optional``: cosign's ``-a``, BACON's provenance); once policy judged it, the signer's configured
+    name and scope (``info``); and ``evidence``, the sha256 of the payload blob or bundle that verified
+    (what :func:`evidence_of` keeps)."""
 
     digest: str
     format: str
     signer: PublicKey | Signer
     annotations: Mapping[str, str] = field(default_factory=dict)
     info: scopes.SignerInfo | None = None
+    evidence: str = ""
 
     @property
     def key(self) -> PublicKey:
@@ -242,7 +249,7 @@ def _annotations(doc: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _check_layer(digest: str, layer: oci.Descriptor, blobs: Mapping[str, bytes], keys: Sequence[PublicKey],
-                 limits: Limits, what: str) -> tuple[PublicKey, dict[str, str]]:
+                 limits: Limits, what: str, spent: list[int]) -> tuple[PublicKey, dict[str, str]]:
     if layer.media_type != SIMPLESIGNING_MEDIA_TYPE:
         raise _Reject(_NONE, f"{what} is a {layer.media_type!r}, not a simple-signing payload")
     if SIGNATURE_ANNOTATION not in layer.annotations:
@@ -250,6 +257,10 @@ def _check_layer(digest: str, layer: oci.Descriptor, blobs: Mapping[str, bytes],
     if layer.size > limits.max_payload_bytes:
         raise _Reject(_MALFORMED, f"{what}: payload of {layer.size} bytes exceeds the limit of "
                                   f"{limits.max_payload_bytes}")
+    if spent[0] + layer.size > limits.max_payload_total:
+        raise _Reject(_MALFORMED, f"{what} was not tried: the payloads tried before it and its own come to more "
+                                  f"than {limits.max_payload_total} bytes")
+    spent[0] += layer.size
     try:
         payload = blobs.get(layer.digest)
     except IntegrityError as e:
@@ -297,13 +308,15 @@ def _classic_attempts(digest: str, manifest: bytes, blobs: Mapping[str, bytes], 
     if not parsed.layers:
         yield _Reject(_NONE, f"signature manifest {sig_tag(digest)} has no layers")
         return
-    for i, layer in enumerate(parsed.layers):
+    spent = [0]  # payload bytes fetched so far, against limits.max_payload_total
+    for i, layer in sorted(enumerate(parsed.layers), key=lambda x: x[1].size):  # smallest first, then in order
         try:
-            key, annotations = _check_layer(digest, layer, blobs, keys, limits, f"{sig_tag(digest)} layer {i}")
+            key, annotations = _check_layer(digest, layer, blobs, keys, limits, f"{sig_tag(digest)} layer {i}",
+                                            spent)
         except _Reject as r:
             yield r
             continue
-        yield Verified(digest, CLASSIC, key, annotations)
+        yield Verified(digest, CLASSIC, key, annotations, evidence=layer.digest)
 
 
 def _check_statement(digest: str, payload_type: str, payload: bytes, signer: str, limits: Limits,
@@ -367,7 +380,7 @@ def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], keyless:
     if isinstance(material, dict) and ("certificate" in material or "x509CertificateChain" in material):
         payload_type, payload, signer = keyless(raw, what)
         _check_statement(digest, payload_type, payload, signer.name, limits, what)
-        return Verified(digest, KEYLESS_BUNDLE, signer)
+        return Verified(digest, KEYLESS_BUNDLE, signer, evidence=oci.sha256_digest(raw))
     payload = _b64(env.get("payload"), f"{what}: DSSE payload")
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or not sigs:
@@ -387,7 +400,7 @@ def _bundle_attempt(digest: str, raw: bytes, keys: Sequence[PublicKey], keyless:
     if key is None:
         raise _Reject(_UNTRUSTED, f"{what} is not signed by a trusted key")
     _check_statement(digest, INTOTO_PAYLOAD_TYPE, payload, key.name, limits, what)
-    return Verified(digest, BUNDLE, key)
+    return Verified(digest, BUNDLE, key, evidence=oci.sha256_digest(raw))
 
 
 def verify_bundle(digest: str, bundle: bytes, keys: Sequence[PublicKey], limits: Limits = DEFAULT_LIMITS,
@@ -435,6 +448,24 @@ def verify(materials: Sequence[Material], keys: Sequence[PublicKey], limits: Lim
         if m.classic_manifest is not None:
             groups.append(_classic_attempts(m.digest, m.classic_manifest, m.blobs, keys, limits))
     return _best_verified(groups, ", ".join(m.digest for m in materials) or "-", keyless, judge)
+
+
+def evidence_of(materials: Sequence[Material], verified: Verified) -> Material | None:
+    """Only what made ``verified``: its material's classic manifest and the one payload that verified, or
+    the one bundle; ``None`` when none of ``materials`` holds it. What is worth keeping: the rest of the
+    material (other layers' payloads, other bundles) may be up to the limits' totals of an attacker's bytes,
+    which every later decision would otherwise read back."""
+    for m in materials:
+        if m.digest != verified.digest:
+            continue
+        if verified.format == CLASSIC and m.classic_manifest is not None:
+            payload = m.blobs.get(verified.evidence)
+            if payload is not None:
+                return Material(m.digest, classic_manifest=m.classic_manifest, blobs={verified.evidence: payload})
+        bundles = tuple(b for b in m.bundles if oci.sha256_digest(b) == verified.evidence)
+        if verified.format != CLASSIC and bundles:
+            return Material(m.digest, bundles=bundles[:1])
+    return None
 
 
 def _ceiling(info: scopes.SignerInfo) -> int:

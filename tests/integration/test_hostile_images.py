@@ -5,19 +5,24 @@ admits the honest variant.
 
 - ``policy`` label keys that only look like ``policy`` (``POLICY``, fullwidth, a trailing space, a
   zero-width character), beside the real key or alone: denied, where the exact key alone decided before.
+- A signature manifest padded with junk layers of 60 KiB payloads before the real signature: the smallest
+  payloads are tried first, at most 1 MiB of them is fetched, and only what verified is kept.
 - An index that lists one nested index many times over, several levels deep: a few kilobytes whose full
   walk is tens of thousands of documents (containerd itself follows one entry per level).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from dataclasses import dataclass
 
 import pytest
 
 from shim.images import oci
 from shim.images import registry as registry_client
+from shim.trust import signatures
 from tests.conftest import Host, Signed, sign_image
 from tests.harness import images as images_h
 from tests.harness import localcontent
@@ -134,3 +139,75 @@ def test_a_lookalike_key_alone_does_not_take_the_default_level(gate_host: Host, 
     img = forge.variant("key-exact-low", raw(b'"policy":"Low"', b'"policy":"Low","org.example.policy":"High"'))
     r = wrapper(gate_host, "pull", img.ref)
     assert r.rc == 0, r.stderr
+
+
+# -- signature material by the megabyte ----------------------------------------------------------------
+
+def _pad_signature_manifest(forge: Forge, img: Image, junk: int, size: int) -> None:
+    """``junk`` layers of distinct ``size``-byte payloads with made-up signatures, before the real layer."""
+    repo = registry_client.Repository.of(img.ref)
+    with forge.client() as c:
+        doc = json.loads(c.get_manifest(repo, signatures.sig_tag(img.digest)).data)
+        layers = []
+        for i in range(junk):
+            payload = json.dumps({"critical": {}, "optional": {"pad": str(i) + "x" * size}}).encode()[:size]
+            layers.append({"mediaType": signatures.SIMPLESIGNING_MEDIA_TYPE, "size": len(payload),
+                           "digest": c.push_blob(repo, payload),
+                           "annotations": {signatures.SIGNATURE_ANNOTATION: base64.b64encode(os.urandom(70)).decode()}})
+        doc["layers"] = layers + doc["layers"]
+        c.put_manifest(repo, signatures.sig_tag(img.digest), json.dumps(doc).encode(), oci.MEDIA_OCI_MANIFEST)
+
+
+def _kept_blobs(host: Host) -> int:
+    d = host.state_dir / "signatures" / "blobs" / "sha256"
+    return len(os.listdir(d)) if d.is_dir() else 0
+
+
+def test_junk_layers_before_the_signature_are_neither_fetched_nor_kept(gate_host: Host, signed: Signed,
+                                                                        forge: Forge) -> None:
+    """Before, all 100 junk payloads (6 MB) were fetched, held and then kept in the signature cache, which
+    every later `run` of the image read back whole. The small real payload is tried first; only it and the
+    signature manifest are kept."""
+    configure(gate_host, signed.trusted)
+    img = forge.variant("sig-padded", raw(b'"policy":"Low"', b'"policy":"Low"'))
+    _pad_signature_manifest(forge, img, junk=100, size=60 << 10)
+    before = _kept_blobs(gate_host)
+    r = wrapper(gate_host, "pull", img.ref)
+    assert r.rc == 0, r.stderr
+    assert _kept_blobs(gate_host) - before <= 2, "only the .sig manifest and the payload that verified"
+    ctr_pull(gate_host.containerd, img)
+    r = wrapper(gate_host, "run", "--rm", "--pull=never", img.ref)  # from the kept material
+    assert r.rc == 0, r.stderr
+
+
+def test_junk_layers_over_the_payload_total_are_not_tried(gate_host: Host, signed: Signed, forge: Forge) -> None:
+    """Only junk: 20 payloads of 60 KiB, more than the 1 MiB that is fetched in total; the rest are not
+    tried, and the denial says so."""
+    configure(gate_host, signed.trusted)
+    img = forge.variant("sig-only-junk", raw(b'"policy":"Low"', b'"policy":"Low"'), sign=False)
+    repo = registry_client.Repository.of(img.ref)
+    with forge.client() as c:  # an empty .sig manifest to pad
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_MANIFEST, "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": c.push_blob(repo, b"{}")},
+            "layers": []}).encode()
+        c.put_manifest(repo, signatures.sig_tag(img.digest), manifest, oci.MEDIA_OCI_MANIFEST)
+    _pad_signature_manifest(forge, img, junk=20, size=60 << 10)
+    r = wrapper(gate_host, "pull", img.ref)
+    assert_refused(r, gate_host, rc=77, says="more than 1048576 bytes", within=QUICK, check="signature")
+
+
+def test_payload_fetches_are_bounded_in_total_whatever_sizes_are_declared(signed: Signed, forge: Forge) -> None:
+    """The verifier's per-layer checks use the sizes a manifest declares; the fetches themselves stop at 64 KiB
+    each and 1 MiB together (before, each fetch could take 64 KiB, for up to 1000 layers)."""
+    from shim.common.errors import IntegrityError
+    from shim.trust.registry_signatures import LazyBlobs
+
+    repo = registry_client.Repository(forge.registry_host, "hostile/lazy-total")
+    limits = signatures.DEFAULT_LIMITS
+    with forge.client() as c:
+        digests = [c.push_blob(repo, (b"%d" % i).ljust(60 << 10, b"x")) for i in range(20)]
+        blobs = LazyBlobs(c, repo, limits.max_payload_bytes, limits.max_payload_total)
+        got = [blobs[d] for d in digests[:17]]
+        with pytest.raises(IntegrityError, match="exceeds the limit"):
+            blobs[digests[17]]
+    assert sum(map(len, got)) <= limits.max_payload_total

@@ -144,6 +144,65 @@ def test_signature_manifest_with_1001_layers_is_denied(team: SigningKey, trusted
         verify([Material(D1, raw_manifest([layer] * 1001), blobs)], trusted)
 
 
+class Counting(dict[str, bytes]):
+    """Payload blobs, recording which were asked for."""
+
+    def __init__(self, blobs: Mapping[str, bytes]) -> None:
+        super().__init__(blobs)
+        self.asked: list[str] = []
+
+    def get(self, k: str, default: Any = None) -> Any:
+        self.asked.append(k)
+        return super().get(k, default)
+
+
+def junk_layers(n: int, size: int) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    layers, blobs = [], {}
+    for i in range(n):
+        body = (b"%d" % i).ljust(size, b"x")
+        blobs[oci.sha256_digest(body)] = body
+        made_up = base64.b64encode(b"x" * 70).decode()
+        layers.append({"mediaType": signatures.SIMPLESIGNING_MEDIA_TYPE, "digest": oci.sha256_digest(body),
+                       "size": size, "annotations": {signatures.SIGNATURE_ANNOTATION: made_up}})
+    return layers, blobs
+
+
+def test_the_smallest_payloads_are_tried_first(team: SigningKey, trusted: list[PublicKey]) -> None:
+    """Before, layers were tried in order: 100 junk payloads of 60 KiB put first were all fetched."""
+    manifest, good = classic(team, D1)
+    junk, blobs = junk_layers(100, 60 << 10)
+    doc = json.loads(manifest)
+    blobs = Counting({**blobs, **good})
+    verified = verify([Material(D1, raw_manifest(junk + doc["layers"]), blobs)], trusted)
+    assert blobs.asked == list(good)
+    assert verified.evidence == next(iter(good))
+
+
+def test_payloads_over_the_total_are_not_fetched(team: SigningKey, trusted: list[PublicKey]) -> None:
+    manifest, good = classic(team, D1)
+    junk, blobs = junk_layers(20, 60 << 10)
+    good_layer = json.loads(manifest)["layers"][0]
+    good_layer["size"] = 60 << 10  # the real one after 17 junk ones of the same size: over 1 MiB by then
+    blobs = Counting({**blobs, good_layer["digest"]: next(iter(good.values()))})
+    with pytest.raises(Denied, match="was not tried: the payloads tried before it and its own come to more than"):
+        verify([Material(D1, raw_manifest([*junk, good_layer]), blobs)], trusted)
+    assert len(blobs.asked) == (1 << 20) // (60 << 10) == 17
+
+
+def test_evidence_of_keeps_only_what_verified(team: SigningKey, trusted: list[PublicKey]) -> None:
+    manifest, good = classic(team, D1)
+    junk, blobs = junk_layers(3, 100)
+    m = Material(D1, raw_manifest(junk + json.loads(manifest)["layers"]), {**blobs, **good})
+    other = Material(D2, manifest, good)
+    verified = verify([other, m], trusted)  # D2's material does not verify for D2 (it claims D1)
+    assert signatures.evidence_of([other, m], verified) == Material(D1, m.classic_manifest, good)
+    bundle = make_bundle(team, D1)
+    m = Material(D1, bundles=(b"{}", bundle))
+    verified = verify([m], trusted)
+    assert signatures.evidence_of([m], verified) == Material(D1, bundles=(bundle,))
+    assert signatures.evidence_of([Material(D2, bundles=(bundle,))], verified) is None
+
+
 def test_payload_must_match_its_layer_digest(team: SigningKey, trusted: list[PublicKey]) -> None:
     manifest, blobs = classic(team, D1)
     (d,) = blobs
