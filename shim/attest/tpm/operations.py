@@ -93,6 +93,7 @@ def cmd_baseline_record(settings: TpmSettings, state_dir: Path, exclude: Sequenc
                     tcti=str(settings.tcti), ak_fingerprint=fp, ak_pem=quote.ak_pem.decode(),
                     eventlog_path=settings.eventlog, eventlog_bytes=log_bytes, eventlog_error=log_error,
                     ek=quote.ek)
+    previous = _previous_ek(state_dir)
     try:
         path = bl.write(state_dir, base)
     except OSError as e:
@@ -101,7 +102,32 @@ def cmd_baseline_record(settings: TpmSettings, state_dir: Path, exclude: Sequenc
     _out(f"recorded TPM baseline {settings.selection} in {path}")
     for line in _baseline_lines(base):
         _out(line)
+    note = repin_note(previous, quote.ek)
+    if note:
+        _out(note)
     return 0
+
+
+def _previous_ek(state_dir: Path) -> ek_pin.EkIdentity | str:
+    """The EK the baseline being replaced pinned; ``"unpinned"`` for one recorded before the pin, ``"none"``
+    without a usable baseline (only informs what re-recording changes)."""
+    try:
+        old = bl.load(state_dir)
+    except bl.BaselineError:
+        return "none"
+    if old is None:
+        return "none"
+    return old.ek if old.ek is not None else "unpinned"
+
+
+def repin_note(previous: ek_pin.EkIdentity | str, now: ek_pin.EkIdentity) -> str | None:
+    """What re-recording did to the EK pin (pure): None when it pinned the same EK or there was no baseline."""
+    if previous == "unpinned":
+        return f"EK pinned: {now.name} (the replaced baseline did not pin one)"
+    if isinstance(previous, ek_pin.EkIdentity) and previous.name != now.name:
+        return (f"EK CHANGED: the replaced baseline pinned {previous.name}, this TPM presents {now.name} "
+                "(another TPM, or its endorsement seed changed): admissions now trust this one")
+    return None
 
 
 # --- bacon baseline show [--diff] [--json] ---------------------------------------------------------------

@@ -174,8 +174,24 @@ def test_a_baseline_recorded_before_the_pin_admits_and_says_so(spare_swtpm: Swtp
     with pytest.raises(Denied, match=UNPINNED) as e:
         check.run_tpm_check(strict, tmp_path)
     assert e.value.exit_code == 77
-    record(spare_swtpm, tmp_path)  # re-recording pins it
+    capsys.readouterr()
+    record(spare_swtpm, tmp_path)  # re-recording pins it, and says so
+    pinned_now = f"EK pinned: {ek_of(spare_swtpm).name} (the replaced baseline did not pin one)"
+    assert pinned_now in capsys.readouterr().out
     assert check.run_tpm_check(strict, tmp_path).details["ek_pinned"] is True
+
+
+def test_re_recording_on_another_tpm_says_the_ek_changed(spare_swtpm: Swtpm, other_swtpm: Swtpm, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    record(spare_swtpm, tmp_path)
+    assert "EK CHANGED" not in capsys.readouterr().out
+    record(spare_swtpm, tmp_path)
+    assert "EK CHANGED" not in capsys.readouterr().out
+    record(other_swtpm, tmp_path)
+    out = capsys.readouterr().out
+    assert (f"EK CHANGED: the replaced baseline pinned {ek_of(spare_swtpm).name}, this TPM presents "
+            f"{ek_of(other_swtpm).name}") in out
+    assert check.run_tpm_check(parse(section(other_swtpm.tcti)), tmp_path).details["ek_pinned"] is True
 
 
 def test_a_malformed_ek_in_the_baseline_is_a_denial_not_an_unpinned_baseline(spare_swtpm: Swtpm,

@@ -284,3 +284,14 @@ def test_baseline_show_names_the_pinned_ek_or_says_it_is_not(tmp_path: Path,
     bl.write(tmp_path, baseline())
     cli.cmd_baseline_show(SETTINGS, tmp_path, json_out=False, diff=False)
     assert "EK         EK not pinned; re-record the baseline to pin it" in capsys.readouterr().out
+
+
+def test_re_recording_says_what_happened_to_the_pin() -> None:
+    assert cli.repin_note("none", ek_of(0)) is None
+    assert cli.repin_note(ek_of(0), ek_of(0)) is None
+    assert cli.repin_note("unpinned", ek_of(0)) == (f"EK pinned: {EK_KEYS[0]['name']} "
+                                                    "(the replaced baseline did not pin one)")
+    note = cli.repin_note(ek_of(0), ek_of(1))
+    assert note is not None
+    assert note.startswith(f"EK CHANGED: the replaced baseline pinned {EK_KEYS[0]['name']}, this TPM presents "
+                           f"{EK_KEYS[1]['name']}")
