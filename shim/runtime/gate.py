@@ -22,8 +22,9 @@ shim removes the bundle, nothing is left behind. The facts about containerd's sh
 
 For a container decided here (not the wrapper's), the profile of its image's level (``shim.admission.profiles``)
 is applied to what its OCI spec asks for (``shim.runtime.spec``): privileged, capabilities, host
-namespaces, mounts, devices, hooks. A wrapper-admitted container's spec was written by nerdctl from the
-command line the wrapper checked, with nerdctl's own bind mounts and hooks: it is not judged again.
+namespaces, mounts, devices, hooks. A wrapper-admitted container's spec, without what nerdctl adds to every
+container, goes through the profile of its record's level too (at most ``baseline``: :func:`record_profile_check`),
+since the label that leads to the record can be copied onto a container of the same image with another spec.
 """
 
 from __future__ import annotations
@@ -179,13 +180,14 @@ def measure_launch(ctx: Any, decision: Decision, at: Where, args: Sequence[str])
 
 
 def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, digest: str,
-                  at: Where | None = None) -> None:
-    """Apply the profile of the image's level to what the OCI spec asks for (``shim.runtime.spec``), and to
-    what ``runc create`` was told beside it (``at``: the container's namespace and ID, ``--no-pivot``)."""
+                  at: Where | None = None, settings_: Any = None) -> None:
+    """Apply the profile of the image's level (or ``settings_``) to what the OCI spec asks for
+    (``shim.runtime.spec``), and to what ``runc create`` was told beside it (``at``: the container's
+    namespace and ID, ``--no-pivot``)."""
     from shim.admission.profiles import rules
     from shim.runtime import spec as runtime_spec
 
-    settings_ = cfg.profiles.settings(level)
+    settings_ = settings_ or cfg.profiles.settings(level)
     launch = None if at is None else runtime_spec.Launch(namespace=at.namespace, container_id=at.container_id,
                                                          no_pivot=at.no_pivot)
     refusals = rules.refusals_of(runtime_spec.requested(spec, is_host_namespace, host_device, launch), settings_)
@@ -194,6 +196,43 @@ def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, dig
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
         raise Denied(f"profile {first.profile} (level {first.level}) refuses {first.render()}{more}",
                      check="profile", image=image, digest=digest, hint=f"to allow it: {first.allow}")
+
+
+def record_profile_check(cfg: Any, decision: Decision, at: Where) -> None:
+    """A container admitted on the wrapper's record: its spec, without what nerdctl adds to every container
+    (``shim.runtime.spec.nerdctls_own``), judged by the profile of the record's level, at most ``baseline``
+    (``restricted``'s own requirements, a non-root user and dropped capabilities, are the wrapper's to
+    check on the command line). The label that leads to the record can be copied by any containerd client
+    onto a container of the same image (``ctr run --privileged --label bacon/admission=…``): what the
+    wrapper admitted was a command line, not whatever spec carries the label."""
+    from dataclasses import replace
+
+    from shim.runtime import spec as runtime_spec
+
+    settings_ = cfg.profiles.settings(decision.level)
+    if settings_.profile == "restricted":
+        settings_ = replace(settings_, profile="baseline")
+    if settings_.profile == "privileged":
+        return
+    spec = runtime_spec.nerdctls_own(read_spec(at.bundle), os.path.realpath(cfg.nerdctl), at.namespace,
+                                     at.container_id)
+    try:
+        profile_check(cfg, decision.level, spec, decision.image or "-", decision.digest or "-", at, settings_)
+    except Denied:
+        _release_record(cfg, decision, at.container_id)
+        raise
+
+
+def _release_record(cfg: Any, decision: Decision, container_id: str) -> None:
+    """Unbind the record a refused container has just claimed, so that the container the wrapper admitted
+    still starts on it (whoever claims it next passes the same checks)."""
+    from shim.admission import records
+
+    token = next((c.get("token") for c in decision.checks if c.get("check") == "record"), None)
+    rec = records.load(cfg.state_dir, token) if isinstance(token, str) else None
+    if rec is not None and rec.container_id == container_id:
+        rec.container_id = None
+        records.save(cfg.state_dir, rec)
 
 
 _PROC_NS = {"pid": "pid", "ipc": "ipc", "network": "net", "uts": "uts", "cgroup": "cgroup", "user": "user",
@@ -301,6 +340,8 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     try:
         try:
             decision = decide_container(ctx, at)
+            if decision.how == "record":
+                record_profile_check(cfg, decision, at)
             measured = measure_launch(ctx, decision, at, args)
             keep_decided(cfg, at, decision)
         except BaconError as e:

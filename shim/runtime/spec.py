@@ -298,12 +298,13 @@ def _cgroups(linux: Mapping[str, Any], launch: Launch | None, unknown: list[Ask]
 
 def containerds_cgroup(path: str, namespace: str, container_id: str) -> bool:
     """Whether ``path`` is a cgroup containerd's clients give a new container: ``/<namespace>/<id>``
-    (containerd's default spec), ``<id>`` (under the shim's own), and in ``k8s.io`` kubelet's, under
-    ``kubepods`` (cgroupfs) or a ``kubepods`` slice (systemd). Any other could be an existing cgroup the
-    container would join (runc 1.1 only warns), its limits and its processes (``runc kill --all``) with it."""
+    (containerd's default spec), ``<id>`` (under the shim's own), nerdctl's under systemd
+    (``system.slice:nerdctl:<id>``), and in ``k8s.io`` kubelet's, under ``kubepods`` (cgroupfs) or a
+    ``kubepods`` slice (systemd). Any other could be an existing cgroup the container would join (runc 1.1
+    only warns), its limits and its processes (``runc kill --all``) with it."""
     if not container_id:
         return False
-    if path in (f"/{namespace}/{container_id}", container_id):
+    if path in (f"/{namespace}/{container_id}", container_id, f"system.slice:nerdctl:{container_id}"):
         return True
     if namespace != K8S_NAMESPACE:
         return False
@@ -314,6 +315,53 @@ def containerds_cgroup(path: str, namespace: str, container_id: str) -> bool:
     parts = path.split("/")
     return (path.startswith("/kubepods") and posixpath.normpath(path) == path and len(parts) >= 3
             and parts[1].startswith("kubepods") and parts[-1] == container_id)
+
+
+# -- what nerdctl adds to every container it makes -----------------------------------------------------
+
+NERDCTL_HOOK_PHASES = ("createRuntime", "postStop")
+_NERDCTL_FILES = ("hostname", "resolv.conf", "hosts")
+
+
+def nerdctls_own(spec: Mapping[str, Any], nerdctl: str, namespace: str, container_id: str) -> dict[str, Any]:
+    """``spec`` without what nerdctl itself adds to a container made from a command line the wrapper
+    admitted: its OCI hooks (the real nerdctl, ``… internal oci-hook createRuntime|postStop``: the container's
+    network), its bind mounts of the container's own ``/etc/hostname``, ``/etc/resolv.conf`` and
+    ``/etc/hosts`` (``<data root>/<address hash>/{containers,etchosts}/<namespace>/<id>/…``) and of named
+    volumes (``<data root>/<address hash>/volumes/<namespace>/<name>/_data``). What is left is what the
+    command line asked for, judged by the profile the wrapper judged it by. Pure."""
+    out = dict(spec)
+    hooks = _dict(spec.get("hooks"))
+    if hooks:
+        out["hooks"] = {kind: [h for h in _list(entries) if not _nerdctl_hook(h, nerdctl)]
+                        for kind, entries in hooks.items()}
+    out["mounts"] = [m for m in _list(spec.get("mounts")) if not _nerdctl_mount(m, namespace, container_id)]
+    return out
+
+
+def _nerdctl_hook(hook: object, nerdctl: str) -> bool:
+    h = _dict(hook)
+    args = _list(h.get("args"))
+    return (h.get("path") == nerdctl and len(args) >= 4 and args[-3:-1] == ["internal", "oci-hook"]
+            and args[-1] in NERDCTL_HOOK_PHASES)
+
+
+def _nerdctl_mount(mount: object, namespace: str, container_id: str) -> bool:
+    """``<root>/<hash>/{containers,etchosts}/<namespace>/<id>/<file>`` or
+    ``<root>/<hash>/volumes/<namespace>/<name>/_data``, bound, spelled normalized."""
+    m = _dict(mount)
+    source = m.get("source")
+    if m.get("type") != "bind" or not isinstance(source, str) or _path(source) != source:
+        return False
+    parts = source.split("/")
+    if len(parts) < 7:
+        return False
+    digest, kind, ns, name, leaf = parts[-5:]
+    if len(digest) != 8 or not all(c in "0123456789abcdef" for c in digest) or ns != namespace:
+        return False
+    if kind in ("containers", "etchosts"):
+        return name == container_id and leaf in _NERDCTL_FILES
+    return kind == "volumes" and leaf == "_data"
 
 
 def process_request(process: Mapping[str, Any], *, starts_container: bool = False) -> Requested:

@@ -389,3 +389,36 @@ def test_a_record_from_before_the_layers_were_kept_resolves_the_image_again(gate
     finally:
         ctr(gated, "tasks", "rm", "-f", cid)
         ctr(gated, "containers", "rm", cid, "rt-oldthief")
+
+
+def test_a_copied_label_on_the_same_image_with_a_privileged_spec_is_refused(gated: Gated, signed: Signed) -> None:
+    """The record admits a command line the wrapper judged, not whatever spec carries its label: a client
+    that copies the label of a container the wrapper created (not yet started) onto its own container of the
+    same image, with --privileged, was admitted on the record, unjudged."""
+    import subprocess
+
+    gated.configure(signed)  # Low: baseline
+    h = gated.host
+    r = subprocess.run([*h.wrapper, "create", "--name", "rt-plain", signed["low"].ref], env=h.env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    plain = r.stdout.strip().splitlines()[-1]
+    token = json.loads(ctr(gated, "containers", "info", plain)[1])["Labels"]["bacon/admission"]
+    try:
+        for cid, options in (("rt-copy-priv", ["--privileged"]), ("rt-copy-hostnet", ["--net-host"]),
+                             ("rt-copy-proc", ["--mount", "type=proc,src=proc,dst=/hostproc"])):
+            rc, out, err = ctr(gated, "run", "--rm", *options, "--label", f"bacon/admission={token}",
+                               signed["low"].ref, cid, "/bin/echo", "ran")
+            assert "ran" not in out
+            line = assert_refused(gated, rc, err, "profile", cid)
+            assert line["digest"] == signed["low"].digest, line
+            ctr(gated, "containers", "rm", cid)
+        # The record was not claimed by the refused copies: the container the wrapper admitted starts on it.
+        rc, _, err = ctr(gated, "tasks", "start", plain)
+        assert rc == 0, err
+        line = gated.runtime_lines()[-1]
+        assert line["verdict"] == "admitted", line
+        assert line["how"] == "record", line
+    finally:
+        ctr(gated, "tasks", "rm", "-f", plain)
+        ctr(gated, "containers", "rm", plain, "rt-copy-priv", "rt-copy-hostnet", "rt-copy-proc")

@@ -205,3 +205,59 @@ def test_a_device_node_is_allowed_by_path_only_when_it_is_that_paths_host_device
 def test_no_pivot_is_refused_but_under_privileged() -> None:
     assert judged(spec("default"), launch=_launch(no_pivot=True)) == ["unknown"]
     assert judged(spec("default"), "privileged", launch=_launch(no_pivot=True)) == []
+
+
+# -- a wrapper-admitted container: what nerdctl adds is not judged, the rest is --------------------------
+
+NERDCTL = "/usr/local/libexec/bacon/nerdctl"
+DATA = "/var/lib/nerdctl/1935db59"
+
+
+def _nerdctls(cid: str = "c0ffee") -> dict[str, Any]:
+    s = spec("default")
+    args = [NERDCTL, "--data-root=/var/lib/nerdctl", "--address=/run/containerd/containerd.sock", "internal",
+            "oci-hook"]
+    s["hooks"] = {"createRuntime": [{"path": NERDCTL, "args": [*args, "createRuntime"]}],
+                  "poststop": [{"path": NERDCTL, "args": [*args, "postStop"]}]}
+    s["mounts"] += [
+        {"type": "bind", "source": f"{DATA}/etchosts/default/{cid}/hosts", "destination": "/etc/hosts",
+         "options": ["bind", "rprivate"]},
+        {"type": "bind", "source": f"{DATA}/containers/default/{cid}/resolv.conf",
+         "destination": "/etc/resolv.conf", "options": ["bind", "rprivate"]},
+        {"type": "bind", "source": f"{DATA}/containers/default/{cid}/hostname", "destination": "/etc/hostname",
+         "options": ["bind", "rprivate"]},
+        {"type": "bind", "source": f"{DATA}/volumes/default/data/_data", "destination": "/data",
+         "options": ["rbind", "rw"]},
+    ]
+    s["linux"]["cgroupsPath"] = f"system.slice:nerdctl:{cid}"
+    return s
+
+
+def test_what_nerdctl_adds_to_a_container_is_not_judged() -> None:
+    s = _nerdctls()
+    assert set(judged(s, launch=_launch("c0ffee"))) == {"host-code", "host-paths"}  # as any other client's
+    own = runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee")
+    assert judged(own, launch=_launch("c0ffee")) == []
+
+
+def test_only_nerdctls_own_hooks_and_files_are_left_out() -> None:
+    """Each case is another client's hook or mount, spelled close to nerdctl's own."""
+    cases: list[Any] = [
+        lambda s: s["hooks"]["createRuntime"].append({"path": "/tmp/evil", "args": [
+            "/tmp/evil", "internal", "oci-hook", "createRuntime"]}),
+        lambda s: s["hooks"].__setitem__("prestart", [{"path": NERDCTL, "args": [NERDCTL, "run", "x"]}]),
+        lambda s: s["mounts"].append({"type": "bind", "source": f"{DATA}/containers/default/other/hosts",
+                                      "destination": "/x", "options": ["rbind"]}),
+        lambda s: s["mounts"].append({"type": "bind", "source": f"{DATA}/containers/k8s.io/c0ffee/hosts",
+                                      "destination": "/x", "options": ["rbind"]}),
+        lambda s: s["mounts"].append({"type": "bind", "source": f"{DATA}/containers/default/c0ffee/../../../../..",
+                                      "destination": "/x", "options": ["rbind"]}),
+        lambda s: s["mounts"].append({"type": "bind", "source": "/var/lib/nerdctl/notahash/volumes/default/v/_data",
+                                      "destination": "/x", "options": ["rbind"]}),
+        lambda s: s["mounts"].append({"type": "bind", "source": "/", "destination": "/host", "options": ["rbind"]}),
+    ]
+    for case in cases:
+        s = _nerdctls()
+        case(s)
+        own = runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee")
+        assert judged(own, launch=_launch("c0ffee")) != [], case
