@@ -286,8 +286,10 @@ def check_config(data: bytes, default: str = "High") -> str | None:
     try:
         got = levels.image_level(dict(cfg.labels), default)
     except Denied as e:
-        _require(e.check == "level" and levels.LABEL in cfg.labels, f"denied without a bad label: {e.message}")
-        _require(cfg.labels[levels.LABEL] not in levels.RANK, "a valid label was denied")
+        lookalike = any(k != levels.LABEL and levels._looks_like_label(k) for k in cfg.labels)
+        _require(e.check == "level" and (levels.LABEL in cfg.labels or lookalike),
+                 f"denied without a bad label: {e.message}")
+        _require(lookalike or cfg.labels[levels.LABEL] not in levels.RANK, "a valid label was denied")
         return None
     if levels.LABEL in cfg.labels:
         _require(got.from_label and got.level == cfg.labels[levels.LABEL] and got.level in ("High", "Mid", "Low"),

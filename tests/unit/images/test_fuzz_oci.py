@@ -94,7 +94,9 @@ def test_any_json(data: bytes) -> None:
 def test_labels_give_a_level_only_when_exact(labels: dict[str, str]) -> None:
     data = json.dumps({"config": {"Labels": labels}}).encode()
     level = targets.check_config(data, default="Low")
-    if "policy" in labels:
+    if "Policy" in labels:  # a key that looks like the label's is refused, beside it or alone
+        assert level is None
+    elif "policy" in labels:
         assert level == (labels["policy"] if labels["policy"] in ("High", "Mid", "Low") else None)
     else:
         assert level == "Low"
@@ -119,7 +121,8 @@ def test_admission_of_a_config(labels: dict[str, str], system: str, default: str
         signature=lambda: CheckResult("signature", "ok"), labels=lambda: cfg.labels, host_checks={"tpm": host_check})
     level = labels.get("policy", default)
     rank = {"Low": 0, "Mid": 1, "High": 2}
-    expected = level in rank and rank[level] <= rank[system] and (level != "High" or host_ok)
+    expected = ("Policy" not in labels and level in rank and rank[level] <= rank[system]
+                and (level != "High" or host_ok))
     assert verdict.admitted == expected, (labels, system, default, host_ok, verdict)
     if not expected:
         with pytest.raises(Denied):
