@@ -33,13 +33,13 @@ GLOBAL_BOOL = ("debug", "systemd-cgroup")
 GLOBAL_INFO = ("help", "h", "version", "v")  # runc prints and exits: no container is made
 # Verbs that make and start a container from a bundle: decided by the gate.
 GATED = ("create", "run", "restore")
-# Verbs the gate decides: those, and ``exec`` (a new process in a running container: its process spec
-# goes through the container's profile).
-DECIDED = (*GATED, "exec")
+# Verbs the gate decides: those, ``exec`` (a new process in a running container: its process spec goes
+# through the container's profile) and ``checkpoint`` (CRIU writes its images as root where it is told).
+DECIDED = (*GATED, "exec", "checkpoint")
 # Verbs that act on a container runc already made and start no process of their own: passed straight to the
 # real runc.
 PASS_THROUGH = ("state", "start", "kill", "delete", "ps", "events", "pause", "resume", "update", "list",
-                "checkpoint", "spec", "features")
+                "spec", "features")
 CREATE_VALUE = ("bundle", "b", "console-socket", "pid-file", "preserve-fds")
 CREATE_BOOL = ("no-pivot", "no-new-keyring")
 RUN_BOOL = ("detach", "d", "keep", "no-subreaper")
@@ -49,6 +49,11 @@ EXEC_VALUE = ("console-socket", "cwd", "user", "u", "process", "p", "pid-file", 
               "preserve-fds")
 EXEC_LIST = ("env", "e", "cap", "c", "additional-gids", "g", "cgroup")
 EXEC_BOOL = ("tty", "t", "detach", "d", "no-new-privs", "ignore-paused", "help", "h")
+# runc 1.1's checkpoint (``runc checkpoint --help``)
+CHECKPOINT_VALUE = ("image-path", "work-path", "parent-path", "status-fd", "page-server", "manage-cgroups-mode")
+CHECKPOINT_LIST = ("empty-ns",)
+CHECKPOINT_BOOL = ("leave-running", "tcp-established", "ext-unix-sk", "shell-job", "lazy-pages", "file-locks",
+                   "pre-dump", "auto-dedup", "help", "h")
 EXEC_ALIASES = {"u": "user", "p": "process", "e": "env", "c": "cap", "g": "additional-gids", "t": "tty",
                 "d": "detach", "h": "help"}
 
@@ -136,6 +141,8 @@ def parse(argv: Sequence[str]) -> Call:
     rest = list(argv[i + 1:])
     if verb == "exec":
         return _exec(globals_, rest)
+    if verb == "checkpoint":
+        return _checkpoint(globals_, rest)
     if verb not in GATED:
         return Call(globals=globals_, verb=verb, args=rest)
     bools = CREATE_BOOL + (RUN_BOOL if verb == "run" else ())
@@ -173,6 +180,21 @@ def _exec(globals_: dict[str, str], rest: list[str]) -> Call:
                 lists={k: v for k, v in lists.items() if v}, command=positional[1:])
 
 
+def _checkpoint(globals_: dict[str, str], rest: list[str]) -> Call:
+    """``runc checkpoint [flags] <container id>``."""
+    lists: dict[str, list[str]] = {n: [] for n in CHECKPOINT_LIST}
+    flags, j = _flags(rest, CHECKPOINT_VALUE, CHECKPOINT_BOOL, "runc checkpoint", lists)
+    if "h" in flags:
+        flags["help"] = flags.pop("h")
+    positional = rest[j:]
+    if flags.get("help") == "true":
+        return Call(globals=globals_, verb="checkpoint", args=rest, flags=flags)
+    if len(positional) != 1 or not positional[0]:
+        raise RuncUsage(f"runc checkpoint takes exactly one container id, got {positional!r}")
+    return Call(globals=globals_, verb="checkpoint", args=rest, flags=flags, container_id=positional[0],
+                lists={k: v for k, v in lists.items() if v})
+
+
 # -- the launcher ---------------------------------------------------------------------------------------
 
 def _sh_quote(s: str) -> str:
@@ -182,8 +204,8 @@ def _sh_quote(s: str) -> str:
 def launcher(real_runc: str, gate: str, environment: Mapping[str, str] | None = None) -> str:
     """The ``runc`` put ahead of the real one: a POSIX shell script (about a millisecond, where Python
     would cost tens) that execs the real runc for a verb in :data:`PASS_THROUGH` and ``gate`` (which
-    decides ``create``/``run``/``exec``, and refuses what it cannot read) for anything else. ``environment``:
-    variables set for the gate only (a test's configuration path)."""
+    decides ``create``/``run``/``exec``/``checkpoint``, and refuses what it cannot read) for anything
+    else. ``environment``: variables set for the gate only (a test's configuration path)."""
     values = "|".join(f"-{n}|--{n}" for n in GLOBAL_VALUE)
     bools = "|".join(f"-{n}|--{n}" for n in GLOBAL_BOOL)
     bool_eq = "|".join(f"-{n}=*|--{n}=*" for n in GLOBAL_BOOL)
@@ -191,7 +213,7 @@ def launcher(real_runc: str, gate: str, environment: Mapping[str, str] | None = 
     env = "".join(f"export {k}={_sh_quote(v)}\n" for k, v in (environment or {}).items())
     return f"""#!/bin/sh
 # BACON's runtime gate, installed as `runc` ahead of the real one (bacon enable --runtime). Verbs that
-# act on a container runc already made go straight to the real runc; create/run/exec (and anything this
+# act on a container runc already made go straight to the real runc; create/run/exec/checkpoint (and anything this
 # script cannot place) go to the gate, which decides and then runs the real runc itself.
 real={_sh_quote(real_runc)}
 skip=

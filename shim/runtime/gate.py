@@ -321,6 +321,10 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
         from shim.runtime import exec as runtime_exec
 
         return runtime_exec.plan(args)
+    if call.verb == "checkpoint":
+        from shim.runtime import checkpoint as runtime_checkpoint
+
+        return runtime_checkpoint.plan(args)
     if call.verb not in runtime_argv.GATED:
         raise Denied(f"runc {call.verb or '(no verb)'} is not decided by the runtime gate", check=LAYER)
     cfg = config.load()

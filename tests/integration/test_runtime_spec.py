@@ -153,3 +153,62 @@ def test_a_spec_written_through_containerds_api_is_judged(gated: Gated, signed: 
 
         shutil.rmtree(_bundle(gated, cid), ignore_errors=True)
         ctr(gated, "containers", "rm", cid)
+
+
+# -- runc's other verbs and runtimes -----------------------------------------------------------------------
+
+def test_a_checkpoint_written_where_the_client_says_is_refused(gated: Gated, signed: Signed,  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """``ctr tasks checkpoint --image-path DIR``: containerd hands runc the client's directory, where CRIU
+    writes as root. (Debian's runc finds no CRIU here: a checkpoint the gate lets through fails on that.)"""
+    gated.configure(signed)  # the system level Mid: baseline
+    cid = "rts-ckpt"
+    assert ctr(gated, "run", "-d", signed["low"].ref, cid, "sleep", "600")[0] == 0
+    target = tmp_path / "criu-images"
+    target.mkdir()
+    try:
+        rc, _, err = ctr(gated, "tasks", "checkpoint", "--image-path", str(target), cid)
+        assert rc != 0
+        assert "bacon: denied:" in err, err
+        assert f"runc checkpoint --image-path {target}" in err, err
+        assert 'host_files = ["checkpoint"]' in err, err  # the hint
+        line = gated.runtime_lines()[-1]
+        assert (line["verdict"], line["command"], line["container"]) == ("denied", "checkpoint", cid), line
+        # Where containerd chooses itself (its temporary directory, the bundle): the gate lets runc run.
+        rc, _, err = ctr(gated, "tasks", "checkpoint", cid)
+        assert "bacon: denied" not in err, err
+        assert "criu" in err.lower(), err
+        # An allowance for the level lets the client choose.
+        gated.configure(signed, runtime='[levels.Mid]\nrequire = ["signature"]\n[levels.Mid.allow]\n'
+                                        'host_files = ["checkpoint"]\n')
+        rc, _, err = ctr(gated, "tasks", "checkpoint", "--image-path", str(target), cid)
+        assert "bacon: denied" not in err, err
+    finally:
+        ctr(gated, "tasks", "kill", "-s", "SIGKILL", cid)
+        import time
+
+        for _ in range(50):
+            if ctr(gated, "tasks", "rm", cid)[0] == 0:
+                break
+            time.sleep(0.1)
+        ctr(gated, "containers", "rm", cid)
+
+
+def test_containerds_other_runc_shims_meet_the_gate(gated: Gated, signed: Signed) -> None:  # noqa: F811
+    """``ctr run --runtime``: the v1 runc shim finds the gate as runc as the v2 one does; the legacy v1
+    runtime keeps its bundles elsewhere, and the gate refuses what it cannot place."""
+    gated.configure(signed)
+    rc, _, err = ctr(gated, "run", "--rm", "--runtime", "io.containerd.runc.v1", signed["unsigned"].ref, "rts-v1u",
+                     "/bin/true")
+    assert_refused(gated, rc, err, "signature", "rts-v1u")
+    rc, out, err = ctr(gated, "run", "--rm", "--runtime", "io.containerd.runc.v1", signed["low"].ref, "rts-v1",
+                       "/bin/echo", "ran")
+    assert rc == 0, err
+    assert "ran" in out
+    rc, out, err = ctr(gated, "run", "--rm", "--runtime", "io.containerd.runtime.v1.linux", signed["low"].ref,
+                       "rts-legacy", "/bin/echo", "ran")
+    try:
+        assert "ran" not in out
+        assert_refused(gated, rc, err, "runtime", "rts-legacy")
+    finally:
+        ctr(gated, "containers", "rm", "rts-v1u", "rts-v1", "rts-legacy")

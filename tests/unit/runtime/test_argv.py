@@ -77,6 +77,7 @@ CASES = [
     ["--version"],
     ["--help", "state"],
     ["restore", "c1"],
+    ["--root", "/r", "checkpoint", "--image-path", "/etc", "c1"],  # CRIU writes as root: the gate decides
     ["--root"],
     [],
     ["State", "c1"],
@@ -108,6 +109,7 @@ def test_the_launcher_passes_through_exactly_what_the_parser_passes_through(tmp_
         # The launcher may send more to the gate (which reads it fully), never more to the real runc.
         assert out[0] == want or (out[0] == "GATE" and want == "REAL"), (argv, out[0], want)
     assert subprocess.run([str(launcher), "state", "c1"], capture_output=True, text=True).stdout.startswith("REAL")
+    assert subprocess.run([str(launcher), "checkpoint", "c1"], capture_output=True, text=True).stdout.startswith("GATE")
 
 
 def test_the_launcher_gives_the_gate_its_environment_only(tmp_path: Path) -> None:
@@ -121,3 +123,17 @@ def test_the_launcher_gives_the_gate_its_environment_only(tmp_path: Path) -> Non
     assert subprocess.run([str(launcher), *SHIM_CREATE], capture_output=True, text=True).stdout == "/x y/'q'\n"
     assert subprocess.run([str(launcher), "state", "c1"], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin"}).stdout == "unset\n"
+
+
+def test_checkpoint_goes_to_the_gate_and_is_read_as_runc_reads_it() -> None:
+    argv = ["--root", "/run/containerd/runc/default", "checkpoint", "--image-path", "/tmp/i", "--work-path=/w",
+            "--leave-running", "--empty-ns", "network", "c1"]
+    call = parse(argv)
+    assert call.verb in runtime_argv.DECIDED
+    assert call.verb not in runtime_argv.PASS_THROUGH
+    assert (call.container_id, call.flags["image-path"], call.flags["work-path"]) == ("c1", "/tmp/i", "/w")
+    assert call.lists == {"empty-ns": ["network"]}
+    for bad in (["checkpoint", "--image-path", "/a", "--image-path", "/b", "c1"],  # which one would runc take?
+                ["checkpoint", "--no-such-flag", "c1"], ["checkpoint", "c1", "c2"], ["checkpoint"]):
+        with pytest.raises(RuncUsage):
+            parse(bad)
