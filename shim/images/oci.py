@@ -116,6 +116,13 @@ def _struct(obj: dict[str, Any], fields: tuple[str, ...], what: str) -> dict[str
     return out
 
 
+def go_struct(obj: dict[str, Any], fields: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The ``fields`` of ``obj`` as Go's decoder fills a struct with those JSON names (case-insensitive,
+    the last of two keys for one field wins there): refused (:class:`IntegrityError`) when two keys name
+    one field. For other documents signed or parsed in Go (cosign's simple-signing payload)."""
+    return _struct(obj, fields, what)
+
+
 def _descriptor(obj: object, what: str) -> Descriptor:
     if not isinstance(obj, dict):
         raise IntegrityError(f"{what}: descriptor is not an object")

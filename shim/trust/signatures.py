@@ -278,10 +278,18 @@ def _check_layer(digest: str, layer: oci.Descriptor, blobs: Mapping[str, bytes],
                                         "(certificate and SET), which cannot be verified offline") from None
         raise
     doc = _load_json(payload, f"{what}: payload", limits.max_payload_bytes)
-    critical = doc.get("critical")
-    image = critical.get("image") if isinstance(critical, dict) else None
-    claimed = image.get("docker-manifest-digest") if isinstance(image, dict) else None
-    if not isinstance(claimed, str) or not isinstance(critical, dict):
+    try:  # as cosign's Go decoder reads it: "Critical" is critical, and two keys for one field are refused
+        doc = oci.go_struct(doc, ("critical", "optional"), f"{what}: payload")
+        critical = doc.get("critical")
+        critical = oci.go_struct(critical, ("identity", "image", "type"), f"{what}: critical") \
+            if isinstance(critical, dict) else None
+        image = critical.get("image") if critical is not None else None
+        image = oci.go_struct(image, ("docker-manifest-digest",), f"{what}: critical.image") \
+            if isinstance(image, dict) else None
+    except IntegrityError as e:
+        raise _Reject(_MALFORMED, e.message) from e
+    claimed = image.get("docker-manifest-digest") if image is not None else None
+    if not isinstance(claimed, str) or critical is None:
         raise _Reject(_MALFORMED, f"{what}: payload signed by {key.name} has no critical.image.docker-manifest-digest")
     if claimed != digest:
         raise _Reject(_OTHER_DIGEST, f"{what}: signed by {key.name} for another digest, {claimed[:80]}")

@@ -160,3 +160,47 @@ def test_ed25519_keys_both_ways(cosign_exe: str, sig_registry: Registry, sig_lay
                  keys.load_signing_key_file(k.key, k.env()))
     r2 = cosign_verify(cosign_exe, k.pub, other.pinned)
     assert r2.returncode == 0, r2.stderr
+
+
+def _put_payload(client: Client, repo: Repository, digest: str, key: keys.SigningKey, payload: bytes) -> None:
+    manifest, config = signing.signature_manifest(None, payload, key.sign(payload))
+    client.push_blob(repo, payload)
+    client.push_blob(repo, config)
+    client.put_manifest(repo, signatures.sig_tag(digest), manifest, oci.MEDIA_OCI_MANIFEST)
+
+
+@pytest.mark.parametrize("spelling", ["Critical", "CRITICAL"])
+def test_a_payload_cosign_reads_another_way_is_refused(cosign_exe: str, cosign_keys: CosignKeys,
+                                                      sig_registry: Registry, sig_layout: Path, client: Client,
+                                                      spelling: str) -> None:
+    """A signed payload with ``critical`` for this image and ``Critical`` for another: cosign's Go decoder
+    matches both keys to one field and keeps the last (the other image), and refuses; before, BACON read
+    only ``critical`` and admitted. Now a payload whose keys name one field twice is malformed here too."""
+    low, high = sigimages.push_fresh(sig_layout, sig_registry, "low"), sigimages.push_fresh(sig_layout, sig_registry,
+                                                                                           "high")
+    key = keys.load_signing_key_file(cosign_keys.key, cosign_keys.env())
+    repo = Repository.of(low.ref)
+    mine, other = signatures.classic_payload(low.digest, str(repo)), signatures.classic_payload(high.digest, str(repo))
+    their_critical = other[len(b'{"critical":'):other.index(b',"optional"')]
+    payload = mine[:-1] + b',"' + spelling.encode() + b'":' + their_critical + b"}"
+    _put_payload(client, repo, low.digest, key, payload)
+    assert cosign_verify(cosign_exe, cosign_keys.pub, low.pinned).returncode != 0
+    with pytest.raises(Denied, match="both set the field 'critical'"):
+        signatures.verify([fetch_signatures(client, repo, low.digest)], keys.load_trusted_keys([cosign_keys.pub]))
+
+
+def test_a_payload_in_other_case_is_read_as_cosign_reads_it(cosign_exe: str, cosign_keys: CosignKeys,
+                                                           sig_registry: Registry, sig_layout: Path,
+                                                           client: Client) -> None:
+    """``Critical``/``Image``/``Docker-Manifest-Digest`` alone are the fields to cosign's Go decoder: it
+    admits, and so does BACON (before: "no critical.image.docker-manifest-digest")."""
+    low = sigimages.push_fresh(sig_layout, sig_registry, "low")
+    key = keys.load_signing_key_file(cosign_keys.key, cosign_keys.env())
+    repo = Repository.of(low.ref)
+    payload = (signatures.classic_payload(low.digest, str(repo)).replace(b'"critical"', b'"Critical"')
+               .replace(b'"image"', b'"Image"').replace(b'"docker-manifest-digest"', b'"Docker-Manifest-Digest"'))
+    _put_payload(client, repo, low.digest, key, payload)
+    r = cosign_verify(cosign_exe, cosign_keys.pub, low.pinned)
+    assert r.returncode == 0, r.stderr
+    v = signatures.verify([fetch_signatures(client, repo, low.digest)], keys.load_trusted_keys([cosign_keys.pub]))
+    assert v.digest == low.digest

@@ -258,6 +258,27 @@ def test_signed_payload_with_duplicate_keys_is_denied(team: SigningKey, trusted:
         verify([Material(D1, manifest, blobs)], trusted)
 
 
+@pytest.mark.parametrize("spelling", ["Critical", "CRITICAL", "cRiTiCaL"])
+def test_signed_payload_with_a_field_twice_in_other_case_is_denied(team: SigningKey, trusted: list[PublicKey],
+                                                                   spelling: str) -> None:
+    """cosign's Go decoder reads ``Critical`` as ``critical`` (the last one wins): another digest than ours."""
+    other = classic_payload(D2, REPO)
+    body = classic_payload(D1, REPO)[:-1] + b',"' + spelling.encode() + b'":' + \
+        other[len(b'{"critical":'):other.index(b',"optional"')] + b"}"
+    manifest, blobs = classic(team, D1, payload=body)
+    with pytest.raises(Denied, match="both set the field 'critical'"):
+        verify([Material(D1, manifest, blobs)], trusted)
+
+
+def test_signed_payload_in_other_case_is_read_as_go_reads_it(team: SigningKey, trusted: list[PublicKey]) -> None:
+    body = classic_payload(D1, REPO).replace(b'"critical"', b'"Critical"').replace(b'"type"', b'"TYPE"')
+    manifest, blobs = classic(team, D1, payload=body)
+    assert verify([Material(D1, manifest, blobs)], trusted).digest == D1
+    manifest, blobs = classic(team, D2, payload=body)
+    with pytest.raises(Denied, match="another digest"):
+        verify([Material(D2, manifest, blobs)], trusted)
+
+
 def test_missing_payload_blob_means_no_signature(team: SigningKey, trusted: list[PublicKey]) -> None:
     manifest, _ = classic(team, D1)
     with pytest.raises(Denied, match=r"no signature found.*not available"):
