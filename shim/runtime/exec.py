@@ -11,9 +11,11 @@ nerdctl called by its path).
    ``config.json`` with ``exec``'s flags applied as runc applies them (``--cap`` adds to every set,
    ``--user uid[:gid]``, ``--apparmor``, ``--process-label``, ``--no-new-privs``). Flags that change the
    process given together with ``--process`` (runc ignores them then) are refused.
-3. The profile's rules (:mod:`shim.admission.profiles.rules`) on what that process asks for
-   (:func:`shim.runtime.spec.process_request`): capabilities beyond the default set, the user under
-   ``restricted``, AppArmor ``unconfined``, SELinux labels; anything unreadable is refused.
+3. The profile's rules (:mod:`shim.admission.profiles.rules`) on what that process asks for beyond the
+   container's own process (:func:`shim.runtime.spec.exec_request`): capabilities it does not have (under
+   ``restricted`` none but ``NET_BIND_SERVICE``), AppArmor other than the container's, ``noNewPrivileges``
+   dropped where the container has it, the user under ``restricted``, SELinux labels; anything
+   unreadable is refused.
 
 A refusal (or a failure to decide) is audited with ``"layer": "runtime"`` and reaches the client as one
 ``bacon: denied: …`` line (``ctr: OCI runtime exec failed: bacon: denied: …``). An admitted ``exec`` is not
@@ -68,8 +70,24 @@ def with_flags(process: Mapping[str, Any], flags: Mapping[str, str],
     return p
 
 
-def exec_process(call: runtime_argv.Call, bundle: str) -> dict[str, Any]:
-    """The process ``runc exec`` will start (see the module's docstring). Raises :class:`Denied`."""
+def container_process(bundle: str) -> dict[str, Any]:
+    """The container's own process: its bundle's ``config.json``'s ``process``. Raises :class:`Denied`."""
+    from shim.runtime import specfile as runtime_specfile
+
+    config = os.path.join(bundle, "config.json")
+    try:
+        spec = runtime_specfile.read(config, MAX_PROCESS)
+    except runtime_specfile.SpecFileError as e:
+        raise Denied(f"cannot read the container's OCI spec {config}: {e}", check="spec") from e
+    process = spec.get("process")
+    if not isinstance(process, dict):
+        raise Denied(f"the container's OCI spec {config} has no process", check="spec")
+    return process
+
+
+def exec_process(call: runtime_argv.Call, own: Mapping[str, Any]) -> dict[str, Any]:
+    """The process ``runc exec`` will start (see the module's docstring), ``own`` being the container's own.
+    Raises :class:`Denied`."""
     from shim.runtime import specfile as runtime_specfile
 
     path = call.flags.get("process")
@@ -84,15 +102,7 @@ def exec_process(call: runtime_argv.Call, bundle: str) -> dict[str, Any]:
             raise Denied(f"cannot read exec's process file {path}: {e}", check="spec") from e
     if not call.command:
         raise Denied("runc exec without --process needs a command", check="spec")
-    config = os.path.join(bundle, "config.json")
-    try:
-        spec = runtime_specfile.read(config, MAX_PROCESS)
-    except runtime_specfile.SpecFileError as e:
-        raise Denied(f"cannot read the container's OCI spec {config}: {e}", check="spec") from e
-    process = spec.get("process")
-    if not isinstance(process, dict):
-        raise Denied(f"the container's OCI spec {config} has no process", check="spec")
-    return with_flags(process, call.flags, call.lists)
+    return with_flags(own, call.flags, call.lists)
 
 
 def namespace_of(bundle: str, container_id: str) -> str | None:
@@ -139,9 +149,10 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
         namespace = namespace_of(bundle, call.container_id)
         if namespace is not None:
             kept = runtime_decided.find(cfg.state_dir, namespace, call.container_id, bundle)
-        process = exec_process(call, bundle)
+        own = container_process(bundle)
+        process = exec_process(call, own)
         settings, why = settings_for(cfg, kept, call.container_id)
-        refused = rules.refusals_of(runtime_spec.process_request(process), settings)
+        refused = rules.refusals_of(runtime_spec.exec_request(process, own), settings)
         if refused:
             d = enforce.denial(cfg, settings, refused, why=why)
             raise Denied(d.message, check="profile", hint=d.hint, image=kept.image if kept else None,

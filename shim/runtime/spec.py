@@ -317,6 +317,32 @@ def containerds_cgroup(path: str, namespace: str, container_id: str) -> bool:
             and parts[1].startswith("kubepods") and parts[-1] == container_id)
 
 
+# -- a process started in a running container (runc exec) ---------------------------------------------
+
+def exec_request(process: Mapping[str, Any], container: Mapping[str, Any]) -> Requested:
+    """What a process ``runc exec`` starts asks for beyond the container's own process (``container``, its
+    spec's ``process``): capabilities it does not have (judged as a new container's: under ``restricted``
+    only ``NET_BIND_SERVICE`` may be added), AppArmor other than the container's (none is unconfined),
+    ``noNewPrivileges`` dropped where the container had it, and as :func:`process_request` the user, SELinux
+    and what cannot be read. A process copied from the container's own with another user and command (``ctr
+    task exec``, a CRI exec, ``nerdctl exec``) asks for nothing more."""
+    base = process_request(process)
+    own = process_request(container)
+    unknown = list(base.unknown)
+    apparmor = base.apparmor
+    own_profile = container.get("apparmorProfile")
+    if isinstance(own_profile, str) and own_profile and process.get("apparmorProfile") != own_profile:
+        apparmor = Ask("unconfined", f"process.apparmorProfile ({process.get('apparmorProfile')!r}, "
+                                     f"not the container's {own_profile!r})")
+    added = base.capabilities - own.capabilities
+    return Requested(
+        capabilities=frozenset(added), capability_sources=("process.capabilities (beyond the container's)",),
+        apparmor=apparmor, selinux=base.selinux, user=base.user,
+        no_new_privileges=base.no_new_privileges or not own.no_new_privileges, unknown=tuple(unknown),
+        starts_container=True,
+    )
+
+
 # -- what nerdctl adds to every container it makes -----------------------------------------------------
 
 NERDCTL_HOOK_PHASES = ("createRuntime", "postStop")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from shim.admission.profiles.request import DEFAULT_CAPABILITIES
 from shim.runtime import decided as runtime_decided
 from tests.conftest import Signed
 from tests.integration.test_runtime_gate import Gated, ctr, gated  # noqa: F401 - the fixture
@@ -339,4 +340,48 @@ def test_exec_into_a_wrapper_admitted_container_takes_its_records_level(gated: G
         assert line["digest"] == signed["low"].digest, line
     finally:
         ctr(gated, "tasks", "rm", "-f", cid)
+        ctr(gated, "containers", "rm", cid)
+
+
+def test_an_exec_may_not_ask_for_more_than_its_container(gated: Gated, signed: Signed, tmp_path: Path) -> None:  # noqa: F811
+    """A container that dropped capabilities (and has no-new-privileges), at a restricted level: a process
+    sent for it with containerd's default capabilities back, or without no-new-privileges, was admitted
+    (an exec was judged only against the default set)."""
+    gated.configure(signed)
+    cid = f"rtx-dropped-{secrets.token_hex(3)}"
+    drops = [a for c in sorted(DEFAULT_CAPABILITIES - {"NET_BIND_SERVICE"}) for a in ("--cap-drop", f"CAP_{c}")]
+    rc, _, err = ctr(gated, "run", "-d", *drops, signed["low"].ref, cid, "sleep", "600")
+    assert rc == 0, err
+    try:
+        gated.configure(signed, runtime=RESTRICTED_LOW)
+        own = the_containers_process(gated, cid)
+        assert own["noNewPrivileges"] is True
+        assert set(own["capabilities"]["bounding"]) == {"CAP_NET_BIND_SERVICE"}
+        same = {**own, "args": ["sh", "-c", "echo same-ran"], "user": {"uid": 1000, "gid": 1000}}
+        r = runc_exec(gated, cid, "--process", str(process_file(tmp_path, same, "same.json")), cid)
+        assert r.returncode == 0, r.stderr
+        assert "same-ran" in r.stdout
+        default_caps = [f"CAP_{c}" for c in sorted(DEFAULT_CAPABILITIES)]
+        for name, change, rule in (
+                ("caps", {"capabilities": {k: default_caps for k in ("bounding", "effective", "permitted")}},
+                 "restricted-capabilities"),
+                ("nnp", {"noNewPrivileges": False}, "privilege-escalation")):
+            before = len(exec_lines(gated))
+            f = process_file(tmp_path, {**same, **change}, f"{name}.json")
+            r = runc_exec(gated, cid, "--process", str(f), cid)
+            line = assert_exec_refused(gated, r.returncode, r.stderr, "profile", cid, before)
+            assert rule in line["reason"], line
+        # under baseline the default set is what any container may have
+        gated.configure(signed)
+        r = runc_exec(gated, cid, "--process", str(process_file(tmp_path, {**same, "capabilities": {
+            k: default_caps for k in ("bounding", "effective", "permitted")}}, "baseline.json")), cid)
+        assert r.returncode == 0, r.stderr
+    finally:
+        ctr(gated, "tasks", "kill", "-s", "SIGKILL", cid)
+        for _ in range(50):
+            if ctr(gated, "tasks", "rm", cid)[0] == 0:
+                break
+            import time
+
+            time.sleep(0.1)
         ctr(gated, "containers", "rm", cid)

@@ -15,7 +15,7 @@ from shim.common.errors import Denied
 from shim.runtime import argv as runtime_argv
 from shim.runtime import exec as runtime_exec
 from shim.runtime.argv import RuncUsage, parse
-from shim.runtime.spec import process_request
+from shim.runtime.spec import exec_request, process_request
 
 SHIM_EXEC = ["--root", "/run/containerd/runc/default", "--log", "/b/default/c1/log.json", "--log-format", "json",
              "exec", "--process", "/tmp/runc-process123", "--detach", "--pid-file", "/b/default/c1/e1.pid", "c1"]
@@ -98,21 +98,25 @@ def test_a_user_runc_would_read_otherwise_is_refused(user: str) -> None:
 def test_process_flags_beside_a_process_file_are_refused(tmp_path: Path) -> None:
     f = tmp_path / "p.json"
     f.write_text(json.dumps(BASE))
-    assert runtime_exec.exec_process(parse(["exec", "-p", str(f), "-d", "c1"]), str(tmp_path)) == BASE
+    assert runtime_exec.exec_process(parse(["exec", "-p", str(f), "-d", "c1"]), BASE) == BASE
     for flags in (["-u", "1000"], ["--cap", "CAP_KILL"], ["--apparmor", "x"], ["--no-new-privs"], ["-e", "A=1"]):
         with pytest.raises(Denied, match="runc ignores them"):
-            runtime_exec.exec_process(parse(["exec", *flags, "-p", str(f), "c1"]), str(tmp_path))
+            runtime_exec.exec_process(parse(["exec", *flags, "-p", str(f), "c1"]), BASE)
 
 
 def test_inline_exec_starts_from_the_containers_process(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"process": BASE}))
-    p = runtime_exec.exec_process(parse(["exec", "-c", "CAP_NET_ADMIN", "c1", "sh"]), str(tmp_path))
+    own = runtime_exec.container_process(str(tmp_path))
+    p = runtime_exec.exec_process(parse(["exec", "-c", "CAP_NET_ADMIN", "c1", "sh"]), own)
     assert "CAP_NET_ADMIN" in p["capabilities"]["bounding"]
     with pytest.raises(Denied, match="needs a command"):
-        runtime_exec.exec_process(parse(["exec", "c1"]), str(tmp_path))
+        runtime_exec.exec_process(parse(["exec", "c1"]), own)
     (tmp_path / "config.json").write_text(json.dumps({"Process": BASE}))
     with pytest.raises(Denied, match="runc's 'process'"):
-        runtime_exec.exec_process(parse(["exec", "c1", "sh"]), str(tmp_path))
+        runtime_exec.container_process(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"process": "sh"}))
+    with pytest.raises(Denied, match="has no process"):
+        runtime_exec.container_process(str(tmp_path))
 
 
 def test_namespace_of_a_containerd_bundle() -> None:
@@ -152,3 +156,43 @@ def test_an_exec_is_judged_on_what_its_process_asks() -> None:
 ])
 def test_a_process_that_cannot_be_read_is_refused(process: dict[str, object]) -> None:
     assert "unknown" in _refused({**BASE, **process}, "baseline")
+
+
+# -- an exec beyond its container's own process ------------------------------------------------------------
+
+def _beyond(process: dict[str, object], container: dict[str, object], profile: str) -> list[str]:
+    req = exec_request(process, container)
+    return [r.rule for r in refusals_of(req, Settings(profile=profile, level="Low"))]
+
+
+RESTRICTED_CONTAINER = {**BASE, "user": {"uid": 1000, "gid": 1000},
+                        "capabilities": {k: ["CAP_NET_BIND_SERVICE"] for k in ("bounding", "effective", "permitted")},
+                        "apparmorProfile": "bacon-default"}
+
+
+def test_a_process_copied_from_its_container_asks_for_nothing_more() -> None:
+    for container, profile in ((BASE, "baseline"), (RESTRICTED_CONTAINER, "restricted")):
+        assert _beyond({**container, "args": ["sh"]}, container, profile) == []
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    # the default set back in a container that dropped it: beyond restricted (within baseline)
+    ({"capabilities": DEFAULT}, "restricted-capabilities"),
+    ({"capabilities": {"ambient": ["CAP_SETUID"]}}, "restricted-capabilities"),
+    ({"noNewPrivileges": False}, "privilege-escalation"),
+    ({"apparmorProfile": ""}, "apparmor"),  # none: unconfined, where the container is confined
+    ({"apparmorProfile": "unconfined"}, "apparmor"),
+    ({"apparmorProfile": "other"}, "apparmor"),
+    ({"user": {"uid": 0, "gid": 0}}, "run-as-non-root"),
+])
+def test_an_exec_asking_beyond_its_restricted_container_is_refused(change: dict[str, object], rule: str) -> None:
+    process = {**RESTRICTED_CONTAINER, **change}
+    assert rule in _beyond(process, RESTRICTED_CONTAINER, "restricted")
+    assert _beyond(process, RESTRICTED_CONTAINER, "privileged") == []
+
+
+def test_under_baseline_an_exec_may_not_leave_its_containers_apparmor() -> None:
+    confined = {**BASE, "apparmorProfile": "nerdctl-default"}
+    assert _beyond({**confined, "apparmorProfile": ""}, confined, "baseline") == ["apparmor"]
+    assert _beyond({**BASE, "capabilities": {"bounding": ["CAP_SYS_ADMIN"]}}, BASE, "baseline") == ["capabilities"]
+    assert _beyond({**BASE, "noNewPrivileges": False}, BASE, "baseline") == []  # restricted's rule
