@@ -1,9 +1,10 @@
 """Where nerdctl would connect: containerd address and namespace (docs/nerdctl.md §2).
 
 Precedence as in nerdctl: command line > environment > ``nerdctl.toml`` > default. An environment
-variable replaces the TOML value whenever it is set, even to "". The TOML file is ``$NERDCTL_TOML``,
-else ``/etc/nerdctl/nerdctl.toml`` when root, else ``${XDG_CONFIG_HOME:-~/.config}/nerdctl/nerdctl.toml``;
-nerdctl decodes it strictly, so an unknown key is an error here too.
+variable replaces the TOML value whenever it is set, even to "". The TOML file is ``$NERDCTL_TOML``
+whenever that is set (set to "", no file: nerdctl opens the path "", which does not exist), else
+``/etc/nerdctl/nerdctl.toml`` when root, else ``${XDG_CONFIG_HOME:-~/.config}/nerdctl/nerdctl.toml``;
+nerdctl decodes it strictly, so an unknown key is an error here too (docs/nerdctl.md §2).
 
 The gate passes the resolved values to the real nerdctl explicitly (``--address=…``, ``--namespace=…``),
 so the binary connects exactly where the checks were made, whatever its environment says.
@@ -41,9 +42,12 @@ class Target:
     namespace: str
 
 
-def toml_path(environ: Mapping[str, str]) -> Path:
-    if environ.get("NERDCTL_TOML"):
-        return Path(environ["NERDCTL_TOML"])
+def toml_path(environ: Mapping[str, str]) -> Path | None:
+    """The TOML file nerdctl reads, or ``None`` for none (``NERDCTL_TOML`` set to ""). nerdctl takes the
+    variable whenever it is set (``os.LookupEnv``), so "" does not fall back to the default file."""
+    if "NERDCTL_TOML" in environ:
+        value = environ["NERDCTL_TOML"]
+        return Path(value) if value else None
     if os.geteuid() == 0:
         return Path("/etc/nerdctl/nerdctl.toml")
     xdg = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "/")) / ".config")
@@ -57,7 +61,7 @@ def load_toml(environ: Mapping[str, str]) -> Mapping[str, Any]:
     from shim.wrapper import callerfiles
 
     path = toml_path(environ)
-    if not os.path.lexists(path):
+    if path is None or not os.path.lexists(path):
         return {}
     try:
         raw = callerfiles.read(str(path), what="nerdctl's configuration", environ=environ)

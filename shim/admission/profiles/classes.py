@@ -156,7 +156,7 @@ def needs_decision(inv: Invocation) -> bool:
     """Whether a command the wrapper would forward needs a profile decision first: a host-choosing global
     flag, ``exec`` with a judged flag, or a command that touches host files or runs host code. False for
     ordinary forwarded commands, which then cost nothing more."""
-    for name, _ in inv.globals:
+    for name, _ in (*inv.globals, *inv.opaque_globals):  # opaque_globals: after an opaque subcommand
         if GLOBAL_FLAGS.get(name, _R) != _A:
             return True
     cls = command_class(inv.path)

@@ -46,7 +46,8 @@ class _Builder:
 
 
 def _globals(inv: Invocation, b: _Builder) -> None:
-    for name, value in inv.globals:
+    # a forwarded (opaque) command's own tokens may set global flags too: every reading of them is judged
+    for name, value in (*inv.globals, *inv.opaque_globals):
         cls = classes.GLOBAL_FLAGS.get(name, "refused")
         if cls == "allowed":
             continue

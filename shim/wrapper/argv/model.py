@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shim.common.errors import UsageError
-from shim.wrapper.argv.grammar import PARSED
+from shim.wrapper.argv.grammar import GLOBAL_PERSISTENT, PARSED
 
 TYPE_CHECKING = False  # typing and collections are not imported at run time: the forwarding path's import cost
 if TYPE_CHECKING:
@@ -224,6 +224,35 @@ class Invocation:
     def global_flag(self, name: str) -> str | None:
         """The global flag's last value (``None`` if not given: environment, TOML or default apply)."""
         return self._last(self.globals, name)
+
+    @property
+    def opaque_globals(self) -> Pairs:
+        """Every reading nerdctl could give a global flag among an opaque command's own tokens.
+
+        Every nerdctl command accepts the root's persistent flags (long forms only: ``-n``, ``-a`` and ``-H``
+        are the root's own), so ``nerdctl network create --cni-netconfpath=/etc n1`` sets a global flag
+        that ``globals`` (parsed before the subcommand) does not hold. BACON does not parse an opaque
+        command's own flags, so it cannot tell a flag from another flag's value: this over-approximates,
+        as (canonical name, value) in order, each token spelling a global flag: ``--name=value``, a
+        boolean alone (``"true"``), a value flag with the next token as its value (or ``""`` when it is
+        the last token: nerdctl would reject it). Judging all of them covers nerdctl's one reading.
+        Empty for a parsed command (its global flags are in ``globals``).
+        """
+        if not self.opaque:
+            return ()
+        out: list[tuple[str, str]] = []
+        args = self.args
+        for i, tok in enumerate(args):
+            if not tok.startswith("--") or len(tok) == 2:
+                continue
+            name, eq, value = tok[2:].partition("=")
+            flag = GLOBAL_PERSISTENT.longs.get(name)
+            if flag is None:
+                continue
+            if not eq:
+                value = "true" if flag.boolean else (args[i + 1] if i + 1 < len(args) else "")
+            out.append((flag.name, value))
+        return tuple(out)
 
     @property
     def help(self) -> bool:

@@ -95,3 +95,19 @@ def test_under_sudo_the_toml_is_read_as_the_caller() -> None:
         assert resolve(None, None, env).namespace == "root-only"
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_nerdctl_toml_set_to_empty_means_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """nerdctl takes NERDCTL_TOML whenever it is set (os.LookupEnv in cmd/nerdctl/main.go): set to "", it opens
+    the path "", finds nothing and uses the defaults. Before, BACON fell back to the default file, and so
+    checked (and pinned) another namespace than nerdctl would have used."""
+    from shim.wrapper import nerdctl_env
+
+    default = tmp_path / "default.toml"
+    default.write_text('namespace = "from-default-file"\naddress = "/default-file.sock"\n')
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr(nerdctl_env, "Path", lambda p: default if p == "/etc/nerdctl/nerdctl.toml" else Path(p))
+    assert nerdctl_env.toml_path({"NERDCTL_TOML": ""}) is None
+    assert resolve(None, None, {"NERDCTL_TOML": ""}) == Target(DEFAULT_ADDRESS, "default")
+    # unset, the default file counts (the same stand-in for /etc/nerdctl/nerdctl.toml)
+    assert resolve(None, None, {}) == Target("/default-file.sock", "from-default-file")
