@@ -71,13 +71,18 @@ def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limi
     """The signature material for ``digest`` in ``repo``: bundle referrers (API or fallback tag) and the
     classic ``.sig`` manifest, with classic payloads fetched lazily as the verifier asks for them.
 
-    Malformed referrers are skipped (another image's signature cannot block this one); the classic
-    manifest is returned raw for the verifier to judge. Raises :class:`Unavailable`."""
+    Malformed referrers, and a referrers index that cannot be read, are skipped (another image's signature
+    cannot block this one); the classic manifest is returned raw for the verifier to judge, or skipped when
+    it cannot be read and bundles were found. Raises :class:`Unavailable`."""
     bundles: list[bytes] = []
     spent = 0  # bundle bytes fetched, against limits.max_bundle_total (a bundle is a few kilobytes)
-    index = client.referrers(repo, digest)
-    if index is not None:
-        for ref in _bundle_descriptors(index, digest, limits):
+    try:
+        index = client.referrers(repo, digest)
+        refs = _bundle_descriptors(index, digest, limits) if index is not None else []
+    except IntegrityError:
+        refs = []  # a referrers index we do not read (a key twice, too deep): it cannot hide a .sig signature
+    if refs:
+        for ref in refs:
             try:
                 m = oci.parse_manifest(client.get_manifest(repo, ref, accept=(oci.MEDIA_OCI_MANIFEST,)).data)
                 if m.subject is None or m.subject.digest != digest or not m.layers:
@@ -94,5 +99,9 @@ def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limi
         classic: bytes | None = client.get_manifest(repo, sig_tag(digest)).data
     except NotFound:
         classic = None
+    except IntegrityError:
+        if not bundles:
+            raise  # the denial says what is wrong with it
+        classic = None  # nor can a .sig manifest we do not read hide a bundle
     return Material(digest=digest, classic_manifest=classic, bundles=tuple(bundles),
                     blobs=LazyBlobs(client, repo, limits.max_payload_bytes, limits.max_payload_total))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shim.common.errors import Denied, NotFound, Unavailable
+from shim.common.errors import Denied, IntegrityError, NotFound, Unavailable
 from shim.images import oci
 from shim.images.registry import Client, Repository
 from shim.trust import cache as signature_cache
@@ -175,3 +175,42 @@ def test_payload_of_our_signature_names_the_repository(sig_registry: Registry, s
     signing.sign(client, repo, img.digest, team)
     layer = oci.parse_manifest(client.get_manifest(repo, signatures.sig_tag(img.digest)).data).layers[0]
     assert client.get_blob(repo, layer.digest) == classic_payload(img.digest, str(repo))
+
+
+@pytest.mark.parametrize("index", [
+    b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"manifests":[]}',
+    b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"x":' + b"[" * 200
+    + b"]" * 200 + b"}",
+])
+def test_a_fallback_index_we_cannot_read_does_not_hide_a_classic_signature(
+        sig_registry: Registry, sig_layout: Path, client: Client, team: SigningKey, trusted: list[PublicKey],
+        index: bytes) -> None:
+    """Anyone who may push to the repository may put an index under ``sha256-<hex>`` that the registry takes
+    and BACON's strict reader does not (a key twice, nesting too deep); before, the fetch then failed
+    (IntegrityError) and the valid classic signature was never looked at. Such referrers are skipped."""
+    img = sigimages.push_fresh(sig_layout, sig_registry)
+    repo = Repository.of(img.ref)
+    signing.sign(client, repo, img.digest, team)
+    client.put_manifest(repo, signatures.referrers_tag(img.digest), index, oci.MEDIA_OCI_INDEX)
+    with pytest.raises(IntegrityError):  # the registry took it; BACON does not read it
+        client.referrers(repo, img.digest)
+    material = fetch_signatures(client, repo, img.digest)
+    assert material.bundles == ()
+    assert verify([material], trusted).format == "classic"
+
+
+def test_a_sig_manifest_we_cannot_read_does_not_hide_a_bundle(sig_registry: Registry, sig_layout: Path,
+                                                              client: Client, team: SigningKey,
+                                                              trusted: list[PublicKey]) -> None:
+    img = sigimages.push_fresh(sig_layout, sig_registry)
+    repo = Repository.of(img.ref)
+    signing.sign(client, repo, img.digest, team)
+    sig = client.get_manifest(repo, signatures.sig_tag(img.digest)).data
+    twice = sig[:-1] + b',"layers":[]}'  # the registry's Go decoder keeps the last "layers"
+    client.put_manifest(repo, signatures.sig_tag(img.digest), twice, oci.MEDIA_OCI_MANIFEST)
+    with pytest.raises(IntegrityError, match="duplicate key"):  # alone: the denial says what is wrong
+        fetch_signatures(client, repo, img.digest)
+    push_bundle(client, img, sigimages.make_bundle(team, img.digest))
+    material = fetch_signatures(client, repo, img.digest)
+    assert material.classic_manifest is None
+    assert verify([material], trusted).format == "bundle"
