@@ -30,8 +30,9 @@ How each part of the spec is read (docs/runtime.md, "What the spec may ask for")
   properties set as root under the systemd cgroup driver);
 - ``linux.rootfsPropagation`` shared (the container's mounts reach the host), ``runc create --no-pivot``;
 - ``process.apparmorProfile`` ``unconfined``, ``process.selinuxLabel``, ``linux.sysctl``, ``process.user``,
-  ``process.noNewPrivileges``. A spec without a seccomp profile is not refused (Kubernetes' baseline
-  allows an unset one); one with ``SCMP_ACT_ALLOW`` as its default action runs unfiltered and is.
+  ``process.noNewPrivileges``. A spec without a seccomp profile is refused only under ``restricted``
+  (Kubernetes' baseline allows an unset one, its restricted does not); one with ``SCMP_ACT_ALLOW`` as its
+  default action runs unfiltered and is refused under both.
 """
 
 from __future__ import annotations
@@ -113,10 +114,14 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
         for h in _list(_dict(spec.get("hooks")).get(kind)):
             refused.append(Ask(f"the hook {_dict(h).get('path')!r} runs on the host as root", f"hooks.{kind}"))
 
-    seccomp = None
+    seccomp = seccomp_unset = None
     sc = linux.get("seccomp")
     if isinstance(sc, dict) and sc.get("defaultAction") in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
         seccomp = Ask("unconfined", "linux.seccomp (allows every system call)")
+    elif sc is None:
+        seccomp_unset = Ask("unset", "linux.seccomp (none: ctr run --seccomp sets containerd's default)")
+    elif not isinstance(sc, dict):
+        unknown.append(Ask(f"seccomp {sc!r} cannot be read", "linux.seccomp"))
     sysctls = [Ask(k, "linux.sysctl") for k in _dict(linux.get("sysctl"))]
 
     cgroups.extend(_cgroups(linux, launch, unknown))
@@ -135,7 +140,8 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
     return Requested(
         privileged=privileged, host_namespaces=tuple(host_ns), capabilities=frozenset(caps),
         capability_sources=("process.capabilities",), host_paths=tuple(host_paths), devices=tuple(devices),
-        seccomp=seccomp, apparmor=proc.apparmor, selinux=proc.selinux, unmasked_paths=unmasked_paths,
+        seccomp=seccomp, seccomp_unset=seccomp_unset, apparmor=proc.apparmor, selinux=proc.selinux,
+        unmasked_paths=unmasked_paths,
         sysctls=tuple(sysctls), user=proc.user, no_new_privileges=proc.no_new_privileges,
         annotations=tuple(annotations), cgroups=tuple(cgroups), refused=tuple(refused), unknown=tuple(unknown),
         starts_container=True,

@@ -212,3 +212,30 @@ def test_containerds_other_runc_shims_meet_the_gate(gated: Gated, signed: Signed
         assert_refused(gated, rc, err, "runtime", "rts-legacy")
     finally:
         ctr(gated, "containers", "rm", "rts-v1u", "rts-v1", "rts-legacy")
+
+
+def test_restricted_needs_a_seccomp_profile_in_the_spec(gated: Gated, signed: Signed) -> None:  # noqa: F811
+    """Kubernetes' restricted requires a seccomp profile; ctr sets none unless --seccomp (nerdctl always does).
+    A spec that meets restricted's other requirements is refused without one, and passes the gate with one."""
+    gated.configure(signed, runtime='[levels.Low]\nrequire = ["signature"]\nprofile = "restricted"\n')
+    for cid, seccomp in (("rts-noseccomp", None), ("rts-seccomp", {"defaultAction": "SCMP_ACT_ERRNO"})):
+        assert ctr(gated, "containers", "create", signed["low"].ref, cid)[0] == 0
+        try:
+            spec = _spec(cid)
+            spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+            spec["process"]["capabilities"] = {k: ["CAP_NET_BIND_SERVICE"] for k in ("bounding", "effective",
+                                                                                     "permitted")}
+            spec["process"]["noNewPrivileges"] = True
+            if seccomp is not None:
+                spec["linux"]["seccomp"] = seccomp
+            rc, said = _create_as_the_shim(gated, cid, spec)
+            if seccomp is None:
+                assert rc == EXIT_DENIED, said
+                assert "seccomp-required" in said, said
+            else:  # the gate lets runc run it (which fails on this empty rootfs)
+                assert "bacon: denied" not in said, said
+        finally:
+            import shutil
+
+            shutil.rmtree(_bundle(gated, cid), ignore_errors=True)
+            ctr(gated, "containers", "rm", cid)

@@ -58,6 +58,7 @@ class Requested:
     host_paths: tuple[Ask, ...] = ()  # value: an absolute host path (else refused as written)
     devices: tuple[Ask, ...] = ()  # value: a host device path (or "gpus")
     seccomp: Ask | None = None  # value: "unconfined", or "profile:<path>" (a file read as root)
+    seccomp_unset: Ask | None = None  # no seccomp profile at all (an OCI spec without one); restricted refuses it
     apparmor: Ask | None = None  # value: "unconfined" or a profile name
     selinux: tuple[Ask, ...] = ()  # value: "disable", "type:…", "user:…", "role:…", "level:…"
     unmasked_paths: Ask | None = None  # systempaths=unconfined / procMount Unmasked

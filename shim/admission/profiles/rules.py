@@ -6,7 +6,8 @@ as it was spelled, the profile and level, the rule (with the Kubernetes Pod Secu
 maps, or BACON's own), and the configuration line that would allow it.
 
 ``privileged`` enforces nothing. ``baseline`` enforces every rule but the three that only ``restricted``
-adds (running as non-root, no privilege escalation, capabilities dropped to ``NET_BIND_SERVICE``).
+adds (running as non-root, no privilege escalation, capabilities dropped to ``NET_BIND_SERVICE``, a seccomp
+profile set).
 The rule table, :data:`RULES`, is what docs/profiles.md shows.
 """
 
@@ -91,6 +92,8 @@ RULES: Mapping[str, Rule] = {r.id: r for r in (
          "Privilege Escalation", "restricted", None),
     Rule("restricted-capabilities", "capabilities other than NET_BIND_SERVICE (--cap-drop=ALL is required)",
          "Capabilities (restricted)", "restricted", "capabilities"),
+    Rule("seccomp-required", "no seccomp profile at all (restricted requires one; nerdctl always sets its default)",
+         "Seccomp (restricted)", "restricted", None),
 )}
 
 
@@ -278,6 +281,8 @@ def refusals_of(req: Requested, settings: Settings) -> tuple[Refusal, ...]:
             j.refuse("run-as-non-root", "(no --user)", "the image's own user may be root")
         elif req.user is not None and not _numeric_non_root(req.user.value):
             j.refuse("run-as-non-root", req.user.source, f"user {req.user.value!r} is not a numeric non-zero uid")
+    if j.enforced("seccomp-required") and req.starts_container and req.seccomp_unset:
+        j.refuse("seccomp-required", req.seccomp_unset.source, "runs without any seccomp filtering")
     if j.enforced("privilege-escalation") and req.starts_container and not req.no_new_privileges:
         j.refuse("privilege-escalation", "(no --security-opt no-new-privileges)",
                  "setuid programs could gain privileges")

@@ -32,8 +32,15 @@ def refused(s: dict[str, Any], profile: str = "baseline", allow: Allowances | No
 
 def test_ctrs_default_spec_is_an_ordinary_container() -> None:
     assert refused(spec("default")) == []
-    # restricted asks more than ctr gives by default (it sets noNewPrivileges): a non-root user, no capabilities
-    assert set(refused(spec("default"), "restricted")) == {"restricted-capabilities", "run-as-non-root"}
+    # restricted asks more than ctr gives by default (it sets noNewPrivileges): a non-root user, no capabilities,
+    # a seccomp profile (ctr run --seccomp)
+    assert set(refused(spec("default"), "restricted")) == {"restricted-capabilities", "run-as-non-root",
+                                                           "seccomp-required"}
+    with_seccomp = spec("default")
+    with_seccomp["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}
+    assert "seccomp-required" not in refused(with_seccomp, "restricted")
+    with_seccomp["linux"]["seccomp"] = "default"
+    assert "unknown" in refused(with_seccomp)
 
 
 def test_ctr_privileged_is_refused_as_privileged() -> None:
