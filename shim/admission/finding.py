@@ -106,6 +106,7 @@ def find_image(ctx: Context, asked: str, pull: str) -> Subject:
     if special:
         raise Denied(f"{special} references cannot be checked", check="image", image=asked,
                      hint="pull the image from a registry by name so its signature can be verified")
+    _refuse_other_digests(asked)
     if pull != "always":
         try:
             normalized = str(nref.parse(asked))
@@ -118,6 +119,22 @@ def find_image(ctx: Context, asked: str, pull: str) -> Subject:
             raise NotFound(f"image {asked} is not present locally (and --pull=never)",
                            hint=f"nerdctl pull {asked}")
     return remote_subject(ctx, asked)
+
+
+def _refuse_other_digests(asked: str) -> None:
+    """A reference by a digest of another algorithm than sha256 (nerdctl's grammar takes ``sha384`` and
+    ``sha512``): what BACON checks content against, signatures name and registries answer by is sha256, so
+    such a reference cannot be checked (before, a registry's 404 or 400 for it read as "not found" or as a
+    registry failing)."""
+    try:
+        digest = nref.parse(asked).digest
+    except UsageError:
+        return  # not a reference nerdctl's grammar takes: the lookups below say so
+    if digest and not oci.is_digest(digest):
+        raise Denied(f"{asked} names its image by a {digest.partition(':')[0]} digest; BACON checks images by "
+                     "sha256 digest only", check="image", image=asked,
+                     hint="name the image by its tag or its sha256 digest (`nerdctl image inspect` or the registry "
+                          "shows it)")
 
 
 def pinned(ctx: Context, subject: Subject, *, digest: str | None = None) -> str:

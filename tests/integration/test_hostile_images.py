@@ -7,6 +7,7 @@ admits the honest variant.
   zero-width character), beside the real key or alone: denied, where the exact key alone decided before.
 - A signature manifest padded with junk layers of 60 KiB payloads before the real signature: the smallest
   payloads are tried first, at most 1 MiB of them is fetched, and only what verified is kept.
+- A reference by a sha512 or sha384 digest (nerdctl's grammar takes them): refused as uncheckable (77).
 - An index that lists one nested index many times over, several levels deep: a few kilobytes whose full
   walk is tens of thousands of documents (containerd itself follows one entry per level).
 """
@@ -211,3 +212,22 @@ def test_payload_fetches_are_bounded_in_total_whatever_sizes_are_declared(signed
         with pytest.raises(IntegrityError, match="exceeds the limit"):
             blobs[digests[17]]
     assert sum(map(len, got)) <= limits.max_payload_total
+
+
+# -- digests of other algorithms ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("algorithm", ["sha512", "sha384"])
+@pytest.mark.parametrize("verb", ["pull", "run"])
+def test_a_reference_by_another_digest_algorithm_is_refused(gate_host: Host, signed: Signed, algorithm: str,
+                                                            verb: str) -> None:
+    """The real digest of the signed Low manifest, in sha512 or sha384: before, the registry's answer to it
+    came back as "not found" (64) or as the registry failing (69)."""
+    import hashlib
+
+    configure(gate_host, signed.trusted)
+    low = signed["low"]
+    manifest = images_h._blob(signed.images.layout, low.digest)
+    ref = f"{low.ref.rsplit(':', 1)[0]}@{algorithm}:{hashlib.new(algorithm, manifest).hexdigest()}"
+    r = wrapper(gate_host, verb, *(["--rm"] if verb == "run" else []), ref)
+    assert_refused(r, gate_host, rc=77, says=f"by a {algorithm} digest; BACON checks images by sha256 digest only",
+                   within=QUICK, check="image")
