@@ -190,7 +190,8 @@ def profile_check(cfg: Any, level: str, spec: Mapping[str, Any], image: str, dig
     settings_ = settings_ or cfg.profiles.settings(level)
     launch = None if at is None else runtime_spec.Launch(namespace=at.namespace, container_id=at.container_id,
                                                          no_pivot=at.no_pivot)
-    refusals = rules.refusals_of(runtime_spec.requested(spec, is_host_namespace, host_device, launch), settings_)
+    requested = runtime_spec.requested(spec, is_host_namespace, host_device, launch, os.path.realpath)
+    refusals = rules.refusals_of(requested, settings_)
     if refusals:
         first = refusals[0]
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""

@@ -11,12 +11,14 @@ How each part of the spec is read (docs/runtime.md, "What the spec may ask for")
 - namespaces: a ``pid``, ``ipc``, ``network``, ``uts`` or ``mount`` namespace missing from
   ``linux.namespaces`` is the host's (without a mount namespace runc mounts into the host's and only
   chroots); one given by ``path`` is the host's when it is the host's init's (another container's, as a
-  Kubernetes pod's containers join their sandbox's, is not). ``cgroup`` and ``user`` are not judged:
+  Kubernetes pod's containers join their sandbox's, is not); a mount namespace is never joined by path
+  (a pod's containers share none). ``cgroup`` and ``user`` are not judged:
   containerd's own default spec has neither, so their absence says nothing about what was asked;
-- mounts: a bind mount is a host path (read-only with ``ro``); ``proc`` only on ``/proc`` and ``sysfs``
-  only read-only on ``/sys`` (elsewhere neither is masked: a ``proc`` on ``/hostproc`` gives the container
-  the host's ``/proc/sys/kernel/core_pattern`` to write); ``cgroup``/``cgroup2`` only read-only;
-  ``tmpfs``, ``devpts``, ``mqueue`` anywhere; any other filesystem is refused as unknown;
+- mounts: a bind mount is a host path (read-only with ``ro``), judged where its symbolic links lead;
+  ``proc`` only on ``/proc`` and ``sysfs`` only read-only on ``/sys`` (elsewhere neither is masked: a
+  ``proc`` on ``/hostproc`` gives the container the host's ``/proc/sys/kernel/core_pattern`` to write);
+  ``cgroup``/``cgroup2`` only read-only; ``tmpfs``, ``devpts``, ``mqueue`` anywhere; any other filesystem
+  is refused as unknown;
 - masked and read-only paths: every path containerd masks by default must be masked, every one it makes
   read-only must be masked or read-only (``/proc/sys`` writable is the host's kernel settings);
 - devices: ``linux.devices`` (host device nodes: the host path only when the node asked for is that
@@ -86,13 +88,19 @@ def _no_device(path: str) -> tuple[str, int, int] | None:
     return None
 
 
+def _as_written(path: str) -> str:
+    return path
+
+
 def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], bool],
-              host_device: HostDevice = _no_device, launch: Launch | None = None) -> Requested:
+              host_device: HostDevice = _no_device, launch: Launch | None = None,
+              resolve: Callable[[str], str] = _as_written) -> Requested:
     """The privileges ``spec`` asks for. ``is_host_namespace(type, path)``: whether the namespace at
     ``path`` is the host's own; ``host_device(path)``: the host's device node at ``path`` as (``b``/``c``,
     major, minor), None when there is none; ``launch``: the container's namespace and ID (None: not
-    known, its cgroup path is not judged). What cannot be read is put in ``unknown`` (refused but under
-    ``privileged``)."""
+    known, its cgroup path is not judged); ``resolve(path)``: the host path a bind mount's source is, its
+    symbolic links followed (``os.path.realpath``: a link under an allowed path may lead anywhere). What
+    cannot be read is put in ``unknown`` (refused but under ``privileged``)."""
     process, linux = _dict(spec.get("process")), _dict(spec.get("linux"))
     unknown: list[Ask] = []
     refused: list[Ask] = []
@@ -106,7 +114,7 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
         privileged = Ask("privileged", "the spec (SYS_ADMIN, nothing masked: --privileged)")
 
     host_ns = _host_namespaces(linux, is_host_namespace, unknown)
-    host_paths, unmasked, cgroups = _mounts(spec, unknown)
+    host_paths, unmasked, cgroups = _mounts(spec, unknown, resolve)
     unmasked.extend(_unmasked_paths(linux, unknown))
     devices = _devices(linux, host_device, unknown)
 
@@ -162,6 +170,9 @@ def _host_namespaces(linux: Mapping[str, Any], is_host_namespace: Callable[[str,
     for kind in JUDGED_NAMESPACES:
         if kind not in present:
             host_ns.append(Ask(kind, f"linux.namespaces (no {kind} namespace)"))
+        elif present[kind] and kind == "mount":  # a pod's containers share no mount namespace
+            unknown.append(Ask(f"joins the mount namespace {present[kind]} (another's filesystems)",
+                               "linux.namespaces"))
         elif present[kind] and is_host_namespace(kind, present[kind]):
             host_ns.append(Ask(kind, f"linux.namespaces ({kind} namespace {present[kind]})"))
     return host_ns
@@ -174,7 +185,8 @@ def _path(value: object) -> str | None:
     return posixpath.normpath(value).replace("//", "/")
 
 
-def _mounts(spec: Mapping[str, Any], unknown: list[Ask]) -> tuple[list[Ask], list[str], list[Ask]]:
+def _mounts(spec: Mapping[str, Any], unknown: list[Ask],
+            resolve: Callable[[str], str]) -> tuple[list[Ask], list[str], list[Ask]]:
     """The host paths bound, the kernel filesystems mounted unmasked (as words for the refusal), and the
     writable cgroup mounts."""
     host_paths: list[Ask] = []
@@ -187,7 +199,10 @@ def _mounts(spec: Mapping[str, Any], unknown: list[Ask]) -> tuple[list[Ask], lis
         where = f"mounts ({dest})"
         read_only = "ro" in options
         if fstype == "bind" or "bind" in options or "rbind" in options:
-            host_paths.append(Ask(str(source), where, read_only=read_only))
+            path = resolve(source) if isinstance(source, str) and source.startswith("/") else str(source)
+            if path != source:
+                where = f"{where}: {source}, which is {path}"
+            host_paths.append(Ask(path, where, read_only=read_only))
         elif fstype == "proc":
             if _path(dest) != "/proc":
                 unmasked.append(f"{where}: proc outside /proc, nothing masked in it")

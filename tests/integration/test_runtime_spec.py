@@ -239,3 +239,26 @@ def test_restricted_needs_a_seccomp_profile_in_the_spec(gated: Gated, signed: Si
 
             shutil.rmtree(_bundle(gated, cid), ignore_errors=True)
             ctr(gated, "containers", "rm", cid)
+
+
+def test_an_allowed_host_path_is_judged_where_its_links_lead(gated: Gated, signed: Signed,  # noqa: F811
+                                                             tmp_path: Path) -> None:
+    """An allowance for a directory the operator can write: a symbolic link in it to /etc was bound (runc
+    follows it on the host), read-write."""
+    allowed = tmp_path / "data"
+    (allowed / "plain").mkdir(parents=True)
+    (allowed / "link").symlink_to("/etc")
+    gated.configure(signed, runtime=f'[levels.Low]\nrequire = ["signature"]\n[levels.Low.allow]\n'
+                                    f'host_paths = ["{allowed}:rw"]\n')
+    rc, out, err = ctr(gated, "run", "--rm", "--mount", f"type=bind,src={allowed}/plain,dst=/mnt,options=rbind:rw",
+                       signed["low"].ref, "rts-plain", "/bin/echo", "ran")
+    assert rc == 0, err
+    assert "ran" in out
+    rc, out, err = ctr(gated, "run", "--rm", "--mount", f"type=bind,src={allowed}/link,dst=/mnt,options=rbind:rw",
+                       signed["low"].ref, "rts-link", "/bin/ls", "/mnt/passwd")
+    try:
+        assert "passwd" not in out
+        assert_refused(gated, rc, err, "profile", "rts-link")
+        assert f"{allowed}/link, which is /etc" in err, err
+    finally:
+        ctr(gated, "containers", "rm", "rts-link")

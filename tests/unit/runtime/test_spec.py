@@ -268,3 +268,25 @@ def test_only_nerdctls_own_hooks_and_files_are_left_out() -> None:
         case(s)
         own = runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee")
         assert judged(own, launch=_launch("c0ffee")) != [], case
+
+
+def test_a_bind_mount_is_judged_where_its_links_lead() -> None:
+    s = spec("default")
+    s["mounts"].append({"type": "bind", "source": "/srv/data/link", "destination": "/mnt", "options": ["rbind"]})
+    allow = Allowances(host_paths=(("/srv/data", True),))
+    links = {"/srv/data/link": "/etc"}
+    req = runtime_spec.requested(s, never_host, resolve=lambda p: links.get(p, p))
+    got = rules.refusals_of(req, Settings(profile="baseline", level="Low", allow=allow))
+    assert [r.rule for r in got] == ["host-paths"]
+    assert "/srv/data/link, which is /etc" in got[0].option
+    assert "/etc" in got[0].allow  # the allowance that would admit it names where it leads
+    req = runtime_spec.requested(s, never_host, resolve=lambda p: p)  # not a link: allowed
+    assert rules.refusals_of(req, Settings(profile="baseline", level="Low", allow=allow)) == ()
+
+
+def test_a_mount_namespace_is_not_joined_by_path() -> None:
+    s = spec("default")
+    s["linux"]["namespaces"] = [n if n["type"] != "mount" else {"type": "mount", "path": "/proc/4242/ns/mnt"}
+                                for n in s["linux"]["namespaces"]]
+    assert judged(s) == ["unknown"]
+    assert judged(s, "privileged") == []
