@@ -14,7 +14,7 @@ from shim.admission.context import Context, Subject
 from shim.common.errors import Denied, IntegrityError, NotFound, UsageError
 from shim.images import imagewalk, oci, platforms, rootfs
 from shim.images import reference as nref
-from shim.images.containerd import ContainerRecord, ResolvedImage
+from shim.images.containerd import ContainerRecord, ImageRecord, ResolvedImage
 
 
 def local_subject(ctx: Context, asked: str, resolved: ResolvedImage, *,
@@ -112,13 +112,35 @@ def find_image(ctx: Context, asked: str, pull: str) -> Subject:
             normalized = str(nref.parse(asked))
         except UsageError:
             normalized = None
-        found = imagewalk.pick(ctx.containerd, asked, normalized, ctx.platform, ctx.host)
+        unreadable: list[tuple[str, IntegrityError]] = []
+
+        def skipped(record: ImageRecord, e: Exception) -> None:
+            if isinstance(e, IntegrityError):
+                unreadable.append((record.name, e))
+
+        found = imagewalk.pick(ctx.containerd, asked, normalized, ctx.platform, ctx.host, on_skip=skipped)
         if found is not None:
             return local_subject(ctx, asked, found)
         if pull == "never":
+            _refuse_unreadable(asked, unreadable)
             raise NotFound(f"image {asked} is not present locally (and --pull=never)",
                            hint=f"nerdctl pull {asked}")
+        try:
+            return remote_subject(ctx, asked)
+        except NotFound:
+            _refuse_unreadable(asked, unreadable)
+            raise
     return remote_subject(ctx, asked)
+
+
+def _refuse_unreadable(asked: str, unreadable: list[tuple[str, IntegrityError]]) -> None:
+    """Nothing else to decide on, and a local record of that name holds what BACON does not read as an image
+    (an unknown media type, a Docker schema 1 manifest, content other than its type says): refused with
+    what is wrong with it, not reported as missing (``nerdctl images`` lists it)."""
+    if unreadable:
+        name, e = unreadable[0]
+        raise Denied(f"the local image {name} cannot be checked: {e.message}", check="image", image=asked,
+                     hint=e.hint or f"remove it (nerdctl rmi {name}) and pull the image again through the wrapper")
 
 
 def _refuse_other_digests(asked: str) -> None:

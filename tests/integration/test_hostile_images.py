@@ -8,6 +8,8 @@ admits the honest variant.
 - A signature manifest padded with junk layers of 60 KiB payloads before the real signature: the smallest
   payloads are tried first, at most 1 MiB of them is fetched, and only what verified is kept.
 - A reference by a sha512 or sha384 digest (nerdctl's grammar takes them): refused as uncheckable (77).
+- A local record whose content is not an image BACON reads (Docker schema 1, an unknown media type, an
+  index's bytes under a manifest's type): denied naming the record and what is wrong (was "not present").
 - An index that lists one nested index many times over, several levels deep: a few kilobytes whose full
   walk is tens of thousands of documents (containerd itself follows one entry per level).
 """
@@ -231,3 +233,40 @@ def test_a_reference_by_another_digest_algorithm_is_refused(gate_host: Host, sig
     r = wrapper(gate_host, verb, *(["--rm"] if verb == "run" else []), ref)
     assert_refused(r, gate_host, rc=77, says=f"by a {algorithm} digest; BACON checks images by sha256 digest only",
                    within=QUICK, check="image")
+
+
+# -- local records whose content BACON cannot read as an image ---------------------------------------------
+
+SCHEMA1 = json.dumps({"schemaVersion": 1, "name": "hostile/schema1", "tag": "v1", "architecture": "amd64",
+                      "fsLayers": [], "history": []}).encode()
+
+
+def _local_oddity(host: Host, signed: Signed, case: str) -> tuple[str, str]:
+    """An image record, under a name the registry does not have, whose target BACON cannot read as an image:
+    (name, what the refusal must say)."""
+    low = images_h._ref_descriptor(signed.images.layout, "low")
+    low_body = images_h._blob(signed.images.layout, str(low["digest"]))
+    name = f"{signed.images.registry.host}/hostile/local-{case}:v1"
+    if case == "schema1":
+        media, body, says = "application/vnd.docker.distribution.manifest.v1+prettyjws", SCHEMA1, "neither an index"
+    elif case == "octet-stream":
+        media, body, says = "application/octet-stream", low_body, "neither an index"
+    else:  # an index's bytes under a manifest's media type
+        media, body, says = oci.MEDIA_OCI_MANIFEST, _index([{**low, "platform": AMD64}]), "expected an image manifest"
+    ctr_pull(host.containerd, signed["low"])  # the Low manifest's content, kept by its own record
+    localcontent.create_image(host.containerd, name, media, oci.sha256_digest(body), len(body))
+    localcontent.ingest(host.containerd, body)
+    return name, says
+
+
+@pytest.mark.parametrize("pull", ["never", "missing"])
+@pytest.mark.parametrize("case", ["schema1", "octet-stream", "index-as-manifest"])
+def test_a_local_image_that_cannot_be_read_is_denied_with_the_reason(gate_host: Host, signed: Signed, case: str,
+                                                                     pull: str) -> None:
+    """Before, such a record was skipped without a word and the command said the image was not present
+    (locally, or in the registry: 64), though `nerdctl images` lists it."""
+    configure(gate_host, signed.trusted)
+    name, says = _local_oddity(gate_host, signed, case)
+    r = wrapper(gate_host, "run", "--rm", f"--pull={pull}", name)
+    assert_refused(r, gate_host, rc=77, says=says, within=QUICK, check="image")
+    assert f"local image {name}" in r.stderr
