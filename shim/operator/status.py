@@ -1,7 +1,8 @@
 """Where the host stands, for ``bacon status`` and ``bacon doctor``: probes, the model, and its rendering.
 
 Each probe looks at one thing (the configuration, the system level, the trusted keys, Secure Boot, the
-TPM, TDX, containerd, the real nerdctl, the state directory and audit log, the wrapper on PATH) and
+TPM, TDX, containerd, the real nerdctl, the state directory and audit log, the wrapper on PATH, the
+decision service, the runtime gate in front of containerd's runc) and
 returns an :class:`Item`. Probes run at the same time, each in a daemon thread with a deadline: one that
 raises becomes a failed item with the error, one that does not answer in time becomes a failed item
 "did not answer within N s". Nothing here raises and nothing waits longer than the deadline.
@@ -611,6 +612,24 @@ def probe_service(cfg: bconfig.Config | None) -> Item:
     return Item("service", label, OK, f"listening at {path}", details={"socket": path, "uid": uid})
 
 
+def probe_runtime(cfg: bconfig.Config | None, address: str | None, namespace: str | None) -> Item:
+    """Whether the containerd the runtime gate serves runs it (:mod:`shim.operator.runtime_probe`)."""
+    from shim.operator import runtime_probe
+    from shim.wrapper.nerdctl_env import resolve
+
+    label = "runtime gate"
+    if cfg is None:
+        return Item("runtime", label, INFO, "unknown: the configuration cannot be read")
+    socket_path = cfg.runtime.containerd or resolve(address, namespace).address
+    try:
+        seen = runtime_probe.look(socket_path, cfg.runtime.runc)
+    except OSError as e:
+        return Item("runtime", label, INFO, f"unknown: cannot see the containerd at {socket_path} "
+                    f"({e.strerror or e}); run bacon status as root", details={"containerd": socket_path})
+    state, summary, fix = runtime_probe.judge(seen)
+    return Item("runtime", label, state, summary, fix, details=seen.details())
+
+
 def collect(config_path: Path, *, address: str | None = None, namespace: str | None = None,
             timeout: float = DEFAULT_TIMEOUT, efi: Path = EFI) -> Report:
     """Probe the host and build the report. Never raises for what it finds; bounded by ``timeout`` (the
@@ -660,5 +679,6 @@ def collect(config_path: Path, *, address: str | None = None, namespace: str | N
         specs.insert(2, ProbeSpec("signing", "signing", None, lambda: probe_signing(state_cfg)))
     specs.append(ProbeSpec("wrapper", "wrapper", None, probe_wrapper))
     specs.append(ProbeSpec("service", "decision service", None, lambda: probe_service(cfg)))
+    specs.append(ProbeSpec("runtime", "runtime gate", None, lambda: probe_runtime(cfg, address, namespace)))
     items.extend(run_probes(specs, max(0.5, timeout - (time.monotonic() - start)), timeout))
     return build(config_path, cfg, level, source, items)

@@ -422,3 +422,39 @@ def test_a_copied_label_on_the_same_image_with_a_privileged_spec_is_refused(gate
     finally:
         ctr(gated, "tasks", "rm", "-f", plain)
         ctr(gated, "containers", "rm", plain, "rt-copy-priv", "rt-copy-hostnet", "rt-copy-proc")
+
+def test_status_says_whether_containerd_runs_the_gate(gated: Gated, signed: Signed, containerd: Containerd) -> None:
+    import subprocess
+
+    gated.configure(signed)
+    h = gated.host
+
+    def runtime_item(address: Path) -> dict[str, Any]:
+        r = subprocess.run([*h.bacon, "status", "--json", "--address", str(address)], env=h.env(),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode in (0, 1), r.stderr
+        return next(i for i in json.loads(r.stdout)["items"] if i["key"] == "runtime")
+
+    item = runtime_item(gated.containerd.socket)
+    assert item["state"] == "ok", item
+    assert item["details"]["runc"] == str(gated.launcher)
+    assert item["details"]["gate"] is True
+    # A containerd whose PATH finds the real runc first: not enabled, and the fix says how.
+    item = runtime_item(containerd.socket)
+    assert item["state"] == "warn", item
+    assert item["details"]["gate"] is False
+    assert "not enabled" in item["summary"]
+    assert item["fix"] == "sudo bacon enable --runtime"
+    # containerd's own configuration naming a runc binary: that runtime bypasses the gate.
+    config = gated.containerd.config
+    before = config.read_bytes()
+    try:
+        config.write_text(before.decode() + '\n[plugins."io.containerd.runtime.v1.linux"]\n  runtime = "runc"\n'
+                          '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
+                          '  BinaryName = "/usr/sbin/runc"\n')
+        item = runtime_item(gated.containerd.socket)
+        assert item["state"] == "warn", item
+        assert "/usr/sbin/runc" in item["summary"]
+        assert "do not meet the gate" in item["summary"]
+    finally:
+        config.write_bytes(before)
