@@ -113,13 +113,35 @@ def find(state_dir: str | Path, namespace: str, container_id: str, bundle: str) 
     return kept if same and kept.namespace == namespace and kept.container_id == container_id else None
 
 
+def check_runc_root(runc_root: str) -> None:
+    """runc keeps each container's state (its init's PID, the namespaces ``exec`` joins, its cgroups) under
+    ``--root``, which a containerd client chooses (``ctr run --runc-root``): whoever may rename or replace
+    what is in it forges that state, and ``runc exec`` then joins the namespaces it names (the host's) as
+    root. So the root must be trusted as BACON's own files are (:mod:`shim.common.trustedfile`: root's, and
+    writable by nobody else along its path); one that does not exist yet is judged by the directory runc
+    would make it in. Raises :class:`Denied`."""
+    path = os.path.normpath(runc_root)
+    if not os.path.isabs(path):
+        raise Denied(f"runc --root {runc_root} is not an absolute path", check=CHECK)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    try:
+        trustedfile.resolve(path, "runc's state directory (--root)", directory=True)
+    except ConfigError as e:
+        raise Denied(f"{e.message} (runc --root {runc_root}: whoever may change it forges containers' state)",
+                     check=CHECK, hint="use containerd's own runc root (do not set the runc options' Root, "
+                                       "ctr --runc-root) or one only root can write") from e
+
+
 def bundle_of(runc_root: str, container_id: str) -> str:
     """The bundle runc recorded for ``container_id`` under ``runc_root`` (its ``state.json``, the
-    ``bundle=`` label runc itself execs by). Raises :class:`Denied`."""
+    ``bundle=`` label runc itself execs by), which must be trusted (:func:`check_runc_root`). Raises
+    :class:`Denied`."""
     from shim.runtime import specfile as runtime_specfile
 
     if container_id in (".", "..") or "/" in container_id or not container_id:
         raise Denied(f"{container_id!r} is not a container ID runc accepts", check=CHECK)
+    check_runc_root(runc_root)
     path = os.path.join(runc_root, container_id, "state.json")
     try:
         raw = _read_bounded(path, MAX_STATE)

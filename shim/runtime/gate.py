@@ -80,6 +80,9 @@ def where(call: runtime_argv.Call, cwd: str) -> Where:
     root = call.globals.get("root")
     if root is not None and Path(root).name != namespace:
         raise Denied(f"runc --root {root} is not for namespace {namespace!r} (the bundle's)", check=LAYER)
+    from shim.runtime.decided import check_runc_root
+
+    check_runc_root(root or "/run/runc")
     return Where(bundle=bundle, namespace=namespace, container_id=call.container_id,
                  no_pivot=call.flags.get("no-pivot") == "true")
 

@@ -262,3 +262,33 @@ def test_an_allowed_host_path_is_judged_where_its_links_lead(gated: Gated, signe
         assert f"{allowed}/link, which is /etc" in err, err
     finally:
         ctr(gated, "containers", "rm", "rts-link")
+
+
+def test_a_runc_root_another_user_can_change_is_refused(gated: Gated, signed: Signed) -> None:  # noqa: F811
+    """``ctr run --runc-root DIR``: runc keeps the container's state there (its init's PID, the namespaces
+    ``runc exec`` joins). In a directory its owner (not root) can rename entries in, that state can be
+    replaced by a forged one naming the host's init: ``ctr task exec`` would then run in the host's
+    namespaces. Refused at create; a root-only root passes."""
+    import secrets
+    import shutil
+
+    gated.configure(signed)
+    base = Path(f"/tmp/rts-runc-{secrets.token_hex(3)}")
+    base.mkdir(mode=0o700)
+    try:
+        os.chown(base, 65534, 65534)  # nobody's
+        rc, out, err = ctr(gated, "run", "--rm", "--runc-root", str(base / "default"), signed["low"].ref,
+                           "rts-runcroot", "/bin/echo", "ran")
+        try:
+            assert "ran" not in out
+            line = assert_refused(gated, rc, err, "runtime", "rts-runcroot")
+            assert "--root" in str(line["reason"]), line
+        finally:
+            ctr(gated, "containers", "rm", "rts-runcroot")
+        os.chown(base, 0, 0)
+        rc, out, err = ctr(gated, "run", "--rm", "--runc-root", str(base / "default"), signed["low"].ref,
+                           "rts-runcroot2", "/bin/echo", "ran")
+        assert rc == 0, err
+        assert "ran" in out
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

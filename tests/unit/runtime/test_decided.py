@@ -112,3 +112,19 @@ def test_the_bundle_comes_from_runcs_state(tmp_path: Path) -> None:
         with pytest.raises(Denied):
             bundle_of(str(root), bad)
     assert runtime_decided.MAX_STATE >= 1 << 20
+
+
+def test_a_runc_root_anyone_else_can_change_is_refused(tmp_path: Path) -> None:
+    """runc's state under --root names the namespaces exec joins: a root its non-root owner could rename
+    entries in (or one not yet made, in such a directory) cannot be trusted."""
+    owned = tmp_path / "owned"
+    (owned / "default" / "c1").mkdir(parents=True)
+    os.chown(owned, 65534, 65534)
+    for root in (str(owned / "default"), str(owned / "not-yet" / "default"), "relative/default"):
+        with pytest.raises(Denied, match="--root"):
+            runtime_decided.check_runc_root(root)
+        with pytest.raises(Denied, match="--root"):
+            runtime_decided.bundle_of(root, "c1")
+    os.chown(owned, 0, 0)
+    runtime_decided.check_runc_root(str(owned / "default"))
+    runtime_decided.check_runc_root(str(owned / "not-yet" / "default"))  # runc makes it, root's
