@@ -10,8 +10,10 @@ system level's, as for the wrapper's ``checkpoint``) only the places containerd 
   ``ctd-checkpoint<digits>``, root's, mode 0700, empty, not a symbolic link).
 
 Anything else is refused (rule ``host-files``, allowed by ``[levels.LEVEL.allow] host_files =
-["checkpoint"]``) and audited. runc's ``restore`` is refused by the gate whatever the profile
-(:mod:`shim.runtime.argv`). docs/runtime.md.
+["checkpoint"]``) and audited. ``runc --criu PATH`` (the runc options' ``CriuPath``) must be an executable
+trusted as BACON's own files (root's, writable by nobody else along its path), whatever the profile: runc
+runs it as root. runc's ``restore`` is refused by the gate whatever the profile (:mod:`shim.runtime.argv`).
+docs/runtime.md.
 """
 
 from __future__ import annotations
@@ -63,6 +65,22 @@ def requested(call: runtime_argv.Call, bundle: str) -> Requested:
     return Requested(host_files=tuple(asks), starts_container=False)
 
 
+def criu_binary(path: str | None) -> None:
+    """``runc --criu PATH`` (the runc options' ``CriuPath``, a client's choice): runc runs it as root to
+    checkpoint. It must be trusted as the real nerdctl is (:mod:`shim.common.trustedfile`). Raises
+    :class:`Denied`."""
+    from shim.common import trustedfile
+    from shim.common.errors import ConfigError
+
+    if path is None:
+        return
+    try:
+        trustedfile.check_executable(path, "CRIU (runc --criu)")
+    except ConfigError as e:
+        raise Denied(f"{e.message}: runc would run it as root", check=LAYER,
+                     hint="leave the runc options' CriuPath unset (runc finds criu on its PATH)") from e
+
+
 def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     """Decide the ``runc checkpoint`` in ``args``: the real runc and the argv. Raises :class:`BaconError`
     (a :class:`Denied` for a refusal), after auditing it."""
@@ -74,10 +92,13 @@ def plan(args: Sequence[str]) -> tuple[str, list[str]]:
     if call.verb != "checkpoint":
         raise Denied(f"runc {call.verb or '(no verb)'} is not a checkpoint", check=LAYER)
     cfg = config.load()
-    if call.flags.get("help") == "true" or not any(call.flags.get(f) for f in PATH_FLAGS):
+    if call.flags.get("help") == "true":
         return cfg.runtime.runc, list(args)
     settings: Any = None
     try:
+        criu_binary(call.globals.get("criu"))
+        if not any(call.flags.get(f) for f in PATH_FLAGS):
+            return cfg.runtime.runc, list(args)
         bundle = os.path.normpath(runtime_decided.bundle_of(call.globals.get("root") or DEFAULT_RUNC_ROOT,
                                                             call.container_id))
         settings = cfg.profiles.settings(levels.system_level(cfg), host=True)

@@ -54,3 +54,18 @@ def test_a_directory_containerd_made_for_the_checkpoint_passes(tmp_path: Path) -
     other.mkdir(mode=0o700)
     assert refused("--image-path", str(other)) != []
     assert refused("--work-path", str(made)) != []  # only the image path is ever containerd's temporary one
+
+
+def test_a_criu_binary_is_run_only_when_trusted(tmp_path: Path) -> None:
+    from shim.common.errors import Denied
+
+    criu = tmp_path / "criu"
+    criu.write_text("#!/bin/sh\n")
+    criu.chmod(0o755)
+    runtime_checkpoint.criu_binary(None)  # runc's own lookup on its PATH
+    runtime_checkpoint.criu_binary(str(criu))
+    os.chown(criu, 65534, 65534)  # another user's program, run as root
+    with pytest.raises(Denied, match="runc would run it as root"):
+        runtime_checkpoint.criu_binary(str(criu))
+    with pytest.raises(Denied):
+        runtime_checkpoint.criu_binary(str(tmp_path / "missing"))
