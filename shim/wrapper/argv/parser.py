@@ -212,9 +212,10 @@ def parse(argv: Sequence[str]) -> Invocation:
 def _check_args(inv: Invocation, node: Node, where: str) -> None:
     n = len(inv.args)
     if n < node.min_args:
-        what = {"run": "an image", "create": "an image", "pull": "an image", "push": "an image"}.get(
-            node.name, "a container")
-        raise UsageError(f"{where} requires {what}", hint=f"nerdctl {node.name} --help")
+        what = {"run": "an image", "create": "an image", "pull": "an image", "push": "an image",
+                "exec": "a container and a command", "build": "a build context (a directory)",
+                "debug": "a build context (a directory)"}.get(node.name, "a container")
+        raise UsageError(f"{where} requires {what}", hint=f"{where} --help")
     if node.max_args is not None and n > node.max_args:
         raise UsageError(f"{where} takes exactly {node.max_args} argument(s), got {n}: {list(inv.args)!r}",
                          hint=f"nerdctl {node.name} --help")

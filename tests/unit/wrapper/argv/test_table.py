@@ -385,3 +385,15 @@ def test_forwarding_path_imports_only_the_standard_library() -> None:
     assert set(loaded) <= {"shim", "shim.common", "shim.common.errors", "shim.wrapper", "shim.wrapper.argv",
                            "shim.wrapper.argv.grammar", "shim.wrapper.argv.model", "shim.wrapper.argv.parser",
                            "shim.wrapper.argv.serialize", "shim.wrapper.argv.classify"}
+
+
+@pytest.mark.parametrize(("argv", "needs"), [
+    (["run", "-d"], "requires an image"), (["image", "pull"], "requires an image"),
+    (["build", "-t", "x"], "requires a build context"), (["builder", "debug"], "requires a build context"),
+    (["exec", "-it", "c1"], "requires a container and a command"), (["start"], "requires a container"),
+])
+def test_a_missing_positional_is_named_for_the_command(argv: list[str], needs: str) -> None:
+    """`nerdctl build` without a context said it "requires a container"."""
+    with pytest.raises(UsageError, match=needs) as e:
+        nargv.parse(argv)
+    assert e.value.hint == f"nerdctl {' '.join(argv[:2] if argv[0] in ('image', 'builder') else argv[:1])} --help"
