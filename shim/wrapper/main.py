@@ -76,7 +76,7 @@ def run(args: Sequence[str]) -> int:
     if decision.kind == "forward":
         from shim.admission.profiles import classes  # no imports of its own: the forwarding path
 
-        if classes.needs_decision(inv):  # exec, host files, host-choosing global flags: the profile first
+        if classes.needs_decision(inv) or _caller_sets_globals():  # exec, host files, host-choosing globals
             from shim.admission.profiles import enforce
 
             enforce.check_forwarded(_gate_config(table, path), inv, args)
@@ -84,6 +84,19 @@ def run(args: Sequence[str]) -> int:
     from shim.admission import gate  # heavy: only for commands that bring in or start a container
 
     return gate.admit_and_exec(_gate_config(table, path), inv, list(args))
+
+
+def _caller_sets_globals() -> bool:
+    """Under sudo, whether the caller's environment sets a global setting nerdctl would read (a variable
+    of ``ENV_FLAGS`` or ``NERDCTL_TOML``): the profile then judges it (``nerdctl_env.caller_settings``)."""
+    if not configfile.under_sudo():
+        return False
+    from shim.admission.profiles.classes import GLOBAL_FLAGS
+    from shim.wrapper.argv.grammar import ENV_FLAGS, PINNED_GLOBALS
+
+    return bool(os.environ.get("NERDCTL_TOML")) or any(
+        var in os.environ for var, flag in ENV_FLAGS.items()
+        if flag not in PINNED_GLOBALS and GLOBAL_FLAGS.get(flag) != "allowed")
 
 
 def _ask_service(socket_path: str, args: Sequence[str], nerdctl: str, copies: Sequence[int] = ()) -> int | None:

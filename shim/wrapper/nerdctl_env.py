@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,3 +110,41 @@ def resolve(cli_address: str | None, cli_namespace: str | None,
     if not namespace:
         raise UsageError("empty containerd namespace")
     return Target(normalize_address(address), namespace)
+
+
+def caller_settings(given: Collection[str],
+                    environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str, str], ...]:
+    """The global settings a caller's environment hands nerdctl under sudo (or doas, pkexec), as
+    (flag, value, where): for each global flag the command line does not give (``given``), the variable
+    nerdctl reads for it (``CNI_PATH``, ``NETCONFPATH``, ``CONTAINERD_SNAPSHOTTER``, …) or else the key of the
+    nerdctl.toml that ``NERDCTL_TOML`` names. They choose what nerdctl runs and where it keeps state as
+    the flags do, so the container profile judges them as flags (docs/profiles.md). Outside sudo nothing:
+    the environment is the caller's own to choose, as ``BACON_CONFIG`` is. The address and namespace are
+    not listed: an admission is made in the containerd they name and hands nerdctl both explicitly.
+
+    Raises:
+        ConfigError: the nerdctl.toml ``NERDCTL_TOML`` names cannot be read or is not nerdctl's.
+    """
+    from shim.wrapper.argv.grammar import ENV_FLAGS, PINNED_GLOBALS, TOML_FLAGS
+    from shim.wrapper.caller import under_sudo
+
+    env = os.environ if environ is None else environ
+    if not under_sudo(env):
+        return ()
+    out: list[tuple[str, str, str]] = []
+    taken = set(given) | set(PINNED_GLOBALS)
+    for var, name in ENV_FLAGS.items():
+        if var in env and name not in taken:
+            out.append((name, env[var], f"${var}"))
+            taken.add(name)
+    if env.get("NERDCTL_TOML"):  # unset: root's own /etc/nerdctl/nerdctl.toml, the administrator's choice
+        path = env["NERDCTL_TOML"]
+        for key, value in load_toml(env).items():
+            flag = TOML_FLAGS.get(key)
+            if flag is None or flag in taken:
+                continue
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                text = ("true" if v else "false") if isinstance(v, bool) else str(v)
+                out.append((flag, text, f"{path}: {key}"))
+    return tuple(out)

@@ -284,3 +284,22 @@ def test_audit_names_the_sudo_user(gate_host: Host, signed: Signed, system: Syst
     assert line["verdict"] == "admitted"
     assert (line["user"], line["sudo_user"], line["sudo_uid"]) == ("root", "nobody", "65534")
 
+
+
+@pytest.mark.parametrize(("args", "variable"), [
+    (("run", "--rm", "LOW"), {"CNI_PATH": "/tmp/caller-cni"}),
+    (("network", "create", "n1"), {"NETCONFPATH": "/etc"}),
+    (("pull", "LOW"), {"CONTAINERD_SNAPSHOTTER": "native"}),
+], ids=["run CNI_PATH", "network create NETCONFPATH", "pull CONTAINERD_SNAPSHOTTER"])
+def test_callers_nerdctl_variables_are_judged_as_flags_under_sudo(gate_host: Host, signed: Signed, system: System,
+                                                                   args: tuple[str, ...],
+                                                                   variable: dict[str, str]) -> None:
+    """nerdctl reads CNI_PATH for --cni-path (and so on): under a sudo that keeps the caller's environment, the
+    profile refuses them as it refuses the flags, before anything is forwarded. Before, they went through."""
+    argv = [signed["low"].ref if a == "LOW" else a for a in args]
+    r = as_sudo(gate_host, system, *argv, **variable)
+    ((name, value),) = variable.items()
+    assert_refused(r, gate_host, rc=77, says=f"${name}={value}", within=QUICK, check="profile")
+    # the control: the caller's own environment outside sudo is theirs to choose
+    r = wrapper(gate_host, *argv, env=gate_host.env(**variable))
+    assert r.rc == 0, r.stderr

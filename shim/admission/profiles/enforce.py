@@ -27,9 +27,13 @@ if TYPE_CHECKING:
 
 def judge(cfg: Config, inv: Invocation, level: str, *, host: bool = False,
           settings: Settings | None = None) -> tuple[Settings, tuple[Refusal, ...]]:
-    """The settings for ``level`` and every refusal of ``inv`` under them."""
+    """The settings for ``level`` and every refusal of ``inv`` under them: its global flags also as the
+    caller's environment sets them under sudo (``CNI_PATH``, a ``NERDCTL_TOML`` of the caller's, …)."""
+    from shim.wrapper.nerdctl_env import caller_settings
+
     s = settings or cfg.profiles.settings(level, host=host)
-    return s, refusals_of(requested(inv), s)
+    given = {name for name, _ in (*inv.globals, *inv.opaque_globals)}
+    return s, refusals_of(requested(inv, caller_settings(given)), s)
 
 
 def denial(cfg: Config, settings: Settings, refused: Sequence[Refusal], *, why: str = "") -> Denied:

@@ -8,6 +8,8 @@ container_run.go and pkg/cmd/container of nerdctl v2); a value this module canno
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shim.admission.profiles import classes
 from shim.admission.profiles.request import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, Ask, Requested
 from shim.wrapper.argv.grammar import SLICE_FLAGS
@@ -45,7 +47,7 @@ class _Builder:
         return Requested(**kwargs)  # type: ignore[arg-type]
 
 
-def _globals(inv: Invocation, b: _Builder) -> None:
+def _globals(inv: Invocation, b: _Builder, environment: Sequence[tuple[str, str, str]] = ()) -> None:
     # a forwarded (opaque) command's own tokens may set global flags too: every reading of them is judged
     for name, value in (*inv.globals, *inv.opaque_globals):
         cls = classes.GLOBAL_FLAGS.get(name, "refused")
@@ -56,6 +58,16 @@ def _globals(inv: Invocation, b: _Builder) -> None:
             continue
         for v in (_csv(name, value) if name in SLICE_FLAGS else [value]):
             b.add("globals", Ask(f"{name}={v}", f"--{name}={value}"))
+    # the same settings from the caller's environment under sudo (shim.wrapper.nerdctl_env.caller_settings)
+    for name, value, where in environment:
+        cls = classes.GLOBAL_FLAGS.get(name, "refused")
+        if cls == "allowed":
+            continue
+        source = f"{where}={value} (--{name})"
+        if cls == "refused":
+            b.add("unknown", Ask(f"global flag --{name} is not classified", source))
+            continue
+        b.add("globals", Ask(f"{name}={value}", source))  # a TOML list comes one value at a time
 
 
 def _namespace(b: _Builder, flag: str, ns: str, value: str, ok: tuple[str, ...]) -> None:
@@ -290,16 +302,17 @@ def _host_command(inv: Invocation, b: _Builder) -> None:
         b.add("refused", Ask(f"`{where}` runs host code as root", where))
 
 
-def requested(inv: Invocation) -> Requested:
+def requested(inv: Invocation, environment: Sequence[tuple[str, str, str]] = ()) -> Requested:
     """What ``inv`` asks for. For run/create a new container; for exec a process in a running one; for
     every other command what it does on the host for the operator (its global flags, host files, host
-    code).
+    code). ``environment``: what the caller's environment sets for nerdctl's global flags under sudo
+    (:func:`shim.wrapper.nerdctl_env.caller_settings`), judged as those flags are.
 
     Raises:
         UsageError: a slice flag's value is not valid CSV (nerdctl would reject it too).
     """
     b = _Builder()
-    _globals(inv, b)
+    _globals(inv, b, environment)
     command = inv.command
     if command in ("run", "create"):
         _container_flags(inv, b)

@@ -98,6 +98,26 @@ GLOBAL_BOOL_FLAGS: Final = (
     "debug", "debug-full", "insecure-registry", "experimental", "kube-hide-dupe", "selinux-enabled",
 )
 
+# The global flags nerdctl takes from an environment variable when the command line does not give them
+# (cmd/nerdctl/main.go initRootCmdFlags: the env argument of AddPersistentStringFlag/AddPersistentBoolFlag).
+ENV_FLAGS: Final[Mapping[str, str]] = {
+    "CONTAINERD_ADDRESS": "address", "CONTAINERD_NAMESPACE": "namespace", "CONTAINERD_SNAPSHOTTER": "snapshotter",
+    "CNI_PATH": "cni-path", "NETCONFPATH": "cni-netconfpath", "NERDCTL_EXPERIMENTAL": "experimental",
+    "NERDCTL_HOST_GATEWAY_IP": "host-gateway-ip", "NERDCTL_BRIDGE_IP": "bridge-ip",
+}
+# nerdctl.toml's keys that give a global flag its default (pkg/config/config.go; disable_hc_systemd is no flag).
+TOML_FLAGS: Final[Mapping[str, str]] = {
+    "debug": "debug", "debug_full": "debug-full", "address": "address", "namespace": "namespace",
+    "snapshotter": "snapshotter", "cni_path": "cni-path", "cni_netconfpath": "cni-netconfpath",
+    "data_root": "data-root", "cgroup_manager": "cgroup-manager", "insecure_registry": "insecure-registry",
+    "hosts_dir": "hosts-dir", "experimental": "experimental", "host_gateway_ip": "host-gateway-ip",
+    "bridge_ip": "bridge-ip", "kube_hide_dupe": "kube-hide-dupe", "cdi_spec_dirs": "cdi-spec-dirs",
+    "userns_remap": "userns-remap", "dns": "global-dns", "dns_opts": "global-dns-opts",
+    "dns_search": "global-dns-search", "selinux_enabled": "selinux-enabled",
+}
+# What the wrapper hands nerdctl explicitly for every admission, as the checks used it (shim.admission.plans).
+PINNED_GLOBALS: Final = frozenset({"address", "namespace"})
+
 # Persistent: valid at every level, long forms only.
 GLOBAL_PERSISTENT: Final = _flagset(
     GLOBAL_VALUE_FLAGS, GLOBAL_BOOL_FLAGS, is_global=True,
