@@ -60,6 +60,8 @@ READONLY_PATHS = ("/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/s
 DEFAULT_DEVICE_RULES = frozenset({("c", 1, 3), ("c", 1, 5), ("c", 1, 7), ("c", 1, 8), ("c", 1, 9), ("c", 5, 0),
                                   ("c", 5, 1), ("c", 5, 2), ("c", 136, None), ("c", 10, 200)})
 DEVICE_TYPES = ("a", "b", "c", "u", "p")
+# seccomp default actions that filter nothing: allow, log, or hand every call to a listener on the host to allow
+UNFILTERED_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
 SHARED_PROPAGATION = frozenset({"shared", "rshared"})
 K8S_NAMESPACE = "k8s.io"
 
@@ -124,8 +126,9 @@ def requested(spec: Mapping[str, Any], is_host_namespace: Callable[[str, str], b
 
     seccomp = seccomp_unset = None
     sc = linux.get("seccomp")
-    if isinstance(sc, dict) and sc.get("defaultAction") in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
-        seccomp = Ask("unconfined", "linux.seccomp (allows every system call)")
+    if isinstance(sc, dict) and sc.get("defaultAction") in UNFILTERED_ACTIONS:
+        seccomp = Ask("unconfined", f"linux.seccomp (default action {sc.get('defaultAction')}: every system "
+                                    "call allowed, or left to a listener)")
     elif sc is None:
         seccomp_unset = Ask("unset", "linux.seccomp (none: ctr run --seccomp sets containerd's default)")
     elif not isinstance(sc, dict):

@@ -159,6 +159,8 @@ def _without(key: str, path: str) -> Any:
     (lambda s: s["linux"].__setitem__("intelRdt", {"closID": "x"}), "cgroups"),
     (lambda s: s.__setitem__("annotations", {"org.systemd.property.DeviceAllow": "'/dev/sda rwm'"}), "annotations"),
     (lambda s: s["linux"].__setitem__("rootfsPropagation", "rshared"), "unknown"),
+    (lambda s: s["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/tmp/l"}),
+     "seccomp"),
 ])
 def test_each_further_privilege_a_spec_can_ask_for_is_refused_under_baseline(change: Any, rule: str) -> None:
     s = spec("default")
