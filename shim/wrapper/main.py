@@ -76,7 +76,7 @@ def run(args: Sequence[str]) -> int:
     if decision.kind == "forward":
         from shim.admission.profiles import classes  # no imports of its own: the forwarding path
 
-        if classes.needs_decision(inv) or _caller_sets_globals():  # exec, host files, host-choosing globals
+        if classes.needs_decision(inv) or _caller_sets_globals(inv):  # exec, host files, host-choosing globals
             from shim.admission.profiles import enforce
 
             enforce.check_forwarded(_gate_config(table, path), inv, args)
@@ -86,17 +86,23 @@ def run(args: Sequence[str]) -> int:
     return gate.admit_and_exec(_gate_config(table, path), inv, list(args))
 
 
-def _caller_sets_globals() -> bool:
-    """Under sudo, whether the caller's environment sets a global setting nerdctl would read (a variable
-    of ``ENV_FLAGS`` or ``NERDCTL_TOML``): the profile then judges it (``nerdctl_env.caller_settings``)."""
+def _caller_sets_globals(inv: nargv.Invocation) -> bool:
+    """Under sudo, whether the caller's environment sets a host-choosing global setting for nerdctl (a
+    variable of ``ENV_FLAGS``, or a key of the nerdctl.toml ``NERDCTL_TOML`` names) that the command line
+    does not: the profile then judges it (``nerdctl_env.caller_settings``)."""
     if not configfile.under_sudo():
         return False
     from shim.admission.profiles.classes import GLOBAL_FLAGS
     from shim.wrapper.argv.grammar import ENV_FLAGS, PINNED_GLOBALS
 
-    return bool(os.environ.get("NERDCTL_TOML")) or any(
-        var in os.environ for var, flag in ENV_FLAGS.items()
-        if flag not in PINNED_GLOBALS and GLOBAL_FLAGS.get(flag) != "allowed")
+    if not os.environ.get("NERDCTL_TOML") and not any(
+            var in os.environ for var, flag in ENV_FLAGS.items()
+            if flag not in PINNED_GLOBALS and GLOBAL_FLAGS.get(flag) != "allowed"):
+        return False  # the usual case: nothing more to read
+    from shim.wrapper.nerdctl_env import caller_settings
+
+    given = {name for name, _ in (*inv.globals, *inv.opaque_globals)}
+    return any(GLOBAL_FLAGS.get(name, "refused") != "allowed" for name, _, _ in caller_settings(given))
 
 
 def _ask_service(socket_path: str, args: Sequence[str], nerdctl: str, copies: Sequence[int] = ()) -> int | None:

@@ -94,18 +94,29 @@ def test_under_sudo_the_profile_refuses_them_as_it_refuses_the_flags(argv: list[
     assert refusals_of(from_argv.requested(inv, settings), allowed) == ()
 
 
-def test_a_forwarded_command_asks_the_profile_when_the_environment_sets_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_forwarded_command_asks_the_profile_when_the_environment_sets_them(monkeypatch: pytest.MonkeyPatch,
+                                                                            readable_dir: Path) -> None:
     for k in ("SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND", "DOAS_USER", "PKEXEC_UID", "NERDCTL_TOML",
               "CNI_PATH", "NETCONFPATH", "CONTAINERD_SNAPSHOTTER", "NERDCTL_HOST_GATEWAY_IP", "NERDCTL_BRIDGE_IP"):
         monkeypatch.delenv(k, raising=False)
+    ps = nargv.parse(["ps"])
     monkeypatch.setenv("CNI_PATH", "/home/op/cni")
-    assert not wrapper_main._caller_sets_globals()  # outside sudo: the caller's own
-    for k, v in SUDO.items():
+    assert not wrapper_main._caller_sets_globals(ps)  # outside sudo: the caller's own
+    nobody = pwd.getpwnam("nobody")
+    for k, v in {**SUDO, "SUDO_UID": str(nobody.pw_uid), "SUDO_GID": str(nobody.pw_gid)}.items():
         monkeypatch.setenv(k, v)
-    assert wrapper_main._caller_sets_globals()
+    assert wrapper_main._caller_sets_globals(ps)
+    assert not wrapper_main._caller_sets_globals(nargv.parse(["--cni-path=/opt/cni/bin", "ps"]))  # the flag wins
     monkeypatch.delenv("CNI_PATH")
     monkeypatch.setenv("NERDCTL_EXPERIMENTAL", "1")  # allowed: costs nothing
     monkeypatch.setenv("CONTAINERD_ADDRESS", "/run/c.sock")  # pinned for admissions
-    assert not wrapper_main._caller_sets_globals()
-    monkeypatch.setenv("NERDCTL_TOML", "/home/op/nerdctl.toml")
-    assert wrapper_main._caller_sets_globals()
+    assert not wrapper_main._caller_sets_globals(ps)
+    toml = readable_dir / "nerdctl.toml"
+    monkeypatch.setenv("NERDCTL_TOML", str(toml))
+    assert not wrapper_main._caller_sets_globals(ps)  # no such file: nerdctl reads none
+    toml.write_text('namespace = "k8s.io"\ndebug = true\n')
+    toml.chmod(0o644)
+    assert not wrapper_main._caller_sets_globals(ps)  # only allowed settings
+    toml.write_text('data_root = "/home/op/state"\n')
+    if os.geteuid() == 0:
+        assert wrapper_main._caller_sets_globals(ps)
