@@ -20,6 +20,18 @@ EXIT_DENIED = 77
 EXIT_CONFIG = 78
 
 
+def printable(text: str) -> str:
+    """``text`` as it may reach a terminal: messages quote what images, registries and signatures say
+    (label values, platforms, media types, names), and an escape sequence there could rewrite the screen,
+    or a line break forge a ``bacon: hint:`` line. Control, format and separator characters (and spaces other
+    than the ASCII one) are shown as Python escapes; a line break that is part of a message is kept, the
+    next line indented under it."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\t" else "\n  " if ch == "\n"
+                   else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 class BaconError(Exception):
     """Root of every error BACON raises on purpose."""
 
@@ -32,10 +44,11 @@ class BaconError(Exception):
         self.hint = hint
 
     def render(self) -> str:
-        """The text for stderr: ``bacon: <prefix>: message`` and, if any, a ``hint:`` line."""
-        text = f"bacon: {self.prefix}: {self.message}"
+        """The text for stderr: ``bacon: <prefix>: message`` and, if any, a ``hint:`` line (both
+        :func:`printable`)."""
+        text = f"bacon: {self.prefix}: {printable(self.message)}"
         if self.hint:
-            text += f"\nbacon: hint: {self.hint}"
+            text += f"\nbacon: hint: {printable(self.hint)}"
         return text
 
 
@@ -106,10 +119,11 @@ class Denied(BaconError):
         self.digest = digest
 
     def render(self) -> str:
-        head = f"bacon: denied: image {self.image or '-'} digest {self.digest or '-'}: check {self.check} failed: "
-        text = head + self.message
+        head = (f"bacon: denied: image {printable(self.image or '-')} digest {printable(self.digest or '-')}: "
+                f"check {self.check} failed: ")
+        text = head + printable(self.message)
         if self.hint:
-            text += f"\nbacon: hint: {self.hint}"
+            text += f"\nbacon: hint: {printable(self.hint)}"
         return text
 
 
@@ -138,7 +152,7 @@ def exit_status(body: Callable[[], int], *, internal_hint: str | None = None) ->
     except ModuleNotFoundError as e:
         return report_missing_module(e)
     except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, never a traceback
-        print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"bacon: internal error: {type(e).__name__}: {printable(str(e))}", file=sys.stderr)
         if internal_hint:
             print(f"bacon: hint: {internal_hint}", file=sys.stderr)
         return EXIT_INTERNAL

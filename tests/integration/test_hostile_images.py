@@ -10,6 +10,9 @@ admits the honest variant.
 - A reference by a sha512 or sha384 digest (nerdctl's grammar takes them): refused as uncheckable (77).
 - A local record whose content is not an image BACON reads (Docker schema 1, an unknown media type, an
   index's bytes under a manifest's type): denied naming the record and what is wrong (was "not present").
+- An index offering a platform whose name holds terminal escapes and a line break: the refusal shows them
+  escaped (every message BACON prints goes through ``shim.common.errors.printable``).
+- Labels outside ``config.Labels`` and signatures of an index or a manifest count only for what they cover.
 - An index that lists one nested index many times over, several levels deep: a few kilobytes whose full
   walk is tens of thousands of documents (containerd itself follows one entry per level).
 """
@@ -270,3 +273,81 @@ def test_a_local_image_that_cannot_be_read_is_denied_with_the_reason(gate_host: 
     r = wrapper(gate_host, "run", "--rm", f"--pull={pull}", name)
     assert_refused(r, gate_host, rc=77, says=says, within=QUICK, check="image")
     assert f"local image {name}" in r.stderr
+
+
+# -- what an image says, on the operator's terminal ----------------------------------------------------------
+
+def test_terminal_escapes_and_line_breaks_in_an_index_are_shown_escaped(gate_host: Host, signed: Signed) -> None:
+    """An index offering only a platform whose architecture holds an escape sequence and a line break: the
+    refusal lists what it offers. Before, the bytes reached the terminal as they were (the screen cleared, and
+    a second ``bacon: hint:`` line of the attacker's words)."""
+    configure(gate_host, signed.trusted)
+    layout, reg = signed.images.layout, signed.images.registry
+    path = "hostile/escapes"
+    images_h.push(layout, reg, "low", repo_path=path, tag="low")
+    low = images_h._ref_descriptor(layout, "low")
+    arch = "arm64\x1b[2J\x1b]0;owned\x07\nbacon: hint: sudo bacon policy set High"
+    entry = {"mediaType": low["mediaType"], "digest": low["digest"], "size": low["size"],
+             "platform": {"os": "linux", "architecture": arch}}
+    repo = registry_client.Repository(reg.host, path)
+    with registry_client.Client(insecure={reg.host}) as c:
+        c.put_manifest(repo, "v1", _index([entry]), oci.MEDIA_OCI_INDEX)
+    r = wrapper(gate_host, "pull", f"{reg.host}/{path}:v1")
+    assert_refused(r, gate_host, rc=64, says="it offers: linux/arm64\\x1b[2J\\x1b]0;owned\\x07", within=QUICK)
+    assert "\x1b" not in r.stderr
+    assert "\x07" not in r.stderr
+    assert [line for line in r.stderr.splitlines() if line.startswith("bacon: hint:")] == [
+        "bacon: hint: pass --platform for one it offers"]
+
+
+# -- where the level is read ------------------------------------------------------------------------------------
+
+def test_only_config_labels_give_the_level(gate_host: Host, signed: Signed, forge: Forge) -> None:
+    """``policy=Low`` in Docker's legacy ``container_config.Labels`` and in a top-level ``Labels`` (fields Go's
+    image config has not, so containerd and nerdctl ignore them) beside ``config.Labels`` saying High."""
+    configure(gate_host, signed.trusted)
+
+    def rewrite(config: bytes) -> bytes:
+        assert config.startswith(b"{") and b'"policy":"Low"' in config
+        config = config.replace(b'"policy":"Low"', b'"policy":"High"', 1)
+        return b'{"container_config":{"Labels":{"policy":"Low"}},"Labels":{"policy":"Low"},' + config[1:]
+
+    img = forge.variant("legacy-labels", rewrite)
+    for how in ("pull", "local"):
+        r = decide_by(gate_host, img, how)
+        assert_refused(r, gate_host, rc=77, says="level High (its policy label)", within=QUICK, check="level")
+
+
+# -- index and platform signatures -------------------------------------------------------------------------------
+
+def test_an_index_signature_covers_only_what_it_lists(gate_host: Host, signed: Signed) -> None:
+    """The index lists the Low manifest and is signed; the High manifest in the same repository is not listed
+    (and not signed itself): asked for by its digest, it is denied; the index's own choice is admitted. And the
+    other way: an unsigned index whose chosen manifest is signed is admitted, pinned to that manifest."""
+    configure(gate_host, signed.trusted, level="High", extra='[levels.High]\nrequire = ["signature"]\n'
+                                                              '[levels.Mid]\nrequire = ["signature"]\n')
+    layout, reg = signed.images.layout, signed.images.registry
+    path = "hostile/index-scope"
+    for name in ("low", "high"):
+        images_h.push(layout, reg, name, repo_path=path, tag=name)
+    low, high = (images_h._ref_descriptor(layout, n) for n in ("low", "high"))
+    repo = registry_client.Repository(reg.host, path)
+    with registry_client.Client(insecure={reg.host}) as c:
+        c.put_manifest(repo, "v1", _index([{**low, "platform": AMD64}]), oci.MEDIA_OCI_INDEX)
+        index_digest = c.resolve(repo, "v1")
+    sign_image(Image(name=path, ref=f"{reg.host}/{path}:v1", digest=index_digest), signed.trusted)
+    r = wrapper(gate_host, "pull", f"{reg.host}/{path}@{high['digest']}")
+    assert_refused(r, gate_host, rc=77, says="no signature found", within=QUICK, check="signature")
+    r = wrapper(gate_host, "run", "--rm", "--pull=always", f"{reg.host}/{path}:v1")
+    assert r.rc == 0, r.stderr
+    assert r.forwarded[0][-1] == f"{reg.host}/{path}@{low['digest']}"
+
+    path = "hostile/platform-signed"
+    images_h.push(layout, reg, "low", repo_path=path, tag="low")
+    repo = registry_client.Repository(reg.host, path)
+    with registry_client.Client(insecure={reg.host}) as c:
+        c.put_manifest(repo, "v1", _index([{**low, "platform": AMD64}]), oci.MEDIA_OCI_INDEX)
+    sign_image(Image(name=path, ref=f"{reg.host}/{path}:low", digest=str(low["digest"])), signed.trusted)
+    r = wrapper(gate_host, "run", "--rm", "--pull=always", f"{reg.host}/{path}:v1")
+    assert r.rc == 0, r.stderr
+    assert r.forwarded[0][-1] == f"{reg.host}/{path}@{low['digest']}"

@@ -14,6 +14,7 @@ from shim.common.errors import (
     UsageError,
     exit_status,
     missing_extra,
+    printable,
 )
 
 
@@ -90,3 +91,14 @@ def test_exit_status_is_the_one_place_failures_become_text(capsys: pytest.Captur
     assert exit_status(lambda: _raise(failure), internal_hint="nothing was run") == status
     assert says in capsys.readouterr().err
     assert exit_status(lambda: 3) == 3
+
+
+def test_what_an_image_says_reaches_the_terminal_escaped() -> None:
+    """Messages quote labels, platforms and names from images: control characters are shown, not sent."""
+    assert printable("plain ≤ text, ünïcode") == "plain ≤ text, ünïcode"
+    assert printable("a\x1b[2Jb\x07c\u202ed\u00a0e\u2028f\tg") == "a\\x1b[2Jb\\x07c\\u202ed\\xa0e\\u2028f\tg"
+    forged = "x\nbacon: hint: sudo bacon policy set High"
+    lines = Denied(forged, check="level", image="i\x1b", hint="h\r").render().splitlines()
+    assert lines == ["bacon: denied: image i\\x1b digest -: check level failed: x",
+                     "  bacon: hint: sudo bacon policy set High", "bacon: hint: h\\r"]
+    assert NotFound(forged).render().splitlines()[1].startswith("  ")
