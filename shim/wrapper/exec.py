@@ -49,8 +49,12 @@ def run_real(nerdctl: str | os.PathLike[str], args: Sequence[str]) -> int:
     """Run the real nerdctl with ``args`` as a child (cleaned environment), and return its exit status."""
     import subprocess
 
+    from shim.wrapper.inputs import inherited_copies
+
     check_real_nerdctl(nerdctl)
-    return subprocess.run([os.fspath(nerdctl), *args], env=clean_environment(os.environ), check=False).returncode
+    env = clean_environment(os.environ)
+    return subprocess.run([os.fspath(nerdctl), *args], env=env, pass_fds=inherited_copies(env),
+                          check=False).returncode
 
 
 def carry_out(nerdctl: str | os.PathLike[str], forward: Sequence[str], then: Sequence[Sequence[str]] = ()) -> int:

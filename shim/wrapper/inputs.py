@@ -74,6 +74,44 @@ def materialize(inv: Invocation, environ: Mapping[str, str] | None = None) -> tu
     return inv.replace(flags=tuple(flags)), sorted(copies.values())
 
 
+def seal_nerdctl_toml(environ: dict[str, str] | os._Environ[str]) -> list[int]:
+    """Under sudo, the nerdctl.toml the caller's ``NERDCTL_TOML`` names, read once as the caller and
+    handed on as a sealed copy: ``environ["NERDCTL_TOML"]`` becomes ``/proc/self/fd/N`` (its descriptor is
+    returned), so what the container profile judges of it (``nerdctl_env.caller_settings``) is exactly
+    what nerdctl reads, however the caller changes the file meanwhile. A path root sees nothing at becomes
+    ``""``, which nerdctl reads as no file (docs/nerdctl.md §2). Outside sudo, or unset, nothing changes.
+    Raises ConfigError (a file the caller cannot read, or not a regular file)."""
+    from shim.wrapper import caller
+
+    path = environ.get("NERDCTL_TOML")
+    if not path or not caller.under_sudo(environ) or copy_fd(path) is not None:
+        return []
+    if not os.path.lexists(path):
+        environ["NERDCTL_TOML"] = ""
+        return []
+    import fcntl
+
+    from shim.common.errors import ConfigError, Denied, Unavailable
+
+    try:
+        data = callerfiles.read(path, what="nerdctl's configuration (NERDCTL_TOML)", environ=environ)
+    except (Denied, Unavailable) as e:
+        raise ConfigError(e.message, hint="point NERDCTL_TOML at a regular file you can read, or unset it") from e
+    fd = callerfiles.sealed_copy(data, "bacon-nerdctl-toml")
+    try:
+        number = fcntl.fcntl(fd, fcntl.F_DUPFD, FIRST_FD)  # not close-on-exec
+    finally:
+        os.close(fd)
+    environ["NERDCTL_TOML"] = f"{PREFIX}{number}"
+    return [number]
+
+
+def inherited_copies(environ: Mapping[str, str]) -> tuple[int, ...]:
+    """The sealed copies a child nerdctl must inherit besides those in its argv: the nerdctl.toml's."""
+    fd = copy_fd(environ.get("NERDCTL_TOML", ""))
+    return () if fd is None else (fd,)
+
+
 def read_copy(path: str, *, what: str, environ: Mapping[str, str] | None = None) -> bytes:
     """The bytes nerdctl will read at ``path``: a sealed copy's, or the file's as the caller."""
     fd = copy_fd(path)

@@ -60,11 +60,16 @@ def run(args: Sequence[str]) -> int:
     inv = nargv.parse(args)
     served_args: Sequence[str] = args
     copies: list[int] = []
+    if os.environ.get("NERDCTL_TOML") and configfile.under_sudo():
+        from shim.wrapper import inputs
+
+        copies += inputs.seal_nerdctl_toml(os.environ)  # the caller's nerdctl.toml, as nerdctl will read it
     if inv.command in ("run", "create", "exec"):  # inputs.COMMANDS, without importing it for every command
         from shim.wrapper import inputs  # files nerdctl would read as root: read as the caller, handed over sealed
 
-        inv, copies = inputs.materialize(inv)
-        if copies:
+        inv, files = inputs.materialize(inv)
+        copies += files
+        if files:
             served_args = nargv.serialize(inv)
     if inv.command in PLANNED:
         socket_path = configfile.service_socket(table, path)

@@ -58,13 +58,14 @@ def load_toml(environ: Mapping[str, str]) -> Mapping[str, Any]:
     """nerdctl's TOML configuration, read as the caller (its path comes from the caller's environment):
     a regular file, bounded, within a time (:mod:`shim.wrapper.callerfiles`); none there is an empty table."""
     from shim.common.errors import Denied, Unavailable
-    from shim.wrapper import callerfiles
 
     path = toml_path(environ)
     if path is None or not os.path.lexists(path):
         return {}
-    try:
-        raw = callerfiles.read(str(path), what="nerdctl's configuration", environ=environ)
+    from shim.wrapper import inputs
+
+    try:  # under sudo the wrapper has made it a sealed copy (inputs.seal_nerdctl_toml)
+        raw = inputs.read_copy(str(path), what="nerdctl's configuration", environ=environ)
     except (Denied, Unavailable) as e:
         raise ConfigError(e.message, hint="point NERDCTL_TOML at a regular file you can read, or unset it") from e
     try:

@@ -120,3 +120,46 @@ def test_a_forwarded_command_asks_the_profile_when_the_environment_sets_them(mon
     toml.write_text('data_root = "/home/op/state"\n')
     if os.geteuid() == 0:
         assert wrapper_main._caller_sets_globals(ps)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading as the caller needs root")
+def test_under_sudo_nerdctl_reads_the_sealed_copy_that_was_judged(readable_dir: Path) -> None:
+    """The caller owns the file: judged, then swapped for one with `cni_path = …` before nerdctl read it, it
+    would have passed. Now the wrapper reads it once as the caller and hands nerdctl (and the decision) a
+    sealed copy of those bytes."""
+    from shim.common.errors import ConfigError
+    from shim.wrapper import inputs
+    from shim.wrapper.exec import run_real
+
+    toml = readable_dir / "nerdctl.toml"
+    toml.write_text('namespace = "k8s.io"\n')
+    toml.chmod(0o644)
+    nobody = pwd.getpwnam("nobody")
+    env = {**SUDO, "SUDO_UID": str(nobody.pw_uid), "SUDO_GID": str(nobody.pw_gid), "NERDCTL_TOML": str(toml)}
+    [fd] = inputs.seal_nerdctl_toml(env)
+    try:
+        assert env["NERDCTL_TOML"] == f"/proc/self/fd/{fd}"
+        assert inputs.seal_nerdctl_toml(env) == []  # already a sealed copy: kept
+        toml.write_text('cni_path = "/home/op/cni"\n')  # the swap, after the decision read it
+        assert caller_settings(set(), env) == ()  # the decision reads the copy
+        expected = readable_dir / "expected"
+        expected.write_text('namespace = "k8s.io"\n')
+        # a nerdctl started as a child (pull then tag, build, push) inherits the copy and reads those bytes
+        os.environ["NERDCTL_TOML"] = env["NERDCTL_TOML"]
+        try:
+            assert run_real("/bin/sh", ["-c", f'cmp -s "$NERDCTL_TOML" {expected}']) == 0
+        finally:
+            del os.environ["NERDCTL_TOML"]
+    finally:
+        os.close(fd)
+    # outside sudo nothing changes; under sudo a path root sees nothing at becomes "" (nerdctl: no file)
+    plain = {"NERDCTL_TOML": str(toml)}
+    assert inputs.seal_nerdctl_toml(plain) == []
+    assert plain["NERDCTL_TOML"] == str(toml)
+    missing = {**env, "NERDCTL_TOML": str(readable_dir / "absent.toml")}
+    assert inputs.seal_nerdctl_toml(missing) == []
+    assert missing["NERDCTL_TOML"] == ""
+    # a file the caller cannot read is a configuration error, not a silent pass
+    toml.chmod(0o600)
+    with pytest.raises(ConfigError, match="NERDCTL_TOML"):
+        inputs.seal_nerdctl_toml({**env, "NERDCTL_TOML": str(toml)})
