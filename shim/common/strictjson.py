@@ -11,7 +11,10 @@ enable records, the TPM baseline, the audit log — is read by :func:`loads` (or
   depend on which one;
 - ``NaN``, ``Infinity`` and ``-Infinity`` are refused (not JSON; Go refuses them);
 - arrays and objects nested at most ``max_depth`` deep (default :data:`MAX_DEPTH`), so that nothing that
-  walks the document later recurses without bound.
+  walks the document later recurses without bound;
+- at most ``max_values`` values in arrays and objects (default :data:`MAX_VALUES`), counted before parsing:
+  a Python object costs some 60 bytes against a JSON value's 2 or 3, so the 8 MiB an image config may be,
+  as ``[{},{},…]``, made some 400 MB of dicts.
 
 Every refusal is an :class:`Invalid` (a ``ValueError``) whose text is a phrase that follows the document's
 name: ``raise Denied(f"the OCI spec {path} {e}")`` reads "the OCI spec … is not JSON: duplicate key 'root'".
@@ -30,17 +33,21 @@ if TYPE_CHECKING:
     ObjectCheck = Callable[[list[tuple[str, Any]]], None]
 
 MAX_DEPTH = 64  # far above any document BACON reads (an OCI spec or a bundle nests fewer than 10 levels)
+# Far above any document BACON reads (an index of 1000 entries, a signature manifest of 1000 layers: some
+# 10,000), and some 12 MB of Python objects at most.
+MAX_VALUES = 200_000
 
 
 class Invalid(ValueError):
     """Why a JSON document is refused, as a phrase that follows its name (``f"{what} {e}"``)."""
 
 
-def loads(data: bytes | str, *, max_size: int, max_depth: int = MAX_DEPTH,
+def loads(data: bytes | str, *, max_size: int, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES,
           check_object: ObjectCheck | None = None) -> Any:
-    """The JSON value in ``data`` (at most ``max_size`` bytes; characters for a ``str``). ``check_object``, when
-    given, sees each object's members first (in order) and may refuse them with an :class:`Invalid` of its own,
-    which is raised as it is. Raises :class:`Invalid`."""
+    """The JSON value in ``data`` (at most ``max_size`` bytes; characters for a ``str``; at most ``max_values``
+    values in its arrays and objects). ``check_object``, when given, sees each object's members first (in
+    order) and may refuse them with an :class:`Invalid` of its own, which is raised as it is. Raises
+    :class:`Invalid`."""
     if len(data) > max_size:
         raise Invalid(f"is {len(data)} bytes, more than the limit of {max_size}")
     if isinstance(data, bytes):
@@ -50,6 +57,8 @@ def loads(data: bytes | str, *, max_size: int, max_depth: int = MAX_DEPTH,
             raise Invalid(f"is not JSON: not UTF-8 (byte {e.start})") from e
     else:
         text = data
+    if _values(text, max_values) > max_values:
+        raise Invalid(f"is not JSON BACON reads: more than {max_values} values")
     import json
 
     hook = _unique_keys if check_object is None else _checked(check_object)
@@ -67,13 +76,25 @@ def loads(data: bytes | str, *, max_size: int, max_depth: int = MAX_DEPTH,
     return doc
 
 
-def load_object(data: bytes | str, *, max_size: int, max_depth: int = MAX_DEPTH,
+def load_object(data: bytes | str, *, max_size: int, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES,
                 check_object: ObjectCheck | None = None) -> dict[str, Any]:
     """:func:`loads`, and the value must be a JSON object. Raises :class:`Invalid`."""
-    doc = loads(data, max_size=max_size, max_depth=max_depth, check_object=check_object)
+    doc = loads(data, max_size=max_size, max_depth=max_depth, max_values=max_values, check_object=check_object)
     if not isinstance(doc, dict):
         raise Invalid("is not a JSON object")
     return doc
+
+
+def _values(text: str, limit: int) -> int:
+    """At least the number of values in arrays and objects (each follows a ``[``, ``{`` or ``,``), at most the
+    count of those characters: the quick count, and only when it is high, the count outside strings."""
+    quick = text.count(",") + text.count("[") + text.count("{")
+    if quick <= limit:
+        return quick
+    import re
+
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", text)  # a string that does not end leaves the rest: json refuses it
+    return bare.count(",") + bare.count("[") + bare.count("{")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -351,3 +351,17 @@ def test_an_index_signature_covers_only_what_it_lists(gate_host: Host, signed: S
     r = wrapper(gate_host, "run", "--rm", "--pull=always", f"{reg.host}/{path}:v1")
     assert r.rc == 0, r.stderr
     assert r.forwarded[0][-1] == f"{reg.host}/{path}@{low['digest']}"
+
+
+# -- documents whose parse would cost hundreds of megabytes -------------------------------------------------------
+
+def test_a_config_of_millions_of_values_is_denied(gate_host: Host, signed: Signed, forge: Forge) -> None:
+    """A signed image whose 8 MiB config (under the limit on its size) is mostly ``{},{},…`` (under a key Go's decoder ignores): before, it was
+    admitted, after the wrapper had grown by some 400 MB of Python dicts to read it."""
+    configure(gate_host, signed.trusted)
+    pad = b'"padding":[' + b"{}," * ((8 << 20) // 3 - 2000) + b"{}],"
+    img = forge.variant("config-of-millions", lambda config: b"{" + pad + config[1:])
+    for how in ("pull", "local"):
+        r = decide_by(gate_host, img, how)
+        assert_refused(r, gate_host, rc=77, says="more than 200000 values", within=QUICK)
+        assert img.digest in r.first_line

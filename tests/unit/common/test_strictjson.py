@@ -58,6 +58,25 @@ def test_nesting_up_to_the_limit_is_read() -> None:
     assert strictjson.loads('["[[[[", "{{{{{{"]', max_size=100, max_depth=1) == ["[[[[", "{{{{{{"]
 
 
+@pytest.mark.parametrize("doc", [b"[" + b"{}," * 200_000 + b"{}]", b"[" + b"0," * 200_000 + b"0]",
+                                 b'{"a":[' + b"[]," * 100_000 + b'[]],"b":[' + b'"x",' * 100_000 + b'"x"]}'])
+def test_too_many_values_are_refused_before_parsing(doc: bytes) -> None:
+    """Before, 8 MiB of ``[{},{},…]`` (what an image config may be) became some 400 MB of dicts."""
+    with pytest.raises(Invalid, match="more than 200000 values"):
+        strictjson.loads(doc, max_size=len(doc))
+
+
+def test_values_are_counted_outside_strings() -> None:
+    brackets = '"' + "[{," * 100_000 + '"'  # 300,000 structural characters, all in one string
+    doc = '{"a": ' + brackets + r', "b": "\\", "c": "\\\"[,"}'
+    assert strictjson.loads(doc, max_size=len(doc))["c"] == '\\"[,'
+    doc = "[" + "0," * 199_999 + "0]"  # exactly the limit
+    assert len(strictjson.loads(doc, max_size=len(doc))) == 200_000
+    assert strictjson.loads("[1,2,3]", max_size=10, max_values=3) == [1, 2, 3]
+    with pytest.raises(Invalid, match="more than 2 values"):
+        strictjson.loads("[1,2,3]", max_size=10, max_values=2)
+
+
 @pytest.mark.parametrize("doc", [b"\xff{}", '{"a": 1}'.encode("utf-16"), '["x"]'.encode("utf-32")])
 def test_only_utf8(doc: bytes) -> None:
     with pytest.raises(Invalid, match=r"not UTF-8|is not JSON"):
