@@ -13,6 +13,8 @@ admits the honest variant.
 - An index offering a platform whose name holds terminal escapes and a line break: the refusal shows them
   escaped (every message BACON prints goes through ``shim.common.errors.printable``).
 - Labels outside ``config.Labels`` and signatures of an index or a manifest count only for what they cover.
+- A signed config of 8 MiB (under its size limit) that is mostly ``{},{},…``: denied before it is parsed
+  (every untrusted JSON document is bounded in values, ``shim.common.strictjson``).
 - An index that lists one nested index many times over, several levels deep: a few kilobytes whose full
   walk is tens of thousands of documents (containerd itself follows one entry per level).
 """
@@ -308,7 +310,8 @@ def test_only_config_labels_give_the_level(gate_host: Host, signed: Signed, forg
     configure(gate_host, signed.trusted)
 
     def rewrite(config: bytes) -> bytes:
-        assert config.startswith(b"{") and b'"policy":"Low"' in config
+        assert config.startswith(b"{")
+        assert b'"policy":"Low"' in config
         config = config.replace(b'"policy":"Low"', b'"policy":"High"', 1)
         return b'{"container_config":{"Labels":{"policy":"Low"}},"Labels":{"policy":"Low"},' + config[1:]
 
@@ -356,8 +359,8 @@ def test_an_index_signature_covers_only_what_it_lists(gate_host: Host, signed: S
 # -- documents whose parse would cost hundreds of megabytes -------------------------------------------------------
 
 def test_a_config_of_millions_of_values_is_denied(gate_host: Host, signed: Signed, forge: Forge) -> None:
-    """A signed image whose 8 MiB config (under the limit on its size) is mostly ``{},{},…`` (under a key Go's decoder ignores): before, it was
-    admitted, after the wrapper had grown by some 400 MB of Python dicts to read it."""
+    """A signed image whose 8 MiB config (under the limit on its size) is mostly ``{},{},…`` (under a key Go's
+    decoder ignores): before, it was admitted, after the wrapper had grown by some 400 MB of dicts to read it."""
     configure(gate_host, signed.trusted)
     pad = b'"padding":[' + b"{}," * ((8 << 20) // 3 - 2000) + b"{}],"
     img = forge.variant("config-of-millions", lambda config: b"{" + pad + config[1:])
