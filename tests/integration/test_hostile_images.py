@@ -15,6 +15,8 @@ admits the honest variant.
 - Labels outside ``config.Labels`` and signatures of an index or a manifest count only for what they cover.
 - A signed config of 8 MiB (under its size limit) that is mostly ``{},{},…``: denied before it is parsed
   (every untrusted JSON document is bounded in values, ``shim.common.strictjson``).
+- A stored index listing a second amd64 manifest whose content is not in containerd: refused (64), with the
+  way out.
 - An index that lists one nested index many times over, several levels deep: a few kilobytes whose full
   walk is tens of thousands of documents (containerd itself follows one entry per level).
 """
@@ -368,3 +370,32 @@ def test_a_config_of_millions_of_values_is_denied(gate_host: Host, signed: Signe
         r = decide_by(gate_host, img, how)
         assert_refused(r, gate_host, rc=77, says="more than 200000 values", within=QUICK)
         assert img.digest in r.first_line
+
+
+def test_a_stored_index_listing_a_manifest_whose_content_is_missing_is_refused(gate_host: Host,
+                                                                               signed: Signed) -> None:
+    """The record's index lists the Low manifest (here) and a second amd64 manifest whose content containerd
+    does not have: nerdctl's matcher could take either, so it cannot be decided; refused with the way out."""
+    configure(gate_host, signed.trusted)
+    layout, reg = signed.images.layout, signed.images.registry
+    path = "hostile/missing-content"
+    images_h.push(layout, reg, "low", repo_path=path, tag="low")
+    low = images_h._ref_descriptor(layout, "low")
+    other = json.loads(images_h._blob(layout, str(low["digest"])))
+    other["annotations"] = {"org.example.copy": os.urandom(8).hex()}  # content nobody pulled
+    other_body = json.dumps(other).encode()
+    repo = registry_client.Repository(reg.host, path)
+    index = _index([{**low, "platform": AMD64},
+                    {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": oci.sha256_digest(other_body),
+                     "size": len(other_body), "platform": AMD64}])
+    with registry_client.Client(insecure={reg.host}) as c:
+        c.put_manifest(repo, oci.sha256_digest(other_body), other_body, oci.MEDIA_OCI_MANIFEST)
+        c.put_manifest(repo, "v1", index, oci.MEDIA_OCI_INDEX)
+    img = Image(name=path, ref=f"{reg.host}/{path}:v1", digest=oci.sha256_digest(index))
+    sign_image(img, signed.trusted)
+    ctr_pull(gate_host.containerd, f"{reg.host}/{path}:low")
+    localcontent.create_image(gate_host.containerd, img.ref, oci.MEDIA_OCI_INDEX, img.digest, len(index))
+    localcontent.ingest(gate_host.containerd, index, children=[str(low["digest"])])
+    r = wrapper(gate_host, "run", "--rm", img.ref)
+    assert_refused(r, gate_host, rc=64, says="whose content is not here", within=QUICK)
+    assert "pull the image again through the nerdctl wrapper" in r.stderr

@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from shim.images import registry as registry_client
+from shim.trust import signatures, signing
+from shim.trust.keys import load_signing_key
 from tests.conftest import Host, KeyPair, Signed, make_keypair, sign_image
 from tests.harness import images as images_h
 from tests.integration.sig.conftest import CosignKeys
@@ -130,3 +133,27 @@ def test_a_signature_made_by_the_real_cosign_is_scoped_the_same(scoped: Scoped, 
     r = pull(host, elsewhere.ref)
     assert r.returncode == 77
     assert f"signed by ci (key {cosign_keys.pub}), whose scope ({reg}/ci/* up to Low)" in r.stderr
+
+
+def test_the_payloads_docker_reference_widens_no_scope(scoped: Scoped) -> None:
+    """A team-key signature whose payload names ``team/app`` as its docker-reference, on an image in
+    ``other/app``: the signature binds the digest (cosign checks no docker-reference either), and the scope
+    is judged on the repository asked for, never on what the payload names."""
+    img = scoped.push("low", "other/app")
+    repo = registry_client.Repository.of(img.ref)
+    key = load_signing_key(scoped.team.private.read_bytes(), "team")
+    claimed = f"{scoped.host.registry.host}/team/app-{scoped.suffix}"
+    payload = signatures.classic_payload(img.digest, claimed)
+    manifest, config = signing.signature_manifest(None, payload, key.sign(payload))
+    with registry_client.Client(insecure={repo.host}) as c:
+        c.push_blob(repo, payload)
+        c.push_blob(repo, config)
+        c.put_manifest(repo, signatures.sig_tag(img.digest), manifest, "application/vnd.oci.image.manifest.v1+json")
+    r = pull(scoped.host, img.ref)
+    assert r.returncode == 77, r.stderr
+    assert "no signer whose scope covers this image" in r.stderr
+    # The control: the same signature for the image in the team repository it names is admitted.
+    team_img = scoped.push("low", "team/app")
+    sign_image(team_img, scoped.team)
+    r = pull(scoped.host, team_img.ref)
+    assert r.returncode == 0, r.stderr
