@@ -74,27 +74,32 @@ def fetch_signatures(client: Client, repo: Repository, digest: str, limits: Limi
     Malformed referrers, and a referrers index that cannot be read, are skipped (another image's signature
     cannot block this one); the classic manifest is returned raw for the verifier to judge, or skipped when
     it cannot be read and bundles were found. Raises :class:`Unavailable`."""
-    bundles: list[bytes] = []
-    spent = 0  # bundle bytes fetched, against limits.max_bundle_total (a bundle is a few kilobytes)
     try:
         index = client.referrers(repo, digest)
         refs = _bundle_descriptors(index, digest, limits) if index is not None else []
     except IntegrityError:
         refs = []  # a referrers index we do not read (a key twice, too deep): it cannot hide a .sig signature
-    if refs:
-        for ref in refs:
-            try:
-                m = oci.parse_manifest(client.get_manifest(repo, ref, accept=(oci.MEDIA_OCI_MANIFEST,)).data)
-                if m.subject is None or m.subject.digest != digest or not m.layers:
-                    continue
-                layer = m.layers[0]
-                if (layer.media_type not in BUNDLE_MEDIA_TYPES or layer.size > limits.max_bundle_bytes
-                        or spent + layer.size > limits.max_bundle_total):
-                    continue
-                spent += layer.size
-                bundles.append(client.get_blob(repo, layer.digest, layer.size))  # no more than it declares
-            except (NotFound, IntegrityError):
-                continue
+    layers: list[oci.Descriptor] = []  # each referrer's bundle (its manifests are small, bounded and counted)
+    for ref in refs:
+        try:
+            m = oci.parse_manifest(client.get_manifest(repo, ref, accept=(oci.MEDIA_OCI_MANIFEST,)).data)
+        except (NotFound, IntegrityError):
+            continue
+        if (m.subject is not None and m.subject.digest == digest and m.layers
+                and m.layers[0].media_type in BUNDLE_MEDIA_TYPES and m.layers[0].size <= limits.max_bundle_bytes):
+            layers.append(m.layers[0])
+    # The smallest first, within limits.max_bundle_total (a bundle is a few kilobytes): referrers padded to
+    # the size limit do not push a real bundle out of reach.
+    bundles: list[bytes] = []
+    spent = 0
+    for layer in sorted(layers, key=lambda d: d.size):
+        if spent + layer.size > limits.max_bundle_total:
+            break
+        spent += layer.size
+        try:
+            bundles.append(client.get_blob(repo, layer.digest, layer.size))  # no more than it declares
+        except (NotFound, IntegrityError):
+            continue
     try:
         classic: bytes | None = client.get_manifest(repo, sig_tag(digest)).data
     except NotFound:

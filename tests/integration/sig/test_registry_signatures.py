@@ -214,3 +214,18 @@ def test_a_sig_manifest_we_cannot_read_does_not_hide_a_bundle(sig_registry: Regi
     material = fetch_signatures(client, repo, img.digest)
     assert material.classic_manifest is None
     assert verify([material], trusted).format == "bundle"
+
+
+def test_referrers_padded_to_the_size_limit_do_not_hide_a_real_bundle(sig_registry: Registry, sig_layout: Path,
+                                                                       client: Client, team: SigningKey,
+                                                                       trusted: list[PublicKey]) -> None:
+    """Three junk "bundles" just under 1 MiB listed before the real one: fetched in order they spent the 2 MiB
+    that bundles may take together, and the real one was never fetched. The smallest are fetched first."""
+    img = sigimages.push_fresh(sig_layout, sig_registry)
+    repo = Repository.of(img.ref)
+    for i in range(3):
+        push_bundle(client, img, b'{"pad":"' + (b"%d" % i) * ((1 << 20) - 100) + b'"}')
+    push_bundle(client, img, sigimages.make_bundle(team, img.digest))
+    material = fetch_signatures(client, repo, img.digest)
+    assert sum(map(len, material.bundles)) <= signatures.DEFAULT_LIMITS.max_bundle_total
+    assert verify([material], trusted).format == "bundle"
