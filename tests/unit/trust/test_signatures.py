@@ -279,6 +279,15 @@ def test_signed_payload_in_other_case_is_read_as_go_reads_it(team: SigningKey, t
         verify([Material(D2, manifest, blobs)], trusted)
 
 
+def test_signed_payload_with_unknown_fields_is_read_as_cosign_reads_it(team: SigningKey,
+                                                                       trusted: list[PublicKey]) -> None:
+    """Fields cosign's payload type has not (anywhere) are ignored by its decoder and here alike."""
+    body = classic_payload(D1, REPO).replace(b'"type":', b'"x-extra":{"docker-manifest-digest":"' + D2.encode()
+                                             + b'"},"type":').replace(b'"optional":null', b'"optional":null,"z":[1]')
+    manifest, blobs = classic(team, D1, payload=body)
+    assert verify([Material(D1, manifest, blobs)], trusted).digest == D1
+
+
 def test_missing_payload_blob_means_no_signature(team: SigningKey, trusted: list[PublicKey]) -> None:
     manifest, _ = classic(team, D1)
     with pytest.raises(Denied, match=r"no signature found.*not available"):
