@@ -166,7 +166,7 @@ def report_missing_module(e: ModuleNotFoundError) -> int:
 
     extra = missing_extra(e)
     if extra is None:
-        print(f"bacon: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"bacon: internal error: {type(e).__name__}: {printable(str(e))}", file=sys.stderr)
         return EXIT_INTERNAL
     print(extra.render(), file=sys.stderr)
     return extra.exit_code

@@ -42,7 +42,7 @@ import time
 from typing import TextIO
 
 from shim.common import trustedfile
-from shim.common.errors import EXIT_INTERNAL, BaconError, ConfigError
+from shim.common.errors import EXIT_INTERNAL, BaconError, ConfigError, printable
 from shim.service import log as servicelog
 from shim.service import wire
 
@@ -274,7 +274,7 @@ def _answer_request(conn: socket.socket, log: servicelog.Log, caller_pid: int, m
     except OSError as e:
         error(f"bacon: unavailable: cannot enter {cwd}: {e.strerror}", 69)
     except Exception as e:  # noqa: BLE001 - fail closed on any bug, with a message, as the wrapper does
-        error(f"bacon: internal error: {type(e).__name__}: {e}", EXIT_INTERNAL)
+        error(f"bacon: internal error: {type(e).__name__}: {printable(str(e))}", EXIT_INTERNAL)
 
 
 def _warm_up() -> None:

@@ -102,3 +102,12 @@ def test_what_an_image_says_reaches_the_terminal_escaped() -> None:
     assert lines == ["bacon: denied: image i\\x1b digest -: check level failed: x",
                      "  bacon: hint: sudo bacon policy set High", "bacon: hint: h\\r"]
     assert NotFound(forged).render().splitlines()[1].startswith("  ")
+
+
+def test_an_unexpected_error_reaches_the_terminal_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    def body() -> int:
+        raise RuntimeError("bad\x1b[2J\nbacon: hint: forged")
+
+    assert exit_status(body) == 70
+    assert capsys.readouterr().err.splitlines() == ["bacon: internal error: RuntimeError: bad\\x1b[2J",
+                                                    "  bacon: hint: forged"]
