@@ -235,11 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     _verb(bsub, "record", "commands.attest:cmd_baseline_record",
           "record the current PCRs as the baseline (root)",
           "Read the configured PCRs (default sha256 0-5 and 7) with a verified quote and store them, with the "
-          "event log's replay where the kernel exposes one, atomically and root-only.",
+          "event log's replay where the kernel exposes one, atomically and root-only. The attestation key and the "
+          "endorsement key the quote's session was salted to are pinned: a TPM that later presents another EK is "
+          "denied (re-record when the TPM was replaced on purpose).",
           "  sudo bacon baseline record\n")
     p = _verb(bsub, "show", "commands.attest:cmd_baseline_show", "show the baseline (and --diff the current PCRs)",
               "Print the recorded baseline; with --diff compare it with the TPM's current PCRs (exit 1 when they "
-              "differ).", "  bacon baseline show\n  bacon baseline show --diff --json\n")
+              "differ; 77 when the TPM presents another endorsement key than the baseline pinned).",
+              "  bacon baseline show\n  bacon baseline show --diff --json\n")
     p.add_argument("--diff", action="store_true", help="compare with the current PCR values")
     _add_json(p)
 

@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shim.attest.tpm import ek
 from shim.common.errors import EXIT_DENIED
+from tests.fuzz.profile import fuzz
+from tests.fuzz.strategies import mutated
 
 VECTORS = Path(__file__).parents[3] / "vectors" / "tpm"
 KEYS: list[dict[str, str]] = json.loads((VECTORS / "ek-swtpm.json").read_text())["keys"]
@@ -102,3 +106,16 @@ def test_no_ek_seen_under_a_pin_is_a_mismatch() -> None:
 def test_describe() -> None:
     assert ek.describe(None) == {"ek_pinned": False, "ek": "EK not pinned; re-record the baseline to pin it"}
     assert ek.describe(real()) == {"ek_pinned": True, "ek": KEYS[0]["name"]}
+
+
+@fuzz(300)
+@given(st.data())
+def test_a_mutated_public_area_never_keeps_the_name_nor_raises_another_error(data: st.DataObject) -> None:
+    """Whatever the bytes, the record either is refused with :class:`ek.EkError` or names exactly them."""
+    public = data.draw(mutated(bytes.fromhex(KEYS[0]["public"])))
+    doc = {**ek.to_json(real()), "public": public.hex()}
+    try:
+        ek.from_json(doc)
+    except ek.EkError:
+        return
+    assert public == bytes.fromhex(KEYS[0]["public"])  # only the unmutated area keeps the name
