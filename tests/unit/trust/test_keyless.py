@@ -208,6 +208,8 @@ def test_mutated_bundles_are_only_ever_denied(staging_root: Path, fake: FakeSigs
         doc = json.loads(raw)
         for _ in range(rnd.randint(1, 3)):
             _mutate(doc, rnd)
+        if doc == json.loads(raw):
+            continue  # a character replaced by itself (the fixture's keys are new each run): nothing broken
         with pytest.raises(Denied):
             verify_bundle(digest, json.dumps(doc).encode(), [], keyless=trust)
 
