@@ -64,6 +64,7 @@ DEVICE_TYPES = ("a", "b", "c", "u", "p")
 UNFILTERED_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
 SHARED_PROPAGATION = frozenset({"shared", "rshared"})
 K8S_NAMESPACE = "k8s.io"
+MOBY_NAMESPACE = "moby"
 
 HostDevice = Callable[[str], "tuple[str, int, int] | None"]
 
@@ -323,13 +324,16 @@ def _cgroups(linux: Mapping[str, Any], launch: Launch | None, unknown: list[Ask]
 def containerds_cgroup(path: str, namespace: str, container_id: str) -> bool:
     """Whether ``path`` is a cgroup containerd's clients give a new container: ``/<namespace>/<id>``
     (containerd's default spec), ``<id>`` (under the shim's own), nerdctl's under systemd
-    (``system.slice:nerdctl:<id>``), and in ``k8s.io`` kubelet's, under ``kubepods`` (cgroupfs) or a
-    ``kubepods`` slice (systemd). Any other could be an existing cgroup the container would join (runc 1.1
-    only warns), its limits and its processes (``runc kill --all``) with it."""
+    (``system.slice:nerdctl:<id>``), in ``moby`` dockerd's (``/docker/<id>``, ``system.slice:docker:<id>``),
+    and in ``k8s.io`` kubelet's, under ``kubepods`` (cgroupfs) or a ``kubepods`` slice (systemd). Any other
+    could be an existing cgroup the container would join (runc 1.1 only warns), its limits and its
+    processes (``runc kill --all``) with it."""
     if not container_id:
         return False
     if path in (f"/{namespace}/{container_id}", container_id, f"system.slice:nerdctl:{container_id}"):
         return True
+    if namespace == MOBY_NAMESPACE:  # dockerd's, cgroupfs and systemd
+        return path in (f"/docker/{container_id}", f"system.slice:docker:{container_id}")
     if namespace != K8S_NAMESPACE:
         return False
     if ":" in path:  # systemd: slice:prefix:name

@@ -184,6 +184,16 @@ def test_what_containerd_and_kubelet_write_is_not_refused(change: Any) -> None:
     assert judged(s) == []
 
 
+def test_dockerds_cgroups_pass_only_in_its_namespace() -> None:
+    s = spec("default")
+    for path in ("/docker/c1", "system.slice:docker:c1"):
+        s["linux"]["cgroupsPath"] = path
+        assert judged(s, launch=_launch("c1", "moby")) == [], path
+        assert judged(s, launch=_launch("c1", "default")) == ["cgroups"], path
+    s["linux"]["cgroupsPath"] = "/docker/other"
+    assert judged(s, launch=_launch("c1", "moby")) == ["cgroups"]
+
+
 def test_kubelets_cgroups_pass_only_in_its_namespace() -> None:
     s = spec("default")
     cid = "0123abcd"
