@@ -218,8 +218,9 @@ def record_profile_check(cfg: Any, decision: Decision, at: Where) -> None:
         settings_ = replace(settings_, profile="baseline")
     if settings_.profile == "privileged":
         return
+    data_roots = (runtime_spec.DEFAULT_NERDCTL_DATA_ROOT, *sorted(cfg.profiles.global_flags.get("data-root", ())))
     spec = runtime_spec.nerdctls_own(read_spec(at.bundle), os.path.realpath(cfg.nerdctl), at.namespace,
-                                     at.container_id)
+                                     at.container_id, data_roots)
     try:
         profile_check(cfg, decision.level, spec, decision.image or "-", decision.digest or "-", at, settings_)
     except Denied:

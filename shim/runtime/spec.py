@@ -40,7 +40,7 @@ How each part of the spec is read (docs/runtime.md, "What the spec may ask for")
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -377,19 +377,26 @@ NERDCTL_HOOK_PHASES = ("createRuntime", "postStop")
 _NERDCTL_FILES = ("hostname", "resolv.conf", "hosts")
 
 
-def nerdctls_own(spec: Mapping[str, Any], nerdctl: str, namespace: str, container_id: str) -> dict[str, Any]:
+DEFAULT_NERDCTL_DATA_ROOT = "/var/lib/nerdctl"
+
+
+def nerdctls_own(spec: Mapping[str, Any], nerdctl: str, namespace: str, container_id: str,
+                 data_roots: Iterable[str] = (DEFAULT_NERDCTL_DATA_ROOT,)) -> dict[str, Any]:
     """``spec`` without what nerdctl itself adds to a container made from a command line the wrapper
     admitted: its OCI hooks (the real nerdctl, ``… internal oci-hook createRuntime|postStop``: the container's
     network), its bind mounts of the container's own ``/etc/hostname``, ``/etc/resolv.conf`` and
     ``/etc/hosts`` (``<data root>/<address hash>/{containers,etchosts}/<namespace>/<id>/…``) and of named
-    volumes (``<data root>/<address hash>/volumes/<namespace>/<name>/_data``). What is left is what the
-    command line asked for, judged by the profile the wrapper judged it by. Pure."""
+    volumes (``<data root>/<address hash>/volumes/<namespace>/<name>/_data``), ``data_roots`` being nerdctl's
+    (its default, and the ``--data-root`` values ``[global_flags]`` accepts: a directory of the client's
+    own, bound into a container whose root is the host's root, would take setuid-root programs). What is
+    left is what the command line asked for, judged by the profile the wrapper judged it by. Pure."""
     out = dict(spec)
     hooks = _dict(spec.get("hooks"))
     if hooks:
         out["hooks"] = {kind: [h for h in _list(entries) if not _nerdctl_hook(h, nerdctl)]
                         for kind, entries in hooks.items()}
-    out["mounts"] = [m for m in _list(spec.get("mounts")) if not _nerdctl_mount(m, namespace, container_id)]
+    roots = tuple(r.rstrip("/") for r in data_roots if r.startswith("/") and _path(r) == r.rstrip("/"))
+    out["mounts"] = [m for m in _list(spec.get("mounts")) if not _nerdctl_mount(m, namespace, container_id, roots)]
     return out
 
 
@@ -400,17 +407,18 @@ def _nerdctl_hook(hook: object, nerdctl: str) -> bool:
             and args[-1] in NERDCTL_HOOK_PHASES)
 
 
-def _nerdctl_mount(mount: object, namespace: str, container_id: str) -> bool:
+def _nerdctl_mount(mount: object, namespace: str, container_id: str, roots: tuple[str, ...]) -> bool:
     """``<root>/<hash>/{containers,etchosts}/<namespace>/<id>/<file>`` or
-    ``<root>/<hash>/volumes/<namespace>/<name>/_data``, bound, spelled normalized."""
+    ``<root>/<hash>/volumes/<namespace>/<name>/_data``, bound, spelled normalized, ``<root>`` one of ``roots``."""
     m = _dict(mount)
     source = m.get("source")
     if m.get("type") != "bind" or not isinstance(source, str) or _path(source) != source:
         return False
-    parts = source.split("/")
-    if len(parts) < 7:
+    rest = next((source[len(r) + 1:] for r in roots if source.startswith(r + "/")), None)
+    parts = rest.split("/") if rest is not None else []
+    if len(parts) != 5:
         return False
-    digest, kind, ns, name, leaf = parts[-5:]
+    digest, kind, ns, name, leaf = parts
     if len(digest) != 8 or not all(c in "0123456789abcdef" for c in digest) or ns != namespace:
         return False
     if kind in ("containers", "etchosts"):

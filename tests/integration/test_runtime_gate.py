@@ -391,7 +391,8 @@ def test_a_record_from_before_the_layers_were_kept_resolves_the_image_again(gate
         ctr(gated, "containers", "rm", cid, "rt-oldthief")
 
 
-def test_a_copied_label_on_the_same_image_with_a_privileged_spec_is_refused(gated: Gated, signed: Signed) -> None:
+def test_a_copied_label_on_the_same_image_with_a_privileged_spec_is_refused(gated: Gated, signed: Signed,
+                                                                            tmp_path: Path) -> None:
     """The record admits a command line the wrapper judged, not whatever spec carries its label: a client
     that copies the label of a container the wrapper created (not yet started) onto its own container of the
     same image, with --privileged, was admitted on the record, unjudged."""
@@ -405,8 +406,12 @@ def test_a_copied_label_on_the_same_image_with_a_privileged_spec_is_refused(gate
     plain = r.stdout.strip().splitlines()[-1]
     token = json.loads(ctr(gated, "containers", "info", plain)[1])["Labels"]["bacon/admission"]
     try:
+        # a directory of the client's own, shaped as a nerdctl volume's (what nerdctl binds is not judged)
+        own = tmp_path / "1935db59" / "volumes" / "default" / "v" / "_data"
+        own.mkdir(parents=True)
         for cid, options in (("rt-copy-priv", ["--privileged"]), ("rt-copy-hostnet", ["--net-host"]),
-                             ("rt-copy-proc", ["--mount", "type=proc,src=proc,dst=/hostproc"])):
+                             ("rt-copy-proc", ["--mount", "type=proc,src=proc,dst=/hostproc"]),
+                             ("rt-copy-vol", ["--mount", f"type=bind,src={own},dst=/v,options=rbind:rw"])):
             rc, out, err = ctr(gated, "run", "--rm", *options, "--label", f"bacon/admission={token}",
                                signed["low"].ref, cid, "/bin/echo", "ran")
             assert "ran" not in out
@@ -421,7 +426,7 @@ def test_a_copied_label_on_the_same_image_with_a_privileged_spec_is_refused(gate
         assert line["how"] == "record", line
     finally:
         ctr(gated, "tasks", "rm", "-f", plain)
-        ctr(gated, "containers", "rm", plain, "rt-copy-priv", "rt-copy-hostnet", "rt-copy-proc")
+        ctr(gated, "containers", "rm", plain, "rt-copy-priv", "rt-copy-hostnet", "rt-copy-proc", "rt-copy-vol")
 
 def test_status_says_whether_containerd_runs_the_gate(gated: Gated, signed: Signed, containerd: Containerd) -> None:
     import subprocess

@@ -257,6 +257,11 @@ def test_what_nerdctl_adds_to_a_container_is_not_judged() -> None:
     assert set(judged(s, launch=_launch("c0ffee"))) == {"host-code", "host-paths"}  # as any other client's
     own = runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee")
     assert judged(own, launch=_launch("c0ffee")) == []
+    # under another data root, only when the configuration accepts it (--data-root, [global_flags])
+    moved = json.loads(json.dumps(s).replace("/var/lib/nerdctl/", "/srv/nerdctl/"))
+    assert judged(runtime_spec.nerdctls_own(moved, NERDCTL, "default", "c0ffee"), launch=_launch("c0ffee")) != []
+    own = runtime_spec.nerdctls_own(moved, NERDCTL, "default", "c0ffee", ("/var/lib/nerdctl", "/srv/nerdctl"))
+    assert judged(own, launch=_launch("c0ffee")) == []
 
 
 def test_only_nerdctls_own_hooks_and_files_are_left_out() -> None:
@@ -274,6 +279,13 @@ def test_only_nerdctls_own_hooks_and_files_are_left_out() -> None:
         lambda s: s["mounts"].append({"type": "bind", "source": "/var/lib/nerdctl/notahash/volumes/default/v/_data",
                                       "destination": "/x", "options": ["rbind"]}),
         lambda s: s["mounts"].append({"type": "bind", "source": "/", "destination": "/host", "options": ["rbind"]}),
+        # the client's own directory shaped as nerdctl's: container root would leave setuid-root programs in it
+        lambda s: s["mounts"].append({"type": "bind", "source": "/home/op/1935db59/volumes/default/v/_data",
+                                      "destination": "/v", "options": ["rbind", "rw"]}),
+        lambda s: s["mounts"].append({"type": "bind", "source": "/tmp/1935db59/containers/default/c0ffee/hosts",
+                                      "destination": "/etc/hosts", "options": ["rbind", "rw"]}),
+        lambda s: s["mounts"].append({"type": "bind", "source": f"{DATA}/volumes/default/v/_data/sub",
+                                      "destination": "/v", "options": ["rbind", "rw"]}),
     ]
     for case in cases:
         s = _nerdctls()
