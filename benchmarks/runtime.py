@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,9 @@ SPEC = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "oci-spec"
 def _bundle(work: Path, cid: str) -> Path:
     bundle = work / "state" / TASK_DIR / "default" / cid
     (bundle / "rootfs").mkdir(parents=True, exist_ok=True)
-    shutil.copy(SPEC, bundle / "config.json")
+    spec = json.loads(SPEC.read_text())
+    spec["linux"]["cgroupsPath"] = f"/default/{cid}"  # as ctr names it: /<namespace>/<container id>
+    (bundle / "config.json").write_text(json.dumps(spec, indent=2))
     return bundle
 
 
