@@ -64,8 +64,11 @@ PRELOAD = ("shim.admission.gate", "shim.admission.context", "shim.admission.find
            "shim.admission.records", "shim.trust.cache", "shim.images.imagewalk", "shim.common.config",
            "shim.wrapper.main", "shim.wrapper.nerdctl_env", "shim.attest.tpm.check", "shim.attest.tpm.attest",
            "shim.attest.tdx.check", "shim.attest.measure", "shim.attest.launchlog", "shim.attest.cel",
-           "shim.attest.tpm.device",
-           "grpc._channel", "grpc._simple_stubs", "grpc.experimental")  # what grpc imports at its first channel
+           "shim.attest.tpm.device", "shim.common.deadline", "shim.wrapper.inputs", "shim.runtime.checkpoint",
+           "shim.runtime.main",
+           "grpc._channel", "grpc._simple_stubs", "grpc.experimental",  # what grpc imports at its first channel
+           "cryptography.hazmat.backends.openssl",  # imported at the first signature check
+           "encodings.idna")  # socket.getaddrinfo encodes a host name (the registry's) with it
 
 
 def preload() -> None:
@@ -143,9 +146,9 @@ def proc_credentials(pid: int) -> tuple[int, int, int, int, tuple[int, ...]]:
     """(real uid, effective uid, real gid, effective gid, groups) of process ``pid``, from the kernel
     (``/proc/PID/status``). Raises OSError or ValueError."""
     fields: dict[str, list[str]] = {}
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+    with open(f"/proc/{pid}/status", "rb") as f:  # bytes: a text file's codec lookup is an import in a worker
         for line in f:
-            key, _, rest = line.partition(":")
+            key, _, rest = line.decode("ascii", "replace").partition(":")
             fields[key] = rest.split()
     uid, gid = fields["Uid"], fields["Gid"]
     return int(uid[0]), int(uid[1]), int(gid[0]), int(gid[1]), tuple(sorted(int(g) for g in fields["Groups"]))
@@ -206,6 +209,7 @@ def _serve_request(conn: socket.socket, log: servicelog.Log) -> None:
         return  # closed without asking (`bacon status` looking whether the service is there)
     caller_pid = struct_ucred(conn)[0]
     log.info("request", caller_pid=caller_pid, worker=os.getpid())
+    loaded = frozenset(sys.modules)  # what the decision imports is missing from PRELOAD: said after the answer
     started = time.monotonic()
     answered: list[tuple[int | None, str, float]] = []  # (exit code or None for a plan, message, when sent)
     try:
@@ -214,6 +218,9 @@ def _serve_request(conn: socket.socket, log: servicelog.Log) -> None:
         code, message, sent = answered[0] if answered else (EXIT_INTERNAL, "no answer", time.monotonic())
         servicelog.decision(log, sent - started, code, caller_pid=caller_pid,
                             **({"message": message} if code is not None else {}))
+        imported = sys.modules.keys() - loaded
+        if imported:
+            log.info("imported while deciding", modules=sorted(imported)[:40], caller_pid=caller_pid)
 
 
 def _answer_request(conn: socket.socket, log: servicelog.Log, caller_pid: int, msg: bytes, fds: list[int],

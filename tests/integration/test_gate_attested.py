@@ -85,6 +85,8 @@ def test_mid_image_through_bacon_serve_quotes_with_the_library_it_loaded_once(ga
             assert r.rc == 0, r.stderr
             assert "hello-from-mid" in r.stdout
         assert served.requests() == 2
+        imported = [e["modules"] for e in served.events() if e["event"] == "imported while deciding"]
+        assert imported == [], imported  # a Mid decision (a quote) imports nothing the service had not
         tpm.stop()
         r = nerdctl(gate_host, "run", "--rm", mid.ref, timeout=60)
         assert_denied(r, mid.ref, "tpm", mid.digest)

@@ -122,6 +122,8 @@ def test_the_warm_service_measures_too(gate_host: Host, signed: Signed, tpm: swt
             r = nerdctl(gate_host, "run", "--rm", signed["low"].ref)
             assert r.rc == 0, r.stderr
         assert served.requests() == 2  # decided (and measured) by the service's workers
+        imported = [e["modules"] for e in served.events() if e["event"] == "imported while deciding"]
+        assert imported == [], imported  # the measurement imports nothing the service had not
     finally:
         served.stop()
     rep = replayed(gate_host, tpm)

@@ -269,6 +269,9 @@ def test_the_gate_asks_bacon_serve_when_it_listens(gated: Gated, signed: Signed)
         rc, _, err = ctr(gated, "run", "--rm", signed["unsigned"].ref, "rt-served-no", "/bin/true")
         assert_refused(gated, rc, err, "signature", "rt-served-no")
         assert served.requests() == 2
+        # A worker imported everything these decisions use before its request came (server.PRELOAD).
+        imported = [e["modules"] for e in served.events() if e["event"] == "imported while deciding"]
+        assert imported == [], imported
     finally:
         served.stop()
     # Nothing listens any more: the gate decides in its own process, the same way.

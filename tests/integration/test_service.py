@@ -81,6 +81,9 @@ def test_admitted_through_the_service_pinned_and_run(served: Served, signed: Sig
     [argv] = r.forwarded
     assert argv[-1].endswith(low.digest)  # pinned (local: the bare digest, remote: repo@digest)
     assert served.requests() == 1
+    # The worker imported everything the decision uses before the request came (server.PRELOAD).
+    imported = [e["modules"] for e in served.events() if e["event"] == "imported while deciding"]
+    assert imported == [], imported
     [line] = audit_lines(served.host)
     assert line["verdict"] == "admitted"
 
