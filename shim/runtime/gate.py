@@ -122,6 +122,7 @@ class Decision:
     checks: tuple[Mapping[str, Any], ...] = ()
     verdict: Any = None  # the full admission's shim.admission.decision.Verdict
     level: str = ""  # the level the container is admitted at: its profile judges exec into it
+    spec: Mapping[str, Any] | None = None  # the bundle's OCI spec as it was read for this decision
 
 
 def decide_container(ctx: Any, at: Where) -> Decision:
@@ -154,7 +155,8 @@ def decide_container(ctx: Any, at: Where) -> Decision:
             record_subject(ctx, rec, container)
         records.bind(ctx.cfg.state_dir, rec, container.id, container.created_at)
         check = {"check": "record", "passed": True, "summary": "admitted by the nerdctl wrapper", "token": rec.token}
-        return Decision("record", rec.image, rec.digest, (check,), level=rec.level or ctx.cfg.default_level)
+        return Decision("record", rec.image, rec.digest, (check,), level=rec.level or ctx.cfg.default_level,
+                        spec=spec)
     if not container.image:
         raise Denied(f"container {at.container_id[:12]} names no image", check="image",
                      hint="run containers from signed images")
@@ -219,7 +221,8 @@ def record_profile_check(cfg: Any, decision: Decision, at: Where) -> None:
     if settings_.profile == "privileged":
         return
     data_roots = (runtime_spec.DEFAULT_NERDCTL_DATA_ROOT, *sorted(cfg.profiles.global_flags.get("data-root", ())))
-    spec = runtime_spec.nerdctls_own(read_spec(at.bundle), os.path.realpath(cfg.nerdctl), at.namespace,
+    read = decision.spec if decision.spec is not None else read_spec(at.bundle)  # judge the spec read once
+    spec = runtime_spec.nerdctls_own(read, os.path.realpath(cfg.nerdctl), at.namespace,
                                      at.container_id, data_roots)
     try:
         profile_check(cfg, decision.level, spec, decision.image or "-", decision.digest or "-", at, settings_)
