@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from shim.common.errors import Denied, IntegrityError, NotFound
 from shim.images import oci, platforms
+from shim.images import reference as nref
 from shim.images.containerd import Client, ImageRecord, ResolvedImage
 
 
@@ -83,7 +84,8 @@ def pinned_reference(digest: str) -> str:
 def check_pinned(client: Client, digest: str) -> list[ImageRecord]:
     """Refuse if any record nerdctl could resolve ``sha256:<digest>`` to points anywhere else."""
     ref = pinned_reference(digest)
-    normalized = "docker.io/library/" + ref  # how a reference parser reads "sha256:<hex>" as a name
+    # how a reference parser reads "sha256:<hex>" as a name: an official repository of the default domain
+    normalized = f"{nref.DEFAULT_DOMAIN}/{nref.OFFICIAL_REPO_PREFIX}{ref}"
     records = matches(client, ref, normalized)
     forged = [r for r in records if r.target.digest != digest]
     if forged:
