@@ -59,3 +59,15 @@ def remove(work: Path) -> None:
         if not work.exists():
             return
         time.sleep(0.25)
+
+
+def remove_task(c: containerd_h.Containerd, cid: str) -> None:
+    """Kill container ``cid``'s task and remove it and the container (its shim takes a moment to let go)."""
+    import time
+
+    c.ctr("tasks", "kill", "-s", "SIGKILL", cid, check=False)
+    for _ in range(50):
+        if c.ctr("tasks", "rm", cid, check=False).returncode == 0:
+            break
+        time.sleep(0.1)
+    c.ctr("containers", "rm", cid, check=False)

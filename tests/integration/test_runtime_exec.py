@@ -21,6 +21,7 @@ import pytest
 from shim.admission.profiles.request import DEFAULT_CAPABILITIES
 from shim.runtime import decided as runtime_decided
 from tests.conftest import Signed
+from tests.harness import runtime as runtime_h
 from tests.integration.test_runtime_gate import Gated, ctr, gated  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
@@ -40,14 +41,7 @@ def running(gated: Gated, signed: Signed) -> Iterator[str]:  # noqa: F811
     try:
         yield cid
     finally:
-        ctr(gated, "tasks", "kill", "-s", "SIGKILL", cid)
-        for _ in range(50):
-            if ctr(gated, "tasks", "rm", cid)[0] == 0:
-                break
-            import time
-
-            time.sleep(0.1)
-        ctr(gated, "containers", "rm", cid)
+        runtime_h.remove_task(gated.containerd, cid)
 
 
 def bundle(g: Gated, cid: str) -> Path:
@@ -377,11 +371,4 @@ def test_an_exec_may_not_ask_for_more_than_its_container(gated: Gated, signed: S
             k: default_caps for k in ("bounding", "effective", "permitted")}}, "baseline.json")), cid)
         assert r.returncode == 0, r.stderr
     finally:
-        ctr(gated, "tasks", "kill", "-s", "SIGKILL", cid)
-        for _ in range(50):
-            if ctr(gated, "tasks", "rm", cid)[0] == 0:
-                break
-            import time
-
-            time.sleep(0.1)
-        ctr(gated, "containers", "rm", cid)
+        runtime_h.remove_task(gated.containerd, cid)

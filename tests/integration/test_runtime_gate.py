@@ -84,6 +84,18 @@ def assert_refused(g: Gated, rc: int, err: str, check: str, cid: str) -> dict[st
     return line
 
 
+def _wrapper_create(g: Gated, name: str, ref: str) -> tuple[str, str]:
+    """``nerdctl create`` through the wrapper: the container's ID and its admission record's token."""
+    import subprocess
+
+    h = g.host
+    r = subprocess.run([*h.wrapper, "create", "--name", name, ref], env=h.env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip().splitlines()[-1]
+    return cid, json.loads(ctr(g, "containers", "info", cid)[1])["Labels"]["bacon/admission"]
+
+
 def test_ctr_run_of_an_unsigned_image_is_refused(gated: Gated, signed: Signed) -> None:
     gated.configure(signed)
     rc, out, err = ctr(gated, "run", "--rm", signed["unsigned"].ref, "rt-unsigned", "/bin/echo", "ran")
@@ -143,16 +155,9 @@ def test_a_wrapper_admitted_container_runs_on_its_record(gated: Gated, signed: S
 
 
 def test_a_copied_admission_label_does_not_admit_another_container(gated: Gated, signed: Signed) -> None:
-    import subprocess
-
     gated.configure(signed)
-    h = gated.host
-    r = subprocess.run([*h.wrapper, "create", "--name", "rt-orig", signed["low"].ref], env=h.env(),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    orig = r.stdout.strip().splitlines()[-1]
+    orig, token = _wrapper_create(gated, "rt-orig", signed["low"].ref)
     assert ctr(gated, "tasks", "start", orig)[0] == 0  # binds the record to this container
-    token = json.loads(ctr(gated, "containers", "info", orig)[1])["Labels"]["bacon/admission"]
     try:
         # Another client copies the label onto a container of unsigned content.
         ctr(gated, "containers", "create", "--label", f"bacon/admission={token}", signed["unsigned"].ref, "rt-copy")
@@ -167,15 +172,8 @@ def test_a_recorded_container_over_other_content_is_refused(gated: Gated, signed
     """What a `run` that lost a race would leave: the wrapper's record (for the signed digest) on a container
     whose rootfs nerdctl made from other layers, because a name moved between the check and its lookup.
     Before, the record alone admitted it."""
-    import subprocess
-
     gated.configure(signed)
-    h = gated.host
-    r = subprocess.run([*h.wrapper, "create", "--name", "rt-holder", signed["low"].ref], env=h.env(),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    holder = r.stdout.strip().splitlines()[-1]
-    token = json.loads(ctr(gated, "containers", "info", holder)[1])["Labels"]["bacon/admission"]
+    holder, token = _wrapper_create(gated, "rt-holder", signed["low"].ref)
     try:
         ctr(gated, "containers", "create", "--label", f"bacon/admission={token}", gated.otherfs.ref, "rt-raced")
         rc, _, err = ctr(gated, "tasks", "start", "rt-raced")
@@ -281,15 +279,8 @@ def test_the_gate_asks_bacon_serve_when_it_listens(gated: Gated, signed: Signed)
 
 def test_a_copied_label_on_other_content_is_refused_even_before_the_admitted_container_starts(
         gated: Gated, signed: Signed) -> None:
-    import subprocess
-
     gated.configure(signed)
-    h = gated.host
-    r = subprocess.run([*h.wrapper, "create", "--name", "rt-victim", signed["low"].ref], env=h.env(),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    victim = r.stdout.strip().splitlines()[-1]
-    token = json.loads(ctr(gated, "containers", "info", victim)[1])["Labels"]["bacon/admission"]
+    victim, token = _wrapper_create(gated, "rt-victim", signed["low"].ref)
     try:
         # Another client copies the fresh label onto a container of other content and starts it first.
         ctr(gated, "containers", "create", "--label", f"bacon/admission={token}", gated.otherfs.ref, "rt-thief")
@@ -301,18 +292,6 @@ def test_a_copied_label_on_other_content_is_refused_even_before_the_admitted_con
     finally:
         ctr(gated, "tasks", "rm", "-f", victim)
         ctr(gated, "containers", "rm", victim, "rt-thief")
-
-
-def _wrapper_create(g: Gated, name: str, ref: str) -> tuple[str, str]:
-    """``nerdctl create`` through the wrapper: the container's ID and its admission record's token."""
-    import subprocess
-
-    h = g.host
-    r = subprocess.run([*h.wrapper, "create", "--name", name, ref], env=h.env(), capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    cid = r.stdout.strip().splitlines()[-1]
-    return cid, json.loads(ctr(g, "containers", "info", cid)[1])["Labels"]["bacon/admission"]
 
 
 def _record_path(g: Gated, token: str) -> Path:
@@ -399,15 +378,8 @@ def test_a_copied_label_on_the_same_image_with_a_privileged_spec_is_refused(gate
     """The record admits a command line the wrapper judged, not whatever spec carries its label: a client
     that copies the label of a container the wrapper created (not yet started) onto its own container of the
     same image, with --privileged, was admitted on the record, unjudged."""
-    import subprocess
-
     gated.configure(signed)  # Low: baseline
-    h = gated.host
-    r = subprocess.run([*h.wrapper, "create", "--name", "rt-plain", signed["low"].ref], env=h.env(),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    plain = r.stdout.strip().splitlines()[-1]
-    token = json.loads(ctr(gated, "containers", "info", plain)[1])["Labels"]["bacon/admission"]
+    plain, token = _wrapper_create(gated, "rt-plain", signed["low"].ref)
     try:
         # a directory of the client's own, shaped as a nerdctl volume's (what nerdctl binds is not judged)
         own = tmp_path / "1935db59" / "volumes" / "default" / "v" / "_data"

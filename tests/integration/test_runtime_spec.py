@@ -16,6 +16,7 @@ import pytest
 
 from shim.common.errors import EXIT_DENIED
 from tests.conftest import Signed
+from tests.harness import runtime as runtime_h
 from tests.integration.test_runtime_gate import Gated, assert_refused, ctr, gated  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.containerd, pytest.mark.registry]
@@ -184,14 +185,7 @@ def test_a_checkpoint_written_where_the_client_says_is_refused(gated: Gated, sig
         rc, _, err = ctr(gated, "tasks", "checkpoint", "--image-path", str(target), cid)
         assert "bacon: denied" not in err, err
     finally:
-        ctr(gated, "tasks", "kill", "-s", "SIGKILL", cid)
-        import time
-
-        for _ in range(50):
-            if ctr(gated, "tasks", "rm", cid)[0] == 0:
-                break
-            time.sleep(0.1)
-        ctr(gated, "containers", "rm", cid)
+        runtime_h.remove_task(gated.containerd, cid)
 
 
 def test_containerds_other_runc_shims_meet_the_gate(gated: Gated, signed: Signed) -> None:  # noqa: F811
