@@ -374,7 +374,18 @@ def exec_request(process: Mapping[str, Any], container: Mapping[str, Any]) -> Re
 # -- what nerdctl adds to every container it makes -----------------------------------------------------
 
 NERDCTL_HOOK_PHASES = ("createRuntime", "postStop")
-_NERDCTL_FILES = ("hostname", "resolv.conf", "hosts")
+# The files nerdctl binds into a container from its data store, by directory, and where it binds each:
+# containers/<ns>/<id>/{hostname,resolv.conf} and etchosts/<ns>/<id>/hosts (the container's network files,
+# another container's under --net container:<id>) and containers/<ns>/<id>/shm (--ipc shareable, another
+# container's under --ipc container:<id>).
+_NERDCTL_FILES = {("containers", "hostname"): ("/etc/hostname", "network"),
+                  ("containers", "resolv.conf"): ("/etc/resolv.conf", "network"),
+                  ("etchosts", "hosts"): ("/etc/hosts", "network"),
+                  ("containers", "shm"): ("/dev/shm", "ipc")}
+# --init: nerdctl binds the tini its PATH finds read-only at /sbin/tini and runs the command under it.
+INIT_DESTINATION = "/sbin/tini"
+INIT_SOURCES = frozenset(f"{d}/tini" for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                                                 "/sbin", "/bin"))
 
 
 DEFAULT_NERDCTL_DATA_ROOT = "/var/lib/nerdctl"
@@ -385,18 +396,27 @@ def nerdctls_own(spec: Mapping[str, Any], nerdctl: str, namespace: str, containe
     """``spec`` without what nerdctl itself adds to a container made from a command line the wrapper
     admitted: its OCI hooks (the real nerdctl, ``… internal oci-hook createRuntime|postStop``: the container's
     network), its bind mounts of the container's own ``/etc/hostname``, ``/etc/resolv.conf`` and
-    ``/etc/hosts`` (``<data root>/<address hash>/{containers,etchosts}/<namespace>/<id>/…``) and of named
-    volumes (``<data root>/<address hash>/volumes/<namespace>/<name>/_data``), ``data_roots`` being nerdctl's
-    (its default, and the ``--data-root`` values ``[global_flags]`` accepts: a directory of the client's
-    own, bound into a container whose root is the host's root, would take setuid-root programs). What is
-    left is what the command line asked for, judged by the profile the wrapper judged it by. Pure."""
+    ``/etc/hosts`` (``<data root>/<address hash>/{containers,etchosts}/<namespace>/<id>/…``; another
+    container's of the namespace when the spec joins a network namespace by path, ``--net container:…``),
+    of its ``/dev/shm`` (``containers/<namespace>/<id>/shm``, ``--ipc shareable``; another container's when
+    it joins an IPC namespace by path) and of volumes (``<data root>/<address hash>/volumes/<namespace>/<name>/_data``,
+    which nerdctl binds as type ``none``), ``data_roots`` being nerdctl's (its default, and the
+    ``--data-root`` values ``[global_flags]`` accepts: a directory of the client's own, bound into a
+    container whose root is the host's root, would take setuid-root programs); and ``--init``'s read-only
+    ``tini`` from a system directory at ``/sbin/tini``, when the process runs under it. What is left is what
+    the command line asked for, judged by the profile the wrapper judged it by. Pure."""
     out = dict(spec)
     hooks = _dict(spec.get("hooks"))
     if hooks:
         out["hooks"] = {kind: [h for h in _list(entries) if not _nerdctl_hook(h, nerdctl)]
                         for kind, entries in hooks.items()}
     roots = tuple(r.rstrip("/") for r in data_roots if r.startswith("/") and _path(r) == r.rstrip("/"))
-    out["mounts"] = [m for m in _list(spec.get("mounts")) if not _nerdctl_mount(m, namespace, container_id, roots)]
+    joined = frozenset(_dict(ns).get("type") for ns in _list(_dict(spec.get("linux")).get("namespaces"))
+                       if _dict(ns).get("path"))
+    init = _list(_dict(spec.get("process")).get("args"))[:2] == [INIT_DESTINATION, "--"]
+    out["mounts"] = [m for m in _list(spec.get("mounts"))
+                     if not _nerdctl_mount(m, namespace, container_id, roots, joined)
+                     and not (init and _init_mount(m))]
     return out
 
 
@@ -407,23 +427,40 @@ def _nerdctl_hook(hook: object, nerdctl: str) -> bool:
             and args[-1] in NERDCTL_HOOK_PHASES)
 
 
-def _nerdctl_mount(mount: object, namespace: str, container_id: str, roots: tuple[str, ...]) -> bool:
-    """``<root>/<hash>/{containers,etchosts}/<namespace>/<id>/<file>`` or
+def _bind(m: Mapping[str, Any]) -> bool:
+    """A bind mount as nerdctl writes one: type ``bind`` (its own files), or ``none`` with ``rbind``/``bind``
+    (volumes: nerdctl's mount type on Linux is ``none``)."""
+    options = _list(m.get("options"))
+    return m.get("type") in ("bind", "none") and ("bind" in options or "rbind" in options)
+
+
+def _init_mount(mount: object) -> bool:
+    m = _dict(mount)
+    return (_bind(m) and m.get("destination") == INIT_DESTINATION and m.get("source") in INIT_SOURCES
+            and "ro" in _list(m.get("options")))
+
+
+def _nerdctl_mount(mount: object, namespace: str, container_id: str, roots: tuple[str, ...],
+                   joined: frozenset[object] = frozenset()) -> bool:
+    """``<root>/<hash>/{containers,etchosts}/<namespace>/<id>/<file>`` on its destination (another
+    container's only when the spec joins the namespace the file goes with), or
     ``<root>/<hash>/volumes/<namespace>/<name>/_data``, bound, spelled normalized, ``<root>`` one of ``roots``."""
     m = _dict(mount)
     source = m.get("source")
-    if m.get("type") != "bind" or not isinstance(source, str) or _path(source) != source:
+    if not _bind(m) or not isinstance(source, str) or _path(source) != source:
         return False
     rest = next((source[len(r) + 1:] for r in roots if source.startswith(r + "/")), None)
     parts = rest.split("/") if rest is not None else []
     if len(parts) != 5:
         return False
     digest, kind, ns, name, leaf = parts
-    if len(digest) != 8 or not all(c in "0123456789abcdef" for c in digest) or ns != namespace:
+    if len(digest) != 8 or not all(c in "0123456789abcdef" for c in digest) or ns != namespace or not name:
         return False
-    if kind in ("containers", "etchosts"):
-        return name == container_id and leaf in _NERDCTL_FILES
-    return kind == "volumes" and leaf == "_data"
+    if kind == "volumes":
+        return leaf == "_data"
+    destination, shared = _NERDCTL_FILES.get((kind, leaf), ("", ""))
+    return bool(destination) and _path(m.get("destination")) == destination and (
+        name == container_id or shared in joined)
 
 
 def process_request(process: Mapping[str, Any], *, starts_container: bool = False) -> Requested:

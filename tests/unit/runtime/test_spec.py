@@ -294,6 +294,86 @@ def test_only_nerdctls_own_hooks_and_files_are_left_out() -> None:
         assert judged(own, launch=_launch("c0ffee")) != [], case
 
 
+# Mounts shaped exactly as nerdctl writes them (containerd/nerdctl, pkg/mountutil/mountutil.go: a volume's
+# type is DefaultMountType, "none" on Linux (mountutil_linux.go), with "rbind"; pkg/cmd/container/run_mount.go:
+# an image's VOLUME as {"type": "none", options ["rbind"]}; pkg/ipcutil/ipcutil.go: --ipc shareable binds
+# <state dir>/shm; pkg/containerutil/container_network_manager.go: --net container:<id> binds that container's
+# network files and joins its namespace by /proc/<pid>/ns/net; pkg/cmd/container/create.go: --init binds
+# exec.LookPath("tini") read-only at /sbin/tini and prepends "/sbin/tini --").
+
+def _volume(name: str, dest: str, *options: str) -> dict[str, Any]:
+    return {"type": "none", "source": f"{DATA}/volumes/default/{name}/_data", "destination": dest,
+            "options": [*options, "rbind"]}
+
+
+@pytest.mark.parametrize("mount", [
+    _volume("data", "/data"),  # -v data:/data
+    _volume("data", "/data", "ro"),  # -v data:/data:ro
+    _volume("4f1c2a9e" * 8, "/var/lib/postgresql/data"),  # -v /var/lib/postgresql/data, an image's VOLUME
+])
+def test_nerdctls_volumes_as_it_writes_them_are_its_own(mount: dict[str, Any]) -> None:
+    s = _nerdctls()
+    s["mounts"].append(mount)
+    assert judged(runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee"), launch=_launch("c0ffee")) == []
+
+
+def test_nerdctls_ipc_and_network_files_of_a_joined_container_are_its_own() -> None:
+    s = _nerdctls()
+    s["mounts"].append({"type": "bind", "source": f"{DATA}/containers/default/c0ffee/shm", "destination": "/dev/shm",
+                        "options": ["rbind", "nosuid", "noexec", "nodev"]})  # --ipc shareable
+    assert judged(runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee"), launch=_launch("c0ffee")) == []
+
+    joined = _nerdctls()  # --net container:web --ipc container:web
+    joined["mounts"] = [m for m in joined["mounts"] if not m["destination"].startswith("/etc/")]
+    for path, dest in (("etchosts/default/beef/hosts", "/etc/hosts"), ("containers/default/beef/hostname",
+                       "/etc/hostname"), ("containers/default/beef/resolv.conf", "/etc/resolv.conf"),
+                       ("containers/default/beef/shm", "/dev/shm")):
+        joined["mounts"].append({"type": "bind", "source": f"{DATA}/{path}", "destination": dest,
+                                 "options": ["bind", "rprivate"]})
+    namespaces = {"network": "/proc/4242/ns/net", "ipc": "/proc/4242/ns/ipc"}
+    linked = json.loads(json.dumps(joined))
+    linked["linux"]["namespaces"] = [{**ns, "path": namespaces[ns["type"]]} if ns["type"] in namespaces else ns
+                                     for ns in linked["linux"]["namespaces"]]
+    assert judged(runtime_spec.nerdctls_own(linked, NERDCTL, "default", "c0ffee"), launch=_launch("c0ffee")) == []
+    # without joining its namespaces, another container's files are host paths
+    assert "host-paths" in judged(runtime_spec.nerdctls_own(joined, NERDCTL, "default", "c0ffee"),
+                                  launch=_launch("c0ffee"))
+
+
+def test_nerdctls_init_is_its_own_only_as_it_writes_it() -> None:
+    s = _nerdctls()
+    s["process"]["args"] = ["/sbin/tini", "--", *s["process"]["args"]]
+    tini = {"destination": "/sbin/tini", "type": "bind", "source": "/usr/bin/tini", "options": ["bind", "ro"]}
+    s["mounts"].insert(0, tini)
+    assert judged(runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee"), launch=_launch("c0ffee")) == []
+    cases: list[Any] = [
+        lambda s: s["mounts"][0].__setitem__("source", "/home/op/tini"),  # not where nerdctl's PATH leads
+        lambda s: s["mounts"][0].__setitem__("options", ["bind"]),  # writable
+        lambda s: s["mounts"][0].__setitem__("destination", "/bin/sh"),
+        lambda s: s["process"].__setitem__("args", s["process"]["args"][2:]),  # not run under it
+        lambda s: s["mounts"][0].__setitem__("source", "/usr/bin/sh"),
+    ]
+    for case in cases:
+        other = json.loads(json.dumps(s))
+        case(other)
+        assert "host-paths" in judged(runtime_spec.nerdctls_own(other, NERDCTL, "default", "c0ffee"),
+                                      launch=_launch("c0ffee")), case
+
+
+def test_nerdctls_files_are_its_own_only_on_their_destination() -> None:
+    for path, dest in (("containers/default/c0ffee/resolv.conf", "/etc/hosts"),
+                       ("containers/default/c0ffee/hosts", "/etc/hosts"),
+                       ("containers/default/c0ffee/shm", "/srv"),
+                       ("containers/default/beef/resolv.conf", "/etc/resolv.conf")):
+        s = _nerdctls()
+        s["mounts"].append({"type": "none", "source": f"{DATA}/{path}", "destination": dest, "options": ["rbind"]})
+        assert "host-paths" in judged(runtime_spec.nerdctls_own(s, NERDCTL, "default", "c0ffee"),
+                                      launch=_launch("c0ffee")), path
+    typeless = _nerdctls()  # a "none" mount that binds nothing is not nerdctl's
+    typeless["mounts"].append({"type": "none", "source": f"{DATA}/volumes/default/v/_data", "destination": "/v"})
+    assert judged(runtime_spec.nerdctls_own(typeless, NERDCTL, "default", "c0ffee"), launch=_launch("c0ffee")) != []
+
+
 def test_a_bind_mount_is_judged_where_its_links_lead() -> None:
     s = spec("default")
     s["mounts"].append({"type": "bind", "source": "/srv/data/link", "destination": "/mnt", "options": ["rbind"]})
