@@ -5,7 +5,9 @@ Starts, all private to a temporary directory and torn down at the end: container
 registry on a loopback port, and builds real images (busybox-static, with and without a ``policy``
 label). It then writes a BACON configuration for that host and runs operator commands through the
 ``nerdctl`` wrapper. nerdctl itself cannot be installed here: a stand-in (tests/standin/nerdctl) takes
-its place, records what it is asked and runs containers through ``ctr``.
+its place, records what it is asked and runs containers through ``ctr``. Then a second containerd with
+BACON's runtime gate first on its PATH shows ``ctr`` (a client that never meets the wrapper) admitted and
+refused the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tests.conftest import Host, make_host, make_keypair, sign_image, trusted_co
 from tests.harness import containerd as containerd_h  # noqa: E402
 from tests.harness import images as images_h  # noqa: E402
 from tests.harness import registry as registry_h  # noqa: E402
+from tests.harness import runtime as runtime_h  # noqa: E402
 from tests.harness import swtpm as swtpm_h  # noqa: E402
 from tests.harness.proc import wait_for  # noqa: E402
 from tests.integration.test_evidence import boot  # noqa: E402
@@ -63,6 +66,19 @@ def show(host: Host, argv: list[str], expect: int | None = None, env: dict[str, 
     if expect is not None and r.returncode != expect:
         raise SystemExit(f"demo: expected exit {expect} from {shown}, got {r.returncode}")
     return r.returncode
+
+
+def show_ctr(c: containerd_h.Containerd, args: list[str], expect: int) -> None:
+    """Run ``ctr`` against containerd ``c`` (a client that never meets the wrapper) and show what it says."""
+    print("$ ctr " + " ".join(shlex.quote(a) for a in args), flush=True)
+    start = time.monotonic()
+    r = c.ctr(*args, check=False, timeout=120)
+    took = (time.monotonic() - start) * 1000
+    for line in (r.stdout + r.stderr).rstrip().splitlines():
+        print(f"  {line}")
+    print(f"  {DIM}[{'ok' if r.returncode == 0 else f'exit {r.returncode}'} in {took:.0f} ms]{RESET}", flush=True)
+    if (r.returncode == 0) != (expect == 0):
+        raise SystemExit(f"demo: expected {'success' if expect == 0 else 'a refusal'} from ctr {' '.join(args)}")
 
 
 def main() -> int:
@@ -142,6 +158,24 @@ def main() -> int:
         decided = (work / "serve.log").read_text().count('"event": "request"')
         print(f"  the service decided {decided} of them; with nothing listening, the wrapper decides itself")
         trusted_config(host, team, level="Mid", extra=tpm_extra)
+
+        step("The second layer: a client that is not the wrapper (ctr) meets the same admission at the runtime")
+        gated_dir = Path(tempfile.mkdtemp(prefix="bacon-rt-", dir="/tmp"))  # short: a socket path is short
+        launcher = runtime_h.install_launcher(gated_dir / "bin", host.config)
+        gated = runtime_h.start(gated_dir, gated_dir / "bin")
+        services.append(gated)
+        try:
+            print(f"  a second containerd ({gated.socket}) finds BACON's gate as runc first on its PATH "
+                  f"({launcher}), as `bacon enable --runtime` arranges")
+            for name in ("low", "unsigned"):
+                images_h.pull(gated, imgs[name])
+            show_ctr(gated, ["run", "--rm", imgs["low"].ref, "demo-low", "/bin/echo", "hello from ctr"], expect=0)
+            show_ctr(gated, ["run", "--rm", imgs["unsigned"].ref, "demo-unsigned", "/bin/true"], expect=77)
+            show_ctr(gated, ["run", "--rm", "--privileged", imgs["low"].ref, "demo-priv", "/bin/true"], expect=77)
+        finally:
+            gated.stop()
+            services.remove(gated)
+            runtime_h.remove(gated_dir)
 
         step("Explaining a decision, and the audit log")
         show(host, ["bacon", "verify", imgs["high"].ref], expect=77)
