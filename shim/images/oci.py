@@ -31,13 +31,13 @@ MAX_CONFIG_BYTES = 8 << 20
 MAX_INDEX_ENTRIES = 1000
 MAX_LABELS = 4096
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")  # whole string only: fullmatch (a "$" would take a trailing newline)
 
 
 def is_digest(value: str) -> bool:
     """A full sha256 digest in canonical form (``sha256:`` + 64 lowercase hex): what BACON checks content
     against. (An argument nerdctl reads as an image ID is :func:`shim.images.reference.is_image_id`.)"""
-    return bool(_DIGEST_RE.match(value))
+    return bool(_DIGEST_RE.fullmatch(value))
 
 
 def sha256_digest(data: bytes) -> str:

@@ -97,3 +97,9 @@ def test_media_type_of() -> None:
     assert oci.media_type_of(b'{"layers": []}', oci.MEDIA_DOCKER_MANIFEST) == oci.MEDIA_DOCKER_MANIFEST
     with pytest.raises(IntegrityError, match="served as"):
         oci.media_type_of(index((D1, "amd64", "")), oci.MEDIA_OCI_MANIFEST)
+
+
+@pytest.mark.parametrize("value", ["sha256:" + "a" * 64 + "\n", "\nsha256:" + "a" * 64, "sha256:" + "a" * 64 + " "])
+def test_a_digest_with_anything_around_it_is_not_canonical(value: str) -> None:
+    assert not oci.is_digest(value)
+    assert oci.is_digest(value.strip())
