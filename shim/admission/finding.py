@@ -6,6 +6,7 @@ nerdctl's matcher would), the image an admission record names, and the reference
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -78,21 +79,16 @@ def remote_subject(ctx: Context, asked: str) -> Subject:
         platform_digest = chosen.manifest.digest
         manifest_bytes = fetch(chosen.manifest)
     manifest = oci.parse_manifest(manifest_bytes)
-    read: list[bytes] = []
-
+    @functools.cache
     def config() -> bytes:  # read when the labels are first asked for (after the signature), then kept
-        if not read:
-            read.append(ctx.registry.get_blob(repo, manifest.config.digest, oci.MAX_CONFIG_BYTES))
-        return read[0]
+        data: bytes = ctx.registry.get_blob(repo, manifest.config.digest, oci.MAX_CONFIG_BYTES)
+        return data
 
     def labels() -> Mapping[str, str]:
         return oci.parse_config(config()).labels
 
     def layers() -> tuple[str, ...] | None:
-        try:
-            return rootfs.layer_chain(config())
-        except IntegrityError:
-            return None
+        return rootfs.known_layer_chain(config())
 
     return Subject(asked=asked, digest=top.digest, repository=ref.name,
                    platform_digest=platform_digest, labels=labels, local=False, layers=layers)

@@ -26,13 +26,12 @@ from pathlib import Path
 
 from shim.common import atomicfile, strictjson, trustedfile
 from shim.common.errors import ConfigError, Denied, IntegrityError
-from shim.images import rootfs
+from shim.images import oci, rootfs
 
 LABEL = "bacon/admission"
 MAX_RECORD = 1 << 17  # bytes; a record is a few hundred, and 75 per layer (at most rootfs.MAX_LAYERS)
 LABEL_PREFIX = "bacon/"
 _TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 CLOCK_SLACK = 5.0  # seconds a container's creation may precede its record (clock granularity)
 
 
@@ -101,7 +100,7 @@ def load(state_dir: Path, token: str) -> AdmissionRecord | None:
         raise IntegrityError(f"admission record {path} is malformed: {e}") from e
     layers = rec.layers
     if layers is not None and not (isinstance(layers, list) and len(layers) <= rootfs.MAX_LAYERS
-                                   and all(isinstance(d, str) and _DIGEST_RE.match(d) for d in layers)):
+                                   and all(isinstance(d, str) and oci.is_digest(d) for d in layers)):
         raise IntegrityError(f"admission record {path} is malformed: its layers are not a list of sha256 digests")
     return rec
 

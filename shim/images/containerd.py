@@ -115,15 +115,6 @@ def _descriptor(d: Any) -> oci.Descriptor:
                           annotations=dict(d.annotations))
 
 
-
-def _layer_chain(config: bytes) -> tuple[str, ...] | None:
-    """The chain IDs of a config's layers, or None when its ``rootfs`` cannot be read (whoever checks the
-    rootfs then reads the config again, and refuses)."""
-    try:
-        return rootfs.layer_chain(config)
-    except IntegrityError:
-        return None
-
 class Client:
     """A connection to one containerd socket and namespace. Use as a context manager."""
 
@@ -308,7 +299,7 @@ class Client:
                 hint="pass --platform to nerdctl if that is what you mean",
             )
         return ResolvedImage(record=record, manifest=chosen, config_digest=manifest.config.digest,
-                             labels=config.labels, platform=platform, layers=_layer_chain(cfg_raw))
+                             labels=config.labels, platform=platform, layers=rootfs.known_layer_chain(cfg_raw))
 
     def resolve_image(self, name: str, platform: oci.Platform | None = None,
                       host: platforms.Host | None = None) -> ResolvedImage:

@@ -107,6 +107,15 @@ def layer_chain(config: bytes) -> tuple[str, ...]:
     return chain_ids(diff_ids(config))
 
 
+def known_layer_chain(config: bytes) -> tuple[str, ...] | None:
+    """:func:`layer_chain`, or None when the config's ``rootfs`` cannot be read (whoever checks the rootfs
+    then reads the config again, and refuses)."""
+    try:
+        return layer_chain(config)
+    except IntegrityError:
+        return None
+
+
 def verify(client: Client, container: ContainerRecord, resolved: ResolvedImage) -> None:
     """Check that ``container``'s rootfs descends from ``resolved``'s layers (raises :class:`Denied`)."""
     _require_snapshot(container)
